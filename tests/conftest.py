@@ -1,0 +1,103 @@
+"""Shared fixtures: tiny causal LMs built from a config (never downloaded)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+PAD = 0
+
+
+def tiny_lm(arch: str = "qwen2", vocab: int = 100, seed: int = 0, hidden: int = 32, layers: int = 2):
+    """A 2-layer random causal LM (Qwen2 or Llama architecture) in float32."""
+    torch.manual_seed(seed)
+    kw = dict(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=PAD,
+    )
+    model = Qwen2ForCausalLM(Qwen2Config(**kw)) if arch == "qwen2" else LlamaForCausalLM(LlamaConfig(**kw))
+    return model.eval()
+
+
+def layout(rows: list[tuple[int, int, int]], pad_side: str = "right", vocab: int = 100, seed: int = 0):
+    """Build a padded batch from (prompt_len, reasoning_len, answer_len) per row.
+
+    Returns input_ids, attention_mask, reasoning_mask, answer_mask (all [B, L]).
+    """
+    g = torch.Generator().manual_seed(seed)
+    L = max(sum(r) for r in rows)
+    B = len(rows)
+    ids = torch.full((B, L), PAD, dtype=torch.long)
+    am = torch.zeros(B, L, dtype=torch.long)
+    rm = torch.zeros(B, L, dtype=torch.bool)
+    an = torch.zeros(B, L, dtype=torch.bool)
+    for b, (p, r, a) in enumerate(rows):
+        n = p + r + a
+        start = 0 if pad_side == "right" else L - n
+        ids[b, start : start + n] = torch.randint(1, vocab, (n,), generator=g)
+        am[b, start : start + n] = 1
+        rm[b, start + p : start + p + r] = True
+        an[b, start + p + r : start + n] = True
+    return ids, am, rm, an
+
+
+@pytest.fixture(scope="session")
+def qwen():
+    return tiny_lm("qwen2")
+
+
+@pytest.fixture(scope="session")
+def copy_task_model():
+    """A tiny Qwen2 trained so one reasoning token provably decides the answer.
+
+    Rows are ``[BOS, x1..x6, SEP, y]`` with ``y = x3``: the answer is a function of x3 alone, so the only
+    causal reasoning token is at position 3. Returns (model, input_ids, attention_mask, reasoning_mask,
+    answer_mask, causal_position).
+    """
+    bos, sep, lo, hi = 1, 2, 3, 13
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=16,
+            hidden_size=48,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=32,
+            pad_token_id=PAD,
+        )
+    )
+
+    def batch(n: int, g: torch.Generator) -> torch.Tensor:
+        x = torch.randint(lo, hi, (n, 6), generator=g)
+        return torch.cat([torch.full((n, 1), bos), x, torch.full((n, 1), sep), x[:, 2:3]], dim=1)
+
+    g = torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(400):
+        ids = batch(64, g)
+        logits = model(input_ids=ids).logits
+        loss = torch.nn.functional.cross_entropy(logits[:, -2], ids[:, -1])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    ids = batch(8, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        acc = (model(input_ids=ids).logits[:, -2].argmax(-1) == ids[:, -1]).float().mean().item()
+    assert acc == 1.0, f"copy-task model failed to train (acc {acc})"
+    am = torch.ones_like(ids)
+    rm = torch.zeros_like(ids, dtype=torch.bool)
+    rm[:, 1:7] = True
+    an = torch.zeros_like(ids, dtype=torch.bool)
+    an[:, -1] = True
+    return model, ids, am, rm, an, 3
