@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(VENV)/bin/oarl score-demo
+	$(VENV)/bin/oarl demo
 
 lint: setup
 	$(VENV)/bin/ruff check src tests

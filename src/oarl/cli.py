@@ -1,51 +1,40 @@
-"""The ``oarl`` command line. Each subcommand lives in its own module and registers a parser here."""
+"""The ``oarl`` command line: ``oarl COMMAND [--help]``. Each command is a module with ``main(argv) -> int``."""
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
-from collections.abc import Callable
 
-# name -> (module path, help). Modules are imported lazily so `oarl --help` stays fast.
+# name -> (module, one-line help). Imported lazily so `oarl --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "score-demo": (
-        "oarl.commands.score_demo",
-        "score one random sequence with OAR-P / OAR-G on a tiny model",
-    ),
+    "demo": ("oarl.commands.demo", "GRPO vs OAR-G vs OAR-P on the embedded arithmetic task (offline, CPU)"),
+    "train": ("oarl.commands.train", "any run from a YAML config (OARConfig fields + task fields)"),
+    "score-demo": ("oarl.commands.score_demo", "score one random sequence with every scorer on a tiny model"),
 }
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
-    import importlib
-
-    parser = argparse.ArgumentParser(
-        prog="oarl", description="Outcome-grounded Advantage Reshaping for GRPO."
-    )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    runners = {}
-    for name, (module, help_text) in COMMANDS.items():
-        mod = importlib.import_module(module)
-        p = sub.add_parser(
-            name, help=help_text, description=(mod.__doc__ or help_text).strip().splitlines()[0]
-        )
-        mod.add_arguments(p)
-        runners[name] = mod.run
-    return parser, runners
+def usage() -> str:
+    lines = ["usage: oarl COMMAND [options]   (oarl COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:12s} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    lines += ["", "  --version    print the version"]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, runners = build_parser()
-    args = parser.parse_args(argv)
-    if args.version:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
         from oarl import __version__
 
         print(__version__)
         return 0
-    if args.command is None:
-        parser.print_help()
+    if argv[0] not in COMMANDS:
+        print(f"oarl: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    return int(runners[args.command](args) or 0)
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return int(module.main(argv[1:]) or 0)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ the LM head at the few positions a probe reads.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -123,3 +125,21 @@ def check_layout(
         answer_mask.bool() & ~attention_mask.bool()
     ).any():
         raise ValueError("reasoning_mask/answer_mask mark padded positions (attention_mask == 0)")
+
+
+def load_tokenizer(path: str | Path):
+    """Load a local tokenizer, honouring a saved generic ``TokenizersBackend`` class.
+
+    ``AutoTokenizer`` lets the model's ``config.json`` (e.g. ``model_type: qwen2``) override a tokenizer
+    saved as the generic backend, and the Qwen2 class then re-normalises the text (the demo's char-level
+    tokenizer would lose its newlines). Real checkpoints name their own class and load as usual.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    cfg = Path(path) / "tokenizer_config.json"
+    if cfg.exists() and json.loads(cfg.read_text()).get("tokenizer_class") in (
+        "TokenizersBackend",
+        "PreTrainedTokenizerFast",
+    ):
+        return PreTrainedTokenizerFast.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path)

@@ -14,6 +14,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="oarl score-demo", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table

@@ -1,0 +1,199 @@
+"""One RL run on the embedded task (GRPO or an OAR variant), with held-out accuracy and JSONL metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
+
+from oarl.evaluation import accuracy
+from oarl.modeling import load_tokenizer
+from oarl.tasks import arith
+from oarl.trainer import OARConfig, OARGRPOTrainer
+
+METHOD_LABELS = {
+    "none": "GRPO",
+    "gradient": "OAR-G",
+    "perturbation": "OAR-P",
+    "entropy": "entropy",
+    "random": "random",
+}
+
+
+@dataclass
+class RLSettings:
+    """The RL budget shared by every method of a comparison."""
+
+    steps: int = 60
+    prompts_per_step: int = 8
+    num_generations: int = 8
+    learning_rate: float = 1e-4
+    max_completion_length: int = 48
+    temperature: float = 1.0
+    probe: str = "as_mean"
+    probe_warmup_steps: int = 0
+    tau: float = 0.4
+    beta: float = 2.0
+    eval_every: int = 10
+
+
+class JsonlWriter:
+    """Appends one JSON object per line and flushes it, so an interrupted run keeps every finished line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+
+
+class StepProgress(TrainerCallback):
+    """One tqdm bar per run with the numbers worth watching (replaces the Trainer's raw log dicts)."""
+
+    KEYS = {
+        "loss": "loss",
+        "mean_token_accuracy": "tok_acc",
+        "reward": "reward",
+        "oar/ess_ratio": "ess",
+        "entropy": "H",
+    }
+
+    def __init__(self, desc: str, enabled: bool = True, accuracy: HeldOutAccuracy | None = None) -> None:
+        self.desc, self.enabled, self.accuracy, self.bar = desc, enabled, accuracy, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.bar = tqdm(total=state.max_steps, desc=self.desc, disable=not self.enabled, dynamic_ncols=True)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is None or not logs or "loss" not in logs:
+            return
+        post = {
+            short: f"{logs[k]:.3f}" for k, short in self.KEYS.items() if isinstance(logs.get(k), (int, float))
+        }
+        if self.accuracy is not None and self.accuracy.last_accuracy is not None:
+            post["acc"] = f"{self.accuracy.last_accuracy:.3f}"
+        self.bar.set_postfix(post, refresh=False)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class HeldOutAccuracy(TrainerCallback):
+    """Greedy held-out accuracy every ``every`` steps and at the end; every log line goes to the JSONL too."""
+
+    def __init__(
+        self, writer: JsonlWriter, tag: dict, tokenizer, problems: list, every: int, max_new_tokens: int
+    ):
+        self.writer, self.tag, self.tok, self.problems = writer, tag, tokenizer, problems
+        self.every, self.max_new_tokens = every, max_new_tokens
+        self.last_accuracy: float | None = None
+
+    def evaluate(self, model, step: int) -> float:
+        prompts = [p.prompt for p in self.problems]
+        acc, _ = accuracy(
+            model,
+            self.tok,
+            prompts,
+            arith.arith_reward,
+            self.max_new_tokens,
+            answer=[p.answer for p in self.problems],
+        )
+        self.last_accuracy = acc
+        self.writer.write({**self.tag, "step": step, "accuracy": acc})
+        return acc
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0 or state.global_step == state.max_steps:
+            self.evaluate(model, state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.writer.write({**self.tag, "step": state.global_step, **logs})
+
+
+def run_rl(
+    method: str,
+    model_path: str | Path,
+    task: arith.ArithConfig,
+    rl: RLSettings,
+    eval_problems: list,
+    out_dir: Path,
+    writer: JsonlWriter,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Train from ``model_path`` with ``method`` for ``rl.steps`` steps; return a summary dict."""
+    tok = load_tokenizer(model_path)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    from dataclasses import replace
+
+    n_prompts = rl.steps * rl.prompts_per_step
+    train = arith.make_dataset(n_prompts, replace(task, seed=task.seed + 20_000 + seed))
+    args = OARConfig(
+        output_dir=str(out_dir / f"{method}-seed{seed}"),
+        oar_method=method,
+        oar_probe=rl.probe,
+        oar_probe_warmup_steps=rl.probe_warmup_steps,
+        oar_tau=rl.tau,
+        oar_beta=rl.beta,
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        max_steps=rl.steps,
+        per_device_train_batch_size=rl.prompts_per_step * rl.num_generations,
+        num_generations=rl.num_generations,
+        max_completion_length=rl.max_completion_length,
+        temperature=rl.temperature,
+        learning_rate=rl.learning_rate,
+        lr_scheduler_type="constant",
+        logging_steps=1,
+        gradient_checkpointing=False,
+        save_strategy="no",
+        seed=seed,
+        data_seed=seed,
+        disable_tqdm=True,
+        log_completions=False,
+    )
+    tag = {"method": method, "label": METHOD_LABELS.get(method, method), "seed": seed}
+    callback = HeldOutAccuracy(writer, tag, tok, eval_problems, rl.eval_every, rl.max_completion_length)
+    trainer = OARGRPOTrainer(
+        model=model, reward_funcs=arith.arith_reward, args=args, train_dataset=train, processing_class=tok,
+        callbacks=[callback, StepProgress(tag["label"] + f" seed {seed}", progress, callback)],
+    )  # fmt: skip
+    trainer.remove_callback(PrinterCallback)
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+
+    def mean_of(key: str) -> float:
+        vals = [h[key] for h in logs if isinstance(h.get(key), (int, float)) and math.isfinite(h[key])]
+        return sum(vals) / len(vals) if vals else float("nan")
+
+    return {
+        **tag,
+        "steps": trainer.state.global_step,
+        "seconds": seconds,
+        "accuracy_after": callback.last_accuracy,
+        "ess_ratio": mean_of("oar/ess_ratio"),
+        "top10_adv_share": mean_of("oar/top10_adv_share"),
+        "scorer_seconds": mean_of("oar/scorer_seconds"),
+        "reward": mean_of("reward"),
+        "model": trainer.model,
+        "tokenizer": tok,
+    }

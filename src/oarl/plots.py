@@ -1,0 +1,110 @@
+"""Figures: training curves of several runs on one figure, and a token-attribution strip."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers
+import matplotlib.pyplot as plt  # noqa: E402
+
+PANELS = [
+    ("accuracy", "held-out accuracy"),
+    ("reward", "reward"),
+    ("entropy", "policy entropy"),
+    ("oar/ess_ratio", "ESS-ratio of weights"),
+    ("oar/top10_adv_share", "top-10% |A| share"),
+]
+
+
+def read_metrics(paths: Iterable[str | Path]) -> list[dict]:
+    """All records of ``metrics.jsonl`` files (or run folders holding one)."""
+    records = []
+    for p in paths:
+        p = Path(p)
+        p = p / "metrics.jsonl" if p.is_dir() else p
+        with p.open() as f:
+            records.extend(json.loads(line) for line in f if line.strip())
+    return records
+
+
+def curves(records: Sequence[dict], path: str | Path, title: str = "") -> Path:
+    """Plot every panel vs step, one line per run label (mean over seeds, band = min..max)."""
+    series: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for r in records:
+        label = r.get("label", r.get("method", "run"))
+        for key, _ in PANELS:
+            v = r.get(key)
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                series[key][label][int(r["step"])].append(float(v))
+    panels = [(k, t) for k, t in PANELS if series[k]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    colors = {}
+    for ax, (key, name) in zip(axes[0], panels, strict=True):
+        for label, by_step in sorted(series[key].items()):
+            steps = sorted(by_step)
+            mean = [sum(by_step[s]) / len(by_step[s]) for s in steps]
+            line = ax.plot(steps, mean, label=label, color=colors.get(label))[0]
+            colors[label] = line.get_color()
+            if any(len(by_step[s]) > 1 for s in steps):
+                lo = [min(by_step[s]) for s in steps]
+                hi = [max(by_step[s]) for s in steps]
+                ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def attribution_strip(
+    tokens: Sequence[str],
+    weights: dict[str, Sequence[float]],
+    path: str | Path,
+    oracle: Sequence[bool] | None = None,
+    answer: Sequence[bool] | None = None,
+    title: str = "",
+) -> Path:
+    """One row per method; each token a cell shaded by its weight (1 = white, boosted red, suppressed blue).
+
+    Oracle causal tokens are underlined in green, answer-span tokens boxed in black.
+    """
+    n = len(tokens)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * n), 0.6 * len(weights) + 1.0))
+    cmap = plt.get_cmap("coolwarm")
+    vmax = max(max(w) for w in weights.values())
+    for row, (name, w) in enumerate(weights.items()):
+        y = len(weights) - 1 - row
+        for i, (tok, wi) in enumerate(zip(tokens, w, strict=True)):
+            shade = 0.5 + 0.5 * (wi - 1) / max(vmax - 1, 1e-6) if wi >= 1 else 0.5 * wi
+            ax.add_patch(plt.Rectangle((i, y), 1, 0.9, color=cmap(shade)))
+            ax.text(i + 0.5, y + 0.45, tok.replace("\n", "⏎") or "·", ha="center", va="center", fontsize=8)
+            if answer is not None and answer[i]:
+                ax.add_patch(plt.Rectangle((i, y), 1, 0.9, fill=False, edgecolor="black", lw=1.2))
+            if oracle is not None and oracle[i]:
+                ax.plot([i + 0.1, i + 0.9], [y + 0.05, y + 0.05], color="green", lw=2)
+        ax.text(-0.3, y + 0.45, name, ha="right", va="center", fontsize=9)
+    ax.set_xlim(-0.1, n)
+    ax.set_ylim(0, len(weights))
+    ax.axis("off")
+    ax.set_title(
+        title or "token weights (red = boosted, blue = suppressed; green = oracle causal, box = answer)"
+    )
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -1,0 +1,137 @@
+"""One OAR step on a batch of rollouts, trainer-independent: spans -> scores -> weights -> token advantages.
+
+This is what a trainer calls after it has group-normalised advantages (TRL's ``OARGRPOTrainer`` does; a
+verl or custom loop can call it the same way).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from oarl.advantages import reshape_advantages
+from oarl.diagnostics import ess_ratio, top_mass_share
+from oarl.gating import bilevel_weights, check_gate_params
+from oarl.probes import check_probe
+from oarl.scorers import get_scorer
+from oarl.spans import completion_span_masks
+
+METHODS = ("none", "gradient", "perturbation", "entropy", "random")
+
+
+@dataclass
+class OARSettings:
+    """What to score with and how to gate. ``method="none"`` is plain GRPO."""
+
+    method: str = "gradient"
+    probe: str = "as_mean"
+    tau: float = 0.4
+    beta: float = 2.0
+    floor: float = 0.1
+    noise_std: float = 1e-3
+    mask_token_id: int | None = None
+    max_batch_tokens: int = 8192
+    span_finders: list[str] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown OAR method {self.method!r}; expected one of {METHODS}")
+        check_probe(self.probe)
+        check_gate_params(self.tau, self.beta, self.floor)
+        if not self.noise_std >= 0:
+            raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
+
+
+@dataclass
+class OARBatchResult:
+    """Token advantages ``[B, T]`` plus per-row diagnostics (``[B]`` tensors; NaN where not scored)."""
+
+    advantages: Tensor
+    weights: Tensor
+    scored: Tensor
+    no_span: Tensor
+    ess: Tensor
+    top_share: Tensor
+    seconds: float
+
+
+def oar_token_advantages(
+    model: nn.Module,
+    tokenizer,
+    prompt_ids: Tensor,
+    prompt_mask: Tensor,
+    completion_ids: Tensor,
+    completion_mask: Tensor,
+    advantages: Tensor,
+    settings: OARSettings,
+    skip_rows: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> OARBatchResult:
+    """Reshape GRPO advantages per token for a batch of rollouts.
+
+    Args:
+        model: the policy (a transformers causal LM).
+        tokenizer: its tokenizer (for answer spans).
+        prompt_ids, prompt_mask: ``[B, P]`` (left padded, as TRL gives them).
+        completion_ids, completion_mask: ``[B, T]`` (right padded).
+        advantages: ``[B]`` group-normalised sequence advantages.
+        settings: scorer and gate settings.
+        skip_rows: ``[B]`` bool, rows not to score (e.g. zero-advantage groups): weights 1.
+        generator: randomness for OAR-G noise / random scores.
+
+    Returns:
+        :class:`OARBatchResult`; rows without an answer span, without reasoning tokens or skipped keep
+        weight 1 everywhere (so their token advantages equal plain GRPO's).
+    """
+    B, T = completion_ids.shape
+    ones = torch.ones(B, T, dtype=torch.float32, device=completion_ids.device)
+    nan = torch.full((B,), float("nan"), device=completion_ids.device)
+    if settings.method == "none":  # plain GRPO through the same [B, T] path; uniform weights have ESS 1
+        adv = reshape_advantages(advantages, ones)
+        none = torch.zeros(B, dtype=torch.bool, device=adv.device)
+        share = top_mass_share(adv, completion_mask.bool())
+        return OARBatchResult(adv, ones, none, none, torch.ones_like(nan), share, 0.0)
+    start = time.perf_counter()
+    spans = completion_span_masks(tokenizer, completion_ids, completion_mask, settings.span_finders)
+    scored = spans.found & spans.reasoning.any(-1)
+    if skip_rows is not None:
+        scored &= ~skip_rows.to(scored.device)
+    weights = ones.clone()
+    ess = nan.clone()
+    rows = scored.nonzero().flatten()
+    if len(rows):
+        ids = torch.cat([prompt_ids[rows], completion_ids[rows]], dim=1)
+        attn = torch.cat([prompt_mask[rows], completion_mask[rows]], dim=1)
+        pad = torch.zeros_like(prompt_ids[rows], dtype=torch.bool)
+        reasoning = torch.cat([pad, spans.reasoning[rows]], dim=1)
+        answer = torch.cat([pad, spans.answer[rows]], dim=1)
+        scores = get_scorer(settings.method)(
+            model,
+            ids,
+            attn,
+            reasoning,
+            answer,
+            probe=settings.probe,
+            noise_std=settings.noise_std,
+            mask_token_id=settings.mask_token_id,
+            max_batch_tokens=settings.max_batch_tokens,
+            generator=generator,
+        )
+        P = prompt_ids.shape[1]
+        w = bilevel_weights(scores[:, P:], spans.reasoning[rows], settings.tau, settings.beta, settings.floor)
+        weights[rows] = w.to(weights.dtype)
+        ess[rows] = ess_ratio(w, spans.reasoning[rows])
+    token_adv = reshape_advantages(advantages, weights)
+    share = top_mass_share(token_adv, completion_mask.bool())
+    return OARBatchResult(
+        advantages=token_adv,
+        weights=weights,
+        scored=scored,
+        no_span=~spans.found,
+        ess=ess,
+        top_share=share,
+        seconds=time.perf_counter() - start,
+    )

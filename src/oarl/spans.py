@@ -1,0 +1,140 @@
+"""Answer spans: where the final answer sits inside a completion, in characters and then in tokens.
+
+The probe reads the answer-span tokens; the reasoning tokens (everything in the completion before the span)
+are the ones OAR reweights. Recognised final-answer forms, the last one in the text wins:
+``\\boxed{...}`` (balanced braces), ``#### x`` (GSM8K), ``The answer is x`` and the demo task's
+``ANSWER x``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+Span = tuple[int, int]
+
+
+def _boxed_spans(text: str) -> list[Span]:
+    spans = []
+    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0 and i - 1 > m.end():
+            spans.append((m.end(), i - 1))
+    return spans
+
+
+def _regex_spans(pattern: str) -> Callable[[str], list[Span]]:
+    rx = re.compile(pattern)
+
+    def find(text: str) -> list[Span]:
+        out = []
+        for m in rx.finditer(text):
+            s, e = m.span(1)
+            value = text[s:e].rstrip().rstrip(".").rstrip()
+            if value:
+                out.append((s, s + len(value)))
+        return out
+
+    return find
+
+
+SPAN_FINDERS: dict[str, Callable[[str], list[Span]]] = {
+    "boxed": _boxed_spans,
+    "hashes": _regex_spans(r"####[ \t]*([^\n]+)"),
+    "answer_is": _regex_spans(
+        r"(?i:the\s+(?:final\s+)?answer\s+is)[:\s]*\$*([^\n$]+?)\$*\s*(?:\n|$|\.(?:\s|$))"
+    ),
+    "task_marker": _regex_spans(r"ANSWER[ \t]*(-?\d[\d,]*(?:\.\d+)?|\S+)"),
+}
+
+
+def find_answer_span(text: str, finders: Sequence[str] | None = None) -> Span | None:
+    """Character span ``(start, end)`` of the final answer in ``text``, or None.
+
+    Every finder in ``finders`` (default: all of :data:`SPAN_FINDERS`) proposes spans; the one starting last
+    is the final answer.
+    """
+    names = list(SPAN_FINDERS) if finders is None else list(finders)
+    unknown = [n for n in names if n not in SPAN_FINDERS]
+    if unknown:
+        raise ValueError(f"unknown span finder(s) {unknown}; expected some of {sorted(SPAN_FINDERS)}")
+    spans = [sp for n in names for sp in SPAN_FINDERS[n](text)]
+    return max(spans, key=lambda sp: (sp[0], -sp[1])) if spans else None
+
+
+def token_char_offsets(tokenizer, ids: Sequence[int]) -> tuple[str, list[Span]]:
+    """Decode ``ids`` and give each token its ``(start, end)`` characters in the decoded text.
+
+    Uses the fast tokenizer's offsets when re-encoding the text reproduces ``ids``; otherwise decodes every
+    prefix (always consistent with the decoded text, ``O(T^2)`` characters).
+    """
+    ids = list(ids)
+    text = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    try:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        if list(enc["input_ids"]) == ids:
+            return text, [tuple(o) for o in enc["offset_mapping"]]
+    except (NotImplementedError, TypeError, ValueError):
+        pass  # slow tokenizers have no offsets
+    prefixes = tokenizer.batch_decode(
+        [ids[: k + 1] for k in range(len(ids))], skip_special_tokens=False, clean_up_tokenization_spaces=False
+    )
+    offsets, prev = [], 0
+    for p in prefixes:
+        end = max(prev, min(len(p), len(text)))
+        offsets.append((prev, end))
+        prev = end
+    return text, offsets
+
+
+@dataclass
+class SpanMasks:
+    """Completion-level masks: ``reasoning[B, T]``, ``answer[B, T]`` (bool) and ``found[B]``."""
+
+    reasoning: Tensor
+    answer: Tensor
+    found: Tensor
+
+
+def completion_span_masks(
+    tokenizer, completion_ids: Tensor, completion_mask: Tensor, finders: Sequence[str] | None = None
+) -> SpanMasks:
+    """Locate the answer span of each completion in token positions.
+
+    Args:
+        tokenizer: the policy's (fast) tokenizer.
+        completion_ids, completion_mask: ``[B, T]``, right padded.
+        finders: names in :data:`SPAN_FINDERS` (default: all).
+
+    Returns:
+        :class:`SpanMasks`. Answer tokens overlap the answer's characters; reasoning tokens end at or before
+        its first character. A completion without a span has both masks empty and ``found = False``.
+    """
+    B, T = completion_ids.shape
+    reasoning = torch.zeros(B, T, dtype=torch.bool)
+    answer = torch.zeros(B, T, dtype=torch.bool)
+    found = torch.zeros(B, dtype=torch.bool)
+    for b in range(B):
+        n = int(completion_mask[b].sum())
+        text, offsets = token_char_offsets(tokenizer, completion_ids[b, :n].tolist())
+        span = find_answer_span(text, finders)
+        if span is None:
+            continue
+        s, e = span
+        for t, (a, z) in enumerate(offsets):
+            if z <= s:
+                reasoning[b, t] = True
+            elif a < e and z > a:
+                answer[b, t] = True
+        found[b] = bool(answer[b].any())
+        if not found[b]:
+            reasoning[b] = False
+    device = completion_ids.device
+    return SpanMasks(reasoning.to(device), answer.to(device), found.to(device))

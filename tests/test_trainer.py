@@ -1,0 +1,155 @@
+"""OARGRPOTrainer inside TRL: one real step per method, 'none' == plain GRPO, config validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from trl import GRPOConfig, GRPOTrainer
+
+from oarl.tasks import arith
+from oarl.trainer import OARConfig, OARGRPOTrainer
+
+COMMON = dict(
+    use_cpu=True,
+    bf16=False,
+    report_to="none",
+    max_steps=1,
+    per_device_train_batch_size=8,
+    num_generations=4,
+    max_completion_length=32,
+    logging_steps=1,
+    learning_rate=1e-3,
+    gradient_checkpointing=False,
+    save_strategy="no",
+    seed=0,
+    disable_tqdm=True,
+    temperature=1.0,
+)
+
+
+@pytest.fixture(scope="module")
+def task():
+    """Arith tokenizer, a briefly supervised tiny model (writes the task format), and prompts."""
+    tok = arith.build_tokenizer()
+    torch.manual_seed(0)
+    model = arith.build_tiny_model(tok, hidden_size=64, num_layers=2, intermediate_size=128)
+    probs = arith.generate_problems(256, arith.ArithConfig(seed=1))
+    texts = [p.prompt + p.completion + tok.eos_token for p in probs]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    model.train()
+    for step in range(60):
+        idx = torch.arange(32) + (step * 32) % 224
+        ids, am = enc.input_ids[idx], enc.attention_mask[idx]
+        labels = ids.masked_fill(am == 0, -100)
+        loss = model(input_ids=ids, attention_mask=am, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    data = arith.make_dataset(16, arith.ArithConfig(seed=2))
+    return tok, model.state_dict(), model.config, data
+
+
+def varied_reward(completions, **kwargs):
+    """A reward with spread even for a barely trained model (the arith reward is all zeros there)."""
+    return [float(len(c) % 4) for c in completions]
+
+
+def make_trainer(task, cls, args, reward=varied_reward):
+    tok, state, config, data = task
+    from transformers import Qwen2ForCausalLM
+
+    model = Qwen2ForCausalLM(config)
+    model.load_state_dict(state)
+    return cls(model=model, reward_funcs=reward, args=args, train_dataset=data, processing_class=tok)
+
+
+def test_none_equals_plain_grpo(task, tmp_path):
+    out = {}
+    for name, cls, cfg in [("grpo", GRPOTrainer, GRPOConfig), ("oar", OARGRPOTrainer, OARConfig)]:
+        extra = {"oar_method": "none"} if cls is OARGRPOTrainer else {}
+        args = cfg(output_dir=str(tmp_path / name), **COMMON, **extra)
+        trainer = make_trainer(task, cls, args)
+        trainer.train()
+        logs = [h for h in trainer.state.log_history if "loss" in h][0]
+        out[name] = (
+            logs["loss"],
+            logs["grad_norm"],
+            [p.detach().clone() for p in trainer.model.parameters()],
+        )
+    assert out["grpo"][0] == out["oar"][0] and out["grpo"][1] == out["oar"][1]
+    assert out["grpo"][1] > 0
+    for a, b in zip(out["grpo"][2], out["oar"][2], strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("method", ["gradient", "perturbation", "entropy", "random"])
+def test_one_step_per_method(task, tmp_path, method):
+    args = OARConfig(output_dir=str(tmp_path), oar_method=method, **COMMON)
+    trainer = make_trainer(task, OARGRPOTrainer, args)
+    seen = {}
+    original = trainer._generate_and_score_completions
+
+    def spy(inputs):
+        out = original(inputs)
+        seen["adv"] = out["advantages"]
+        seen["T"] = out["completion_ids"].shape
+        return out
+
+    trainer._generate_and_score_completions = spy
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.train()
+    assert seen["adv"].shape == seen["T"]
+    assert torch.isfinite(seen["adv"]).all()
+    logs = [h for h in trainer.state.log_history if "loss" in h][0]
+    assert torch.isfinite(torch.tensor(logs["loss"]))
+    assert any(
+        not torch.equal(a, b.detach()) for a, b in zip(before, trainer.model.parameters(), strict=True)
+    )
+    for key in (
+        "oar/ess_ratio",
+        "oar/no_span_frac",
+        "oar/scored_frac",
+        "oar/scorer_seconds",
+        "oar/weight_max",
+    ):
+        assert key in logs
+    assert logs["oar/no_span_frac"] < 0.5  # the warm model writes "ANSWER n"
+    assert logs["oar/scored_frac"] > 0
+    assert abs(logs["oar/weight_mean"] - 1.0) < 1e-4  # mass is preserved
+
+
+def test_zero_advantage_groups_are_not_scored(task, tmp_path):
+    args = OARConfig(output_dir=str(tmp_path), oar_method="perturbation", **COMMON)
+    trainer = make_trainer(
+        task, OARGRPOTrainer, args, reward=lambda completions, **kw: [1.0] * len(completions)
+    )
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h][0]
+    assert logs["oar/zero_adv_skipped_frac"] == 1.0 and logs["oar/scored_frac"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"oar_method": "magic"}, "unknown OAR method"),
+        ({"oar_probe": "as_max"}, "unknown probe"),
+        ({"oar_tau": 1.0}, "tau"),
+        ({"oar_beta": -0.5}, "beta"),
+        ({"oar_floor": 2.0}, "floor"),
+        ({"oar_noise_std": -1e-3}, "noise_std"),
+        ({"oar_probe_warmup_steps": -1}, "warmup"),
+        ({"oar_max_batch_tokens": 0}, "max_batch_tokens"),
+    ],
+)
+def test_config_validation(tmp_path, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        OARConfig(output_dir=str(tmp_path), **kw)
+
+
+def test_probe_warmup_uses_lt_logits(tmp_path):
+    args = OARConfig(
+        output_dir=str(tmp_path), oar_probe="as_mean", oar_probe_warmup_steps=5, use_cpu=True, bf16=False
+    )
+    assert args.oar_settings(None, step=0).probe == "lt_logits"
+    assert args.oar_settings(None, step=5).probe == "as_mean"
