@@ -47,3 +47,14 @@ def test_divergence_is_kl_and_drop():
 def test_unknown_probe_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown probe"):
         probe_index(torch.zeros(1, 3, dtype=torch.bool), "as_max")
+
+
+def test_math_core_does_not_import_trl():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, oarl, oarl.scorers, oarl.gating, oarl.probes, oarl.diagnostics, oarl.reshape, oarl.spans; "
+        "assert 'trl' not in sys.modules, 'trl imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

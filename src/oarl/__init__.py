@@ -13,6 +13,8 @@ from oarl.scorers import SCORERS, get_scorer, gradient_scores, perturbation_scor
 __version__ = "0.1.0"
 
 __all__ = [
+    "OARConfig",
+    "OARGRPOTrainer",
     "PROBES",
     "SCORERS",
     "bilevel_weights",
@@ -25,3 +27,12 @@ __all__ = [
     "reshape_advantages",
     "top_mass_share",
 ]
+
+
+def __getattr__(name: str):
+    # The TRL glue is imported lazily so the math core works (and imports fast) without trl.
+    if name in ("OARConfig", "OARGRPOTrainer"):
+        from oarl import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'oarl' has no attribute {name!r}")
