@@ -10,8 +10,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("oarl.commands.demo", "GRPO vs OAR-G vs OAR-P on the embedded arithmetic task (offline, CPU)"),
     "train": ("oarl.commands.train", "any run from a YAML config (OARConfig fields + task fields)"),
     "eval": ("oarl.commands.eval_cmd", "pass@1 / pass@k of a local model on a math or task dataset"),
-    "attribute": ("oarl.commands.attribute", "token-credit heatmaps (HTML + PNG) for one or more completions"),
-    "oracle-eval": ("oarl.commands.oracle_eval", "recall / precision / AUROC of scorers vs the oracle causal tokens"),
+    "attribute": (
+        "oarl.commands.attribute",
+        "token-credit heatmaps (HTML + PNG) for one or more completions",
+    ),
+    "oracle-eval": (
+        "oarl.commands.oracle_eval",
+        "recall / precision / AUROC of scorers vs the oracle causal tokens",
+    ),
     "plot": ("oarl.commands.plot", "training curves of several runs on one figure"),
     "bench": ("oarl.commands.bench", "scorer and training-step cost: oarl vs naive, OAR vs GRPO"),
     "score-demo": ("oarl.commands.score_demo", "score one random sequence with every scorer on a tiny model"),
