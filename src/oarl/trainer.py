@@ -162,5 +162,7 @@ class OARGRPOTrainer(GRPOTrainer):
         metrics["oar/no_span_frac"].append(gather(res.no_span.float()).mean().item())
         metrics["oar/scored_frac"].append(gather(res.scored.float()).mean().item())
         metrics["oar/zero_adv_skipped_frac"].append(gather(skipped.float()).mean().item())
+        # Must stay 0: a completion of an all-zero-advantage group is never scored.
+        metrics["oar/zero_adv_scored"].append(gather((skipped & res.scored).float()).sum().item())
         seconds = torch.tensor([res.seconds], device=res.weights.device)
         metrics["oar/scorer_seconds"].append(gather(seconds).max().item())

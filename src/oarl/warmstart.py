@@ -21,8 +21,8 @@ from oarl.tasks import arith
 class WarmStartConfig:
     """Model size and SFT budget of the warm start."""
 
-    train_problems: int = 3000
-    epochs: float = 1.0
+    train_problems: int = 6000
+    epochs: float = 2.0
     learning_rate: float = 2e-3
     batch_size: int = 64
     hidden_size: int = 128

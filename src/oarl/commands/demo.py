@@ -33,8 +33,8 @@ class DemoArguments:
     const_max: int = 9
     value_max: int = 19
     task_seed: int = 0
-    sft_problems: int = 3000
-    sft_epochs: float = 1.0
+    sft_problems: int = 6000
+    sft_epochs: float = 2.0
     sft_learning_rate: float = 2e-3
     hidden_size: int = 128
     num_layers: int = 4
