@@ -1,4 +1,5 @@
-"""Diagnostics of reshaped advantages: effective sample size, concentration, oracle recall."""
+"""Diagnostics of reshaped advantages (effective sample size, concentration) and of scorers against oracle
+causal tokens (recall@k, precision@k, AUROC)."""
 
 from __future__ import annotations
 
@@ -66,4 +67,60 @@ def oracle_recall(scores: Tensor, oracle_mask: Tensor, candidate_mask: Tensor | 
         if n_tied > 0 and slots > 0:
             hits += slots * float((tied & oracle[b]).sum()) / n_tied
         out[b] = hits / kb
+    return out.float()
+
+
+def _topk_expected_hits(scores: Tensor, positive: Tensor, cand: Tensor, k: Tensor) -> Tensor:
+    """Expected number of positives among the top ``k[b]`` candidates of each row, ties broken at random."""
+    x = torch.where(cand, scores.double(), torch.full_like(scores, -math.inf, dtype=torch.float64))
+    hits = torch.zeros(x.shape[0], dtype=torch.float64, device=scores.device)
+    for b in range(x.shape[0]):
+        kb = min(int(k[b]), int(cand[b].sum()))
+        if kb <= 0:
+            continue
+        row, pos = x[b], positive[b] & cand[b]
+        kth = row.sort(descending=True).values[kb - 1]
+        above = (row > kth) & cand[b]
+        tied = (row == kth) & cand[b]
+        slots = kb - int(above.sum())
+        hits[b] = float((above & pos).sum()) + slots * float((tied & pos).sum()) / int(tied.sum())
+    return hits
+
+
+def precision_at_k(
+    scores: Tensor, oracle_mask: Tensor, k: int | Tensor, candidate_mask: Tensor | None = None
+) -> Tensor:
+    """Precision@k: expected share of oracle tokens among the ``k`` top-scored candidates. ``[B, L] -> [B]``.
+
+    ``k`` is an int or a per-row ``[B]`` tensor, capped at the number of candidates. Ties at the k-th score
+    are broken at random in expectation, so a constant scorer gets the oracle share of the candidates. Rows
+    with ``k <= 0`` or no candidates give NaN. With ``k`` = the number of oracle tokens this equals
+    :func:`oracle_recall`.
+    """
+    oracle = oracle_mask.bool()
+    cand = torch.ones_like(oracle) if candidate_mask is None else candidate_mask.bool()
+    k_t = torch.as_tensor(k, device=scores.device).long().expand(scores.shape[0])
+    k_eff = torch.minimum(k_t, cand.sum(-1))
+    hits = _topk_expected_hits(scores, oracle, cand, k_eff)
+    out = hits / k_eff.clamp(min=1).double()
+    return torch.where(k_eff > 0, out, torch.full_like(out, math.nan)).float()
+
+
+def auroc(scores: Tensor, positive_mask: Tensor, candidate_mask: Tensor | None = None) -> Tensor:
+    """Per-row AUROC of ``scores`` separating positive from negative candidates. ``[B, L] -> [B]``.
+
+    Rank-based (Mann-Whitney): ``P(s_pos > s_neg) + 0.5 P(s_pos = s_neg)`` over all positive/negative pairs
+    among ``candidate_mask`` (default: all positions), so ties count one half and a constant scorer gets
+    exactly 0.5. Rows without a positive or without a negative candidate give NaN.
+    """
+    pos = positive_mask.bool()
+    cand = torch.ones_like(pos) if candidate_mask is None else candidate_mask.bool()
+    x = scores.double()
+    out = torch.full((x.shape[0],), math.nan, dtype=torch.float64, device=scores.device)
+    for b in range(x.shape[0]):
+        p, n = x[b][pos[b] & cand[b]], x[b][~pos[b] & cand[b]]
+        if p.numel() == 0 or n.numel() == 0:
+            continue
+        diff = p.unsqueeze(1) - n.unsqueeze(0)
+        out[b] = ((diff > 0).double() + 0.5 * (diff == 0).double()).mean()
     return out.float()

@@ -1,16 +1,21 @@
-"""Oracle causal-token recall of token scorers on the embedded arithmetic task (ground truth is known)."""
+"""Scorers against the oracle causal tokens of the embedded arithmetic task (ground truth is known).
+
+Per row, over its reasoning tokens: recall@k (``k`` = number of oracle tokens), precision@k (``k`` = the top
+``precision_frac`` of the reasoning tokens) and AUROC; averaged over rows with a normal 95% interval. The
+mask-token ablation re-runs OAR-P with other replacement tokens (:func:`replacement_scores`).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from oarl.diagnostics import oracle_recall
+from oarl.diagnostics import auroc, oracle_recall, precision_at_k
 from oarl.gating import bilevel_weights
-from oarl.scorers import get_scorer
+from oarl.scorers import get_scorer, perturbation_scores
 from oarl.spans import completion_span_masks
 from oarl.tasks import arith
 
@@ -91,3 +96,144 @@ def token_weights(
     args = [batch[k] for k in ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")]
     scores = get_scorer(method)(model, *args, probe=probe, generator=torch.Generator().manual_seed(0))
     return bilevel_weights(scores, batch["reasoning_mask"], **gate)
+
+
+LAYOUT = ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")
+
+
+def replacement_scores(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    reasoning_mask: Tensor,
+    answer_mask: Tensor,
+    replacement_ids: Sequence[int],
+    probe: str = "as_mean",
+    **options: object,
+) -> Tensor:
+    """OAR-P with in-distribution replacements: ``score_t = mean_{r != x_t} KL(p_clean || p_{x_t <- r})``.
+
+    The mean runs over ``replacement_ids`` (e.g. the ten digits) other than the token's own id, i.e. the
+    expected OAR-P score when token t is replaced by a uniformly drawn *different* token of the set. A token
+    whose only candidate is itself scores 0. Cost: one OAR-P pass per replacement id. ``[B, L]`` float32.
+    """
+    ids = sorted({int(r) for r in replacement_ids})
+    if not ids:
+        raise ValueError("replacement_ids is empty")
+    total = torch.zeros(input_ids.shape, dtype=torch.float64, device=input_ids.device)
+    count = torch.zeros_like(total)
+    options.pop("mask_token_id", None)
+    for r in ids:
+        s = perturbation_scores(
+            model,
+            input_ids,
+            attention_mask,
+            reasoning_mask,
+            answer_mask,
+            probe=probe,
+            mask_token_id=r,
+            **options,
+        )
+        other = (input_ids != r).double()
+        total += s.double() * other
+        count += other
+    return (total / count.clamp(min=1)).float() * reasoning_mask.float()
+
+
+def row_metrics(
+    scores: Tensor, batch: Mapping[str, Tensor], precision_frac: float = 0.1
+) -> dict[str, Tensor]:
+    """Per-row ``recall`` (@k = #oracle), ``precision`` (@k = ceil(frac * #reasoning)) and ``auroc``, ``[B]``.
+
+    Candidates are the reasoning tokens; ``chance`` is the oracle share of them (what a random scorer gets
+    in expectation for recall and precision; its AUROC is 0.5).
+    """
+    if not 0.0 < precision_frac <= 1.0:
+        raise ValueError(f"precision_frac must be in (0, 1], got {precision_frac}")
+    oracle, cand = batch["oracle_mask"].bool(), batch["reasoning_mask"].bool()
+    n = cand.sum(-1)
+    k = torch.clamp((n.double() * precision_frac).ceil().long(), min=1)
+    chance = (oracle & cand).sum(-1).double() / n.clamp(min=1).double()
+    return {
+        "recall": oracle_recall(scores, oracle, cand),
+        "precision": precision_at_k(scores, oracle, k, cand),
+        "auroc": auroc(scores, oracle, cand),
+        "chance": torch.where(n > 0, chance, torch.full_like(chance, math.nan)).float(),
+    }
+
+
+def scorable_rows(batch: Mapping[str, Tensor]) -> Tensor:
+    """``[B]`` bool: rows with reasoning tokens, an answer span and at least one oracle token."""
+    return batch["reasoning_mask"].any(-1) & batch["answer_mask"].any(-1) & batch["oracle_mask"].any(-1)
+
+
+def evaluate_scorer(
+    score_fn: Callable[..., Tensor],
+    batch: Mapping[str, Tensor],
+    batch_size: int = 32,
+    precision_frac: float = 0.1,
+) -> dict[str, dict[str, float]]:
+    """``{metric: {mean, ci95, n}}`` of one scorer over the scorable rows of an oracle batch.
+
+    ``score_fn(input_ids, attention_mask, reasoning_mask, answer_mask) -> [b, L]`` is called on chunks of
+    ``batch_size`` rows; metrics are from :func:`row_metrics`, means with normal 95% intervals.
+    """
+    keep = scorable_rows(batch)
+    rows = {k: v[keep] for k, v in batch.items()}
+    per_row: dict[str, list[float]] = {}
+    for i in range(0, int(keep.sum()), batch_size):
+        chunk = {k: v[i : i + batch_size] for k, v in rows.items()}
+        scores = score_fn(*(chunk[k] for k in LAYOUT))
+        for name, values in row_metrics(scores, chunk, precision_frac).items():
+            per_row.setdefault(name, []).extend(values.tolist())
+    out = {}
+    for name in ("recall", "precision", "auroc", "chance"):
+        mean, ci, count = mean_ci(per_row.get(name, []))
+        out[name] = {"mean": mean, "ci95": ci, "n": count}
+    return out
+
+
+def scorer_metrics(
+    model: nn.Module,
+    batch: Mapping[str, Tensor],
+    methods: Sequence[str],
+    probe: str = "as_mean",
+    seed: int = 0,
+    batch_size: int = 32,
+    precision_frac: float = 0.1,
+    **options: object,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """:func:`evaluate_scorer` for each registered scorer name; ``options`` go to the scorers."""
+    out = {}
+    for method in methods:
+        scorer = get_scorer(method)
+        gen = torch.Generator().manual_seed(seed)
+
+        def score_fn(*args: Tensor, scorer=scorer, gen=gen) -> Tensor:
+            return scorer(model, *args, probe=probe, generator=gen, **options)
+
+        out[method] = evaluate_scorer(score_fn, batch, batch_size, precision_frac)
+    return out
+
+
+def mask_ablation(
+    model: nn.Module,
+    batch: Mapping[str, Tensor],
+    masks: Mapping[str, Sequence[int]],
+    probe: str = "as_mean",
+    batch_size: int = 32,
+    precision_frac: float = 0.1,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """OAR-P metrics per replacement: ``masks`` maps a label to token ids (one id = that mask token; several =
+    :func:`replacement_scores`' mean over the different ones)."""
+    out = {}
+    for label, ids in masks.items():
+        ids = [int(i) for i in ids]
+
+        def score_fn(*args: Tensor, ids=ids) -> Tensor:
+            if len(ids) == 1:
+                return perturbation_scores(model, *args, probe=probe, mask_token_id=ids[0])
+            return replacement_scores(model, *args, replacement_ids=ids, probe=probe)
+
+        out[label] = evaluate_scorer(score_fn, batch, batch_size, precision_frac)
+    return out

@@ -45,6 +45,8 @@ def curves(records: Sequence[dict], path: str | Path, title: str = "") -> Path:
             if isinstance(v, (int, float)) and math.isfinite(v):
                 series[key][label][int(r["step"])].append(float(v))
     panels = [(k, t) for k, t in PANELS if series[k]]
+    if not panels:
+        raise ValueError(f"nothing to plot: no records with a step and any of {[k for k, _ in PANELS]}")
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     colors = {}
     for ax, (key, name) in zip(axes[0], panels, strict=True):
@@ -77,28 +79,42 @@ def attribution_strip(
     oracle: Sequence[bool] | None = None,
     answer: Sequence[bool] | None = None,
     title: str = "",
+    wrap: int | None = None,
 ) -> Path:
     """One row per method; each token a cell shaded by its weight (1 = white, boosted red, suppressed blue).
 
-    Oracle causal tokens are underlined in green, answer-span tokens boxed in black.
+    Oracle causal tokens are underlined in green, answer-span tokens boxed in black. ``wrap`` breaks long
+    texts into blocks of at most ``wrap`` tokens (each block shows every method). Token text is drawn
+    literally (``$`` does not start mathtext).
     """
     n = len(tokens)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * n), 0.6 * len(weights) + 1.0))
+    labels = [t.replace("\n", "⏎").replace("$", r"\$") or "·" for t in tokens]
+    cell = [max(1.0, 0.22 * len(t) + 0.35) for t in tokens]  # multi-character tokens get wider cells
+    per_block = max(1, n if not wrap else min(wrap, n))
+    blocks = [range(s, min(s + per_block, n)) for s in range(0, max(n, 1), per_block)]
+    width = max([sum(cell[i] for i in cols) for cols in blocks] + [1.0])
+    rows_per_block = len(weights) + (0.4 if len(blocks) > 1 else 0.0)
+    height = rows_per_block * len(blocks)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * width), 0.6 * height + 1.0))
     cmap = plt.get_cmap("coolwarm")
     vmax = max(max(w) for w in weights.values())
-    for row, (name, w) in enumerate(weights.items()):
-        y = len(weights) - 1 - row
-        for i, (tok, wi) in enumerate(zip(tokens, w, strict=True)):
-            shade = 0.5 + 0.5 * (wi - 1) / max(vmax - 1, 1e-6) if wi >= 1 else 0.5 * wi
-            ax.add_patch(plt.Rectangle((i, y), 1, 0.9, color=cmap(shade)))
-            ax.text(i + 0.5, y + 0.45, tok.replace("\n", "⏎") or "·", ha="center", va="center", fontsize=8)
-            if answer is not None and answer[i]:
-                ax.add_patch(plt.Rectangle((i, y), 1, 0.9, fill=False, edgecolor="black", lw=1.2))
-            if oracle is not None and oracle[i]:
-                ax.plot([i + 0.1, i + 0.9], [y + 0.05, y + 0.05], color="green", lw=2)
-        ax.text(-0.3, y + 0.45, name, ha="right", va="center", fontsize=9)
-    ax.set_xlim(-0.1, n)
-    ax.set_ylim(0, len(weights))
+    for blk, cols in enumerate(blocks):
+        top = height - blk * rows_per_block
+        for row, (name, w) in enumerate(weights.items()):
+            y, x = top - 1 - row, 0.0
+            for i in cols:
+                wi, dx = w[i], cell[i]
+                shade = 0.5 + 0.5 * (wi - 1) / max(vmax - 1, 1e-6) if wi >= 1 else 0.5 * wi
+                ax.add_patch(plt.Rectangle((x, y), dx, 0.9, color=cmap(shade)))
+                ax.text(x + dx / 2, y + 0.45, labels[i], ha="center", va="center", fontsize=8)
+                if answer is not None and answer[i]:
+                    ax.add_patch(plt.Rectangle((x, y), dx, 0.9, fill=False, edgecolor="black", lw=1.2))
+                if oracle is not None and oracle[i]:
+                    ax.plot([x + 0.1, x + dx - 0.1], [y + 0.05, y + 0.05], color="green", lw=2)
+                x += dx
+            ax.text(-0.3, y + 0.45, name, ha="right", va="center", fontsize=9)
+    ax.set_xlim(-0.1, width)
+    ax.set_ylim(0, height)
     ax.axis("off")
     ax.set_title(
         title or "token weights (red = boosted, blue = suppressed; green = oracle causal, box = answer)"

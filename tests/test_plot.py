@@ -1,0 +1,58 @@
+"""`oarl plot`: several runs' metrics.jsonl on one figure, via oarl.plots.read_metrics / curves."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.image as mpimg
+import pytest
+
+from oarl.cli import main as cli_main
+from oarl.commands.plot import load_runs
+from oarl.commands.plot import main as plot_main
+
+
+def write_run(path, labels=("GRPO", "OAR-P"), steps=3, offset=0.0):
+    path.mkdir(parents=True)
+    lines = []
+    for label in labels:
+        lines.append({"label": label, "method": label.lower(), "step": 0, "accuracy": 0.1 + offset})
+        for s in range(1, steps + 1):
+            lines.append({"label": label, "step": s, "reward": 0.1 * s + offset, "entropy": 1.0 - 0.1 * s,
+                          "oar/ess_ratio": 0.7, "oar/top10_adv_share": 0.2, "loss": 0.0})  # fmt: skip
+        lines.append({"label": label, "step": steps, "accuracy": 0.3 + offset})
+    lines.append({"note": "a line without a step is skipped"})
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return path
+
+
+def test_plot_several_runs_on_one_figure(tmp_path, capsys):
+    a = write_run(tmp_path / "run-a")
+    b = write_run(tmp_path / "run-b", labels=("GRPO",), offset=0.2)
+    out = tmp_path / "figs" / "curves.png"
+    assert cli_main(["plot", str(a), str(b), "--out", str(out), "--title", "two runs"]) == 0
+    image = mpimg.imread(out)
+    assert image.shape[1] > 4 * image.shape[0]  # five panels side by side
+    assert "3 lines from 2 run(s)" in capsys.readouterr().out
+
+
+def test_labels_keep_runs_apart_unless_merged(tmp_path):
+    a = write_run(tmp_path / "run-a")
+    b = write_run(tmp_path / "run-b", labels=("GRPO",), offset=0.2)
+    labels = {r["label"] for r in load_runs([a, b]) if "step" in r}
+    assert labels == {"run-a/GRPO", "run-a/OAR-P", "run-b/GRPO"}
+    merged = [r for r in load_runs([a, b], merge=True) if r.get("step") == 1 and "reward" in r]
+    assert sorted(r["reward"] for r in merged if r["label"] == "GRPO") == pytest.approx([0.1, 0.3])
+    assert {r["label"] for r in load_runs([a]) if "step" in r} == {"GRPO", "OAR-P"}  # one run: no prefix
+    c = write_run(tmp_path / "other" / "run-a")  # same folder name: the given paths tell them apart
+    assert {r["label"] for r in load_runs([a, c]) if "step" in r} >= {f"{a}/GRPO", f"{c}/GRPO"}
+
+
+def test_plot_errors(tmp_path, capsys):
+    assert plot_main([str(tmp_path / "missing"), "--out", str(tmp_path / "x.png")]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 0.5}) + "\n")
+    assert plot_main([str(empty), "--out", str(tmp_path / "x.png")]) == 2
+    assert "nothing to plot" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
