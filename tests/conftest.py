@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
@@ -101,3 +103,39 @@ def copy_task_model():
     an = torch.zeros_like(ids, dtype=torch.bool)
     an[:, -1] = True
     return model, ids, am, rm, an, 3
+
+
+def has_benchmark_data() -> bool:
+    """True when the local benchmark folder (``../shared/data`` or ``$OARL_DATA_DIR``) exists."""
+    from oarl.data import data_dir
+
+    try:
+        data_dir()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def tiny_math_model(tmp_path_factory) -> Path:
+    """A local model folder: byte-level BPE (ChatML template) trained on GSM8K text + a tiny random Qwen2,
+    fitted for 40 steps on short ``... #### answer`` targets so that most sampled completions carry a
+    ``####`` answer span (about 2/3; the answers themselves are nonsense). Built in ~5 s from the first
+    1000 GSM8K train rows; skipped without the local data.
+    """
+    from oarl.data import data_dir
+    from oarl.tiny import TinyMathConfig, build_tiny_math_checkpoint
+
+    if not has_benchmark_data():
+        pytest.skip("no local benchmark data (../shared/data)")
+    subset = tmp_path_factory.mktemp("gsm8k_subset")
+    with (data_dir() / "gsm8k_train.jsonl").open(encoding="utf-8") as f:
+        lines = [next(f) for _ in range(1000)]
+    (subset / "gsm8k_train.jsonl").write_text("".join(lines), encoding="utf-8")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the fit is tiny; more threads only contend on a shared CI machine
+    try:
+        cfg = TinyMathConfig(fit_steps=40, fit_learning_rate=1e-2)
+        return build_tiny_math_checkpoint(tmp_path_factory.mktemp("tiny_math"), cfg, data_dir=subset)
+    finally:
+        torch.set_num_threads(threads)

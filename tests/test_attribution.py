@@ -55,6 +55,9 @@ def report(tiny):
     return att, render_html(att, "t <i>", subtitle="model <path>")
 
 
+VOID = {"meta", "wbr", "br", "img", "link", "input", "hr"}  # no end tag: not pushed on the stack
+
+
 class TokenSpans(HTMLParser):
     """Collects every ``.tok`` span: its attributes and text, with the example and card it sits in."""
 
@@ -63,6 +66,8 @@ class TokenSpans(HTMLParser):
         self.tokens, self.stack, self.row, self.card = [], [], None, None
 
     def handle_starttag(self, tag, attrs):
+        if tag in VOID:
+            return
         a = dict(attrs)
         if tag == "section":
             self.row = int(a["data-row"])
@@ -240,3 +245,41 @@ def test_cli_task_arith(saved_model, tmp_path):
     html = out.read_text()
     assert html.count('class="example"') == 2 and "held-out problem 1" in html and "recall@k" in html
     assert (tmp_path / "arith-1.png").exists() and (tmp_path / "arith-2.png").exists()
+
+
+def test_png_and_html_share_one_colour_scale():
+    from oarl.html_report import shade
+    from oarl.palette import weight_rgb
+    from oarl.plots import token_label, weight_cmap
+
+    lo, hi = 0.2, 3.0
+    cmap = weight_cmap(lo, hi)
+    assert weight_rgb(1.0, lo, hi) == (255, 255, 255)
+    for w in (lo, 0.5, 0.9, 1.0, 1.7, hi):
+        rgb = weight_rgb(w, lo, hi)
+        assert shade(w, lo, hi).startswith(f"background:rgb({rgb[0]},{rgb[1]},{rgb[2]})")
+        png = [round(255 * c) for c in cmap((w - lo) / (hi - lo))[:3]]
+        assert png == pytest.approx(list(rgb), abs=2)
+    assert token_label(" ") == "␣" and token_label("\n") == "⏎" and token_label("$x") == r"\$x"
+
+
+def test_cli_task_arith_gold_completions(saved_model, tmp_path):
+    from dataclasses import replace
+
+    from oarl.commands.oracle_eval import checkpoint_task
+    from oarl.tasks import arith
+
+    out = tmp_path / "gold.html"
+    argv = ["--model", str(saved_model), "--task", "arith", "--num", "2", "--completions", "gold",
+            "--method", "entropy,random", "--out", str(out), "--png", str(tmp_path / "g.png")]  # fmt: skip
+    assert attribute_cmd.main(argv) == 0
+    task = checkpoint_task(saved_model)
+    problems = arith.generate_problems(2, replace(task, seed=task.seed + 30_000))
+    tokens = parse(out.read_text())
+    for b, p in enumerate(problems):
+        assert "".join(t["text"] for t in tokens if t["row"] == b and t["card"] == "random") == p.completion
+        causal = "".join(p.completion[x:y] for x, y in p.oracle_char_spans)
+        oracle = [t for t in tokens if t["row"] == b and t["card"] == "random" and "oracle" in t["class"]]
+        assert "".join(t["text"] for t in oracle) == causal
+    assert "gold completion" in out.read_text()
+    assert (tmp_path / "g-1.png").stat().st_size > 1000 and (tmp_path / "g-2.png").exists()

@@ -153,3 +153,30 @@ def test_probe_warmup_uses_lt_logits(tmp_path):
     )
     assert args.oar_settings(None, step=0).probe == "lt_logits"
     assert args.oar_settings(None, step=5).probe == "as_mean"
+
+
+def test_nonfinite_scores_fall_back_to_grpo_and_are_counted(task, tmp_path, monkeypatch, caplog):
+    from oarl import reshape
+
+    def nan_scores(model, ids, attn, reasoning, answer, **kw):
+        return torch.full(ids.shape, float("nan"))
+
+    monkeypatch.setattr(reshape, "get_scorer", lambda name: nan_scores)
+    args = OARConfig(output_dir=str(tmp_path), oar_method="gradient", **COMMON)
+    trainer = make_trainer(task, OARGRPOTrainer, args)
+    seen = {}
+    original = trainer._generate_and_score_completions
+
+    def spy(inputs):
+        out = original(inputs)
+        seen["adv"] = out["advantages"]
+        return out
+
+    trainer._generate_and_score_completions = spy
+    with caplog.at_level("WARNING", logger="oarl.trainer"):
+        trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h][0]
+    assert torch.isfinite(seen["adv"]).all() and torch.isfinite(torch.tensor(logs["loss"]))
+    assert logs["oar/nonfinite_fallback"] > 0 and logs["oar/scored_frac"] == 0.0
+    assert logs["oar/nonfinite_advantage"] == 0 and logs["oar/weight_max"] == 1.0
+    assert "non-finite OAR scores" in caplog.text

@@ -64,14 +64,22 @@ def _scalar_text(value: Any, path: Path, line: int, field: str) -> str:
 
 
 def _read_jsonl(path: Path) -> Iterable[tuple[int, dict]]:
-    with path.open(encoding="utf-8") as f:
-        for number, text in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    path, number, None, f"not valid UTF-8 (byte {e.start + 1} of the line)"
+                ) from None
             if not text.strip():
                 continue  # a blank line holds no record
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as e:
                 raise DataError(path, number, None, f"not valid JSON ({e.msg} at column {e.colno})") from None
+            except ValueError as e:  # e.g. an integer longer than Python's 4300-digit limit
+                raise DataError(path, number, None, f"not readable JSON ({e})") from None
             if not isinstance(record, dict):
                 raise DataError(path, number, None, f"expected a JSON object, got {type(record).__name__}")
             yield number, record

@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
 
+from oarl.atomic import append_line, trim_jsonl
 from oarl.evaluation import accuracy
 from oarl.modeling import load_tokenizer
 from oarl.tasks import arith
@@ -44,16 +45,21 @@ class RLSettings:
 
 
 class JsonlWriter:
-    """Appends one JSON object per line and flushes it, so an interrupted run keeps every finished line."""
+    """Appends one JSON object per line in a single write, so an interrupted run keeps only whole lines."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, record: dict) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
+        append_line(self.path, json.dumps(record))
+
+    def trim_after(self, step: int) -> int:
+        """Drop records logged after global ``step`` (and any broken line): a resumed run continues from it.
+
+        Returns the number of lines dropped.
+        """
+        return trim_jsonl(self.path, lambda r: not isinstance(r.get("step"), int) or r["step"] <= step)
 
 
 class StepProgress(TrainerCallback):

@@ -12,9 +12,7 @@ import html
 import math
 
 from oarl.attribution import METHOD_LABELS, Attribution, MethodResult, RowView, TokenView
-
-BOOST = (202, 0, 32)  # ColorBrewer RdBu ends
-SUPPRESS = (5, 113, 176)
+from oarl.palette import dark, weight_rgb
 
 CSS = """
 :root{--fg:#1f2328;--muted:#656d76;--line:#d0d7de;--soft:#eaeef2;--bg:#f6f8fa}
@@ -43,7 +41,7 @@ td:first-child,th:first-child{text-align:left}
 .card h3{margin:0 0 6px;font-size:14px;font-weight:650}
 .chips{display:block;font-weight:400;font-size:12px;color:var(--muted);font-variant-numeric:tabular-nums}
 .text{font:14.5px/2.1 ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",monospace;
- white-space:pre-wrap;word-break:break-all}
+ white-space:pre-wrap;overflow-wrap:anywhere}
 .tok{padding:3px 1px;border-radius:2px}
 .tok.prompt{color:var(--muted);padding:0}
 .tok.oracle{box-shadow:inset 0 -3px 0 #1a7f37}
@@ -108,13 +106,8 @@ def weight_range(att: Attribution) -> tuple[float, float]:
 
 def shade(w: float, lo: float, hi: float) -> str:
     """Inline style for weight ``w``: white at 1, toward red up to ``hi``, toward blue down to ``lo``."""
-    if w >= 1.0:
-        t, end = (w - 1.0) / max(hi - 1.0, 1e-9), BOOST
-    else:
-        t, end = (1.0 - w) / max(1.0 - lo, 1e-9), SUPPRESS
-    t = min(max(t, 0.0), 1.0)
-    r, g, b = (round(255 + t * (c - 255)) for c in end)
-    fg = ";color:#fff" if t > 0.6 else ""
+    r, g, b = weight_rgb(w, lo, hi)
+    fg = ";color:#fff" if dark(w, lo, hi) else ""
     return f"background:rgb({r},{g},{b}){fg}"
 
 
@@ -150,9 +143,14 @@ def _token(tok: TokenView, b: int, method: str | None, res: MethodResult | None,
 
 
 def _completion(row: RowView, b: int, method: str, res: MethodResult, lo: float, hi: float) -> str:
-    """Completion tokens; consecutive answer-span tokens are wrapped in one outlined ``.ans`` box."""
+    """Completion tokens; consecutive answer-span tokens are wrapped in one outlined ``.ans`` box.
+
+    ``<wbr>`` between tokens lets lines break between tokens only (a token longer than a line still wraps).
+    """
     out, in_answer = [], False
-    for tok in row.completion:
+    for i, tok in enumerate(row.completion):
+        if i:
+            out.append("<wbr>")
         if (tok.role == "answer") != in_answer:
             out.append('<span class="ans">' if not in_answer else "</span>")
             in_answer = not in_answer
@@ -202,7 +200,7 @@ def render_html(att: Attribution, title: str = "Token credit", subtitle: str = "
     gate = f"probe {m.get('probe')} · gate τ={m.get('tau')} β={m.get('beta')} floor={m.get('floor')}"
     sections = []
     for b, row in enumerate(att.rows):
-        prompt = "".join(_token(t, b, None, None, lo, hi) for t in row.prompt)
+        prompt = "<wbr>".join(_token(t, b, None, None, lo, hi) for t in row.prompt)
         cards = "".join(
             f'<div class="card" data-method="{esc(method)}"><h3><span>{esc(METHOD_LABELS.get(method, method))}'
             f'</span><span class="chips">{_chips(res, b)}</span></h3>'

@@ -20,7 +20,9 @@ import re
 import sys
 from functools import lru_cache
 
-_UNIT_SUFFIX = re.compile(r"^([-+]?(?:\\\$)?\s*\d[\d,]*(?:\.\d+)?)\s*(?:[A-Za-z]{2,}\.?\s*)+$")
+_UNIT_SUFFIX = re.compile(r"^([-+]?(?:\\\$)?\s*\d[\d,]*(?:\.\d+)?)\s*(?:[A-Za-z]{2,}(?![A-Za-z])\.?\s*)+$")
+# (?![A-Za-z]): a word is taken whole, so the repetition cannot re-split a letter run (no exponential
+# backtracking on model text such as "1 aaaa...a!").
 _DOLLAR = re.compile(r"(?<!\\)\$")
 
 

@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 
+from oarl.palette import dark, weight_rgb  # noqa: E402
+
 PANELS = [
     ("accuracy", "held-out accuracy"),
     ("reward", "reward"),
@@ -72,6 +74,23 @@ def curves(records: Sequence[dict], path: str | Path, title: str = "") -> Path:
     return path
 
 
+def weight_cmap(lo: float, hi: float):
+    """A matplotlib colormap over ``[lo, hi]`` equal to :func:`oarl.palette.weight_rgb` (white at 1)."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    lo, hi = min(lo, 1.0), max(hi, 1.0)
+    mid = (1.0 - lo) / (hi - lo) if hi > lo else 0.5
+    rgb = [tuple(c / 255 for c in weight_rgb(w, lo, hi)) for w in (lo, 1.0, hi)]
+    return LinearSegmentedColormap.from_list("oar_weight", list(zip([0.0, mid, 1.0], rgb, strict=True)))
+
+
+def token_label(text: str) -> str:
+    """How a token is written in a cell: newlines as ⏎, blanks as ␣, ``$`` literal (no mathtext)."""
+    if text and not text.strip(" "):
+        return "␣" * len(text)
+    return text.replace("\n", "⏎").replace("$", r"\$") or "·"
+
+
 def attribution_strip(
     tokens: Sequence[str],
     weights: dict[str, Sequence[float]],
@@ -80,46 +99,60 @@ def attribution_strip(
     answer: Sequence[bool] | None = None,
     title: str = "",
     wrap: int | None = None,
+    vrange: tuple[float, float] | None = None,
+    caption: str = "",
 ) -> Path:
-    """One row per method; each token a cell shaded by its weight (1 = white, boosted red, suppressed blue).
+    """One row per method; each token a cell shaded by its weight, on the HTML report's colour scale.
 
-    Oracle causal tokens are underlined in green, answer-span tokens boxed in black. ``wrap`` breaks long
-    texts into blocks of at most ``wrap`` tokens (each block shows every method). Token text is drawn
-    literally (``$`` does not start mathtext).
+    White = weight 1, red = boosted, blue = suppressed (:mod:`oarl.palette`; ``vrange = (lo, hi)`` fixes the
+    scale's ends, e.g. to the HTML page's, default: the least and greatest weight here). Oracle causal tokens
+    are underlined in green, answer-span tokens boxed in black; a colour bar is drawn below. ``wrap`` breaks
+    long texts into blocks of at most ``wrap`` tokens (each block shows every method); ``caption`` (e.g. the
+    prompt) is printed under the title. Token text is drawn literally.
     """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
     n = len(tokens)
-    labels = [t.replace("\n", "⏎").replace("$", r"\$") or "·" for t in tokens]
-    cell = [max(1.0, 0.22 * len(t) + 0.35) for t in tokens]  # multi-character tokens get wider cells
+    labels = [token_label(t) for t in tokens]
+    cell = [max(1.0, 0.26 * len(t) + 0.45) for t in labels]  # multi-character tokens get wider cells
     per_block = max(1, n if not wrap else min(wrap, n))
     blocks = [range(s, min(s + per_block, n)) for s in range(0, max(n, 1), per_block)]
     width = max([sum(cell[i] for i in cols) for cols in blocks] + [1.0])
     rows_per_block = len(weights) + (0.4 if len(blocks) > 1 else 0.0)
     height = rows_per_block * len(blocks)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * width), 0.6 * height + 1.0))
-    cmap = plt.get_cmap("coolwarm")
-    vmax = max(max(w) for w in weights.values())
+    every = [float(x) for w in weights.values() for x in w]
+    lo, hi = vrange if vrange is not None else (min(every + [1.0]), max(every + [1.0]))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * width + 2.0), 0.6 * height + 1.6))
     for blk, cols in enumerate(blocks):
         top = height - blk * rows_per_block
         for row, (name, w) in enumerate(weights.items()):
             y, x = top - 1 - row, 0.0
             for i in cols:
-                wi, dx = w[i], cell[i]
-                shade = 0.5 + 0.5 * (wi - 1) / max(vmax - 1, 1e-6) if wi >= 1 else 0.5 * wi
-                ax.add_patch(plt.Rectangle((x, y), dx, 0.9, color=cmap(shade)))
-                ax.text(x + dx / 2, y + 0.45, labels[i], ha="center", va="center", fontsize=8)
+                wi, dx = float(w[i]), cell[i]
+                rgb = tuple(c / 255 for c in weight_rgb(wi, lo, hi))
+                ax.add_patch(plt.Rectangle((x, y), dx, 0.9, color=rgb))
+                ax.text(x + dx / 2, y + 0.45, labels[i], ha="center", va="center", fontsize=9,
+                        family="monospace", color="white" if dark(wi, lo, hi) else "#1f2328")  # fmt: skip
                 if answer is not None and answer[i]:
                     ax.add_patch(plt.Rectangle((x, y), dx, 0.9, fill=False, edgecolor="black", lw=1.2))
                 if oracle is not None and oracle[i]:
-                    ax.plot([x + 0.1, x + dx - 0.1], [y + 0.05, y + 0.05], color="green", lw=2)
+                    ax.plot([x + 0.1, x + dx - 0.1], [y + 0.06, y + 0.06], color="#1a7f37", lw=2.2)
                 x += dx
             ax.text(-0.3, y + 0.45, name, ha="right", va="center", fontsize=9)
     ax.set_xlim(-0.1, width)
     ax.set_ylim(0, height)
     ax.axis("off")
-    ax.set_title(
-        title or "token weights (red = boosted, blue = suppressed; green = oracle causal, box = answer)"
+    heading = (title or "token weights") + (f"\n{caption.strip()}" if caption.strip() else "")
+    ax.set_title(heading.replace("$", r"\$"), fontsize=10)
+    bar = fig.colorbar(ScalarMappable(Normalize(lo, hi), weight_cmap(lo, hi)), ax=ax, orientation="horizontal",
+                       fraction=0.06, pad=0.04, aspect=45, shrink=0.6)  # fmt: skip
+    bar.set_label(
+        "weight $w_t$ (1 = unchanged, red = boosted, blue = suppressed); "
+        "green underline = oracle causal, box = answer",
+        fontsize=8,
     )
-    fig.tight_layout()
+    bar.ax.tick_params(labelsize=8)
     path = Path(path)
     fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)

@@ -97,8 +97,11 @@ def probe_divergence(clean: Tensor, other: Tensor, probe: str) -> Tensor:
     """
     check_probe(probe)
     if probe in DISTRIBUTION_PROBES:
-        # KL >= 0; the clamp only removes float round-off below zero.
-        return (clean.exp() * (clean - other)).sum(-1).clamp(min=0.0)
+        # KL >= 0; the clamp only removes float round-off below zero. Tokens with p_clean = 0 add nothing
+        # (0 * log 0 = 0), also where p_other = 0 too (else 0 * inf = NaN from very peaked distributions).
+        p = clean.exp()
+        terms = torch.where(p == 0, torch.zeros_like(p), p * (clean - other))  # NaN still propagates
+        return terms.sum(-1).clamp(min=0.0)
     return clean - other
 
 

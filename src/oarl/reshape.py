@@ -47,7 +47,13 @@ class OARSettings:
 
 @dataclass
 class OARBatchResult:
-    """Token advantages ``[B, T]`` plus per-row diagnostics (``[B]`` tensors; NaN where not scored)."""
+    """Token advantages ``[B, T]`` plus per-row diagnostics (``[B]`` tensors; NaN where not scored).
+
+    Fallback rows (bool ``[B]``), all of which keep uniform weights (their token advantages are plain GRPO's):
+    ``no_span`` (no final answer found), ``no_reasoning`` (an answer but no token before it), ``too_long``
+    (prompt + completion longer than the model's context), ``nonfinite`` (the scorer or the gate gave a
+    NaN/inf). ``nonfinite_advantage``: the incoming sequence advantage itself was NaN/inf; it is set to 0.
+    """
 
     advantages: Tensor
     weights: Tensor
@@ -56,6 +62,39 @@ class OARBatchResult:
     ess: Tensor
     top_share: Tensor
     seconds: float
+    no_reasoning: Tensor | None = None
+    too_long: Tensor | None = None
+    nonfinite: Tensor | None = None
+    nonfinite_advantage: Tensor | None = None
+
+
+def context_limit(model: nn.Module) -> int | None:
+    """The model's context length (``config.max_position_embeddings``), or None when it does not say."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return int(limit) if isinstance(limit, int) and limit > 0 else None
+
+
+def finite_advantages(advantages: Tensor) -> tuple[Tensor, Tensor]:
+    """``advantages`` with NaN/inf replaced by 0 (that row then does not move the policy), and ``[B]`` where."""
+    bad = ~torch.isfinite(advantages)
+    return torch.where(bad, torch.zeros_like(advantages), advantages), bad
+
+
+def safe_weights(scores: Tensor, mask: Tensor, settings: OARSettings) -> tuple[Tensor, Tensor]:
+    """Gate ``scores`` into weights; rows with a non-finite score or weight get uniform weights instead.
+
+    Returns ``weights[B, T]`` (finite, each row sums to its mask count) and ``nonfinite[B]`` (bool).
+    """
+    mask = mask.bool()
+    bad = (mask & ~torch.isfinite(scores)).any(-1)
+    clean_mask = mask & ~bad.unsqueeze(-1)
+    w = bilevel_weights(
+        scores.where(clean_mask, 0.0), clean_mask, settings.tau, settings.beta, settings.floor
+    )
+    late = ~torch.isfinite(w).all(-1)  # cannot happen for finite scores; kept as the last line of defence
+    if late.any():
+        w = torch.where(late.unsqueeze(-1), torch.ones_like(w), w)
+    return w, bad | late
 
 
 def oar_token_advantages(
@@ -83,24 +122,34 @@ def oar_token_advantages(
         generator: randomness for OAR-G noise / random scores.
 
     Returns:
-        :class:`OARBatchResult`; rows without an answer span, without reasoning tokens or skipped keep
-        weight 1 everywhere (so their token advantages equal plain GRPO's).
+        :class:`OARBatchResult`; rows without an answer span, without reasoning tokens, longer than the
+        model's context, skipped, or whose scores are not finite keep weight 1 everywhere (so their token
+        advantages equal plain GRPO's). The token advantages are always finite.
     """
     B, T = completion_ids.shape
-    ones = torch.ones(B, T, dtype=torch.float32, device=completion_ids.device)
-    nan = torch.full((B,), float("nan"), device=completion_ids.device)
+    device = completion_ids.device
+    ones = torch.ones(B, T, dtype=torch.float32, device=device)
+    nan = torch.full((B,), float("nan"), device=device)
+    none = torch.zeros(B, dtype=torch.bool, device=device)
+    advantages, bad_adv = finite_advantages(advantages)
     if settings.method == "none":  # plain GRPO through the same [B, T] path; uniform weights have ESS 1
         adv = reshape_advantages(advantages, ones)
-        none = torch.zeros(B, dtype=torch.bool, device=adv.device)
         share = top_mass_share(adv, completion_mask.bool())
-        return OARBatchResult(adv, ones, none, none, torch.ones_like(nan), share, 0.0)
+        return OARBatchResult(
+            adv, ones, none, none, torch.ones_like(nan), share, 0.0, none, none, none, bad_adv
+        )
     start = time.perf_counter()
     spans = completion_span_masks(tokenizer, completion_ids, completion_mask, settings.span_finders)
-    scored = spans.found & spans.reasoning.any(-1)
+    has_reasoning = spans.reasoning.any(-1)
+    limit = context_limit(model)
+    lengths = prompt_mask.sum(-1).to(device) + completion_mask.sum(-1)
+    too_long = lengths > limit if limit is not None else none.clone()
+    scored = spans.found & has_reasoning & ~too_long
     if skip_rows is not None:
         scored &= ~skip_rows.to(scored.device)
     weights = ones.clone()
     ess = nan.clone()
+    nonfinite = none.clone()
     rows = scored.nonzero().flatten()
     if len(rows):
         ids = torch.cat([prompt_ids[rows], completion_ids[rows]], dim=1)
@@ -121,9 +170,12 @@ def oar_token_advantages(
             generator=generator,
         )
         P = prompt_ids.shape[1]
-        w = bilevel_weights(scores[:, P:], spans.reasoning[rows], settings.tau, settings.beta, settings.floor)
+        w, bad = safe_weights(scores[:, P:], spans.reasoning[rows], settings)
         weights[rows] = w.to(weights.dtype)
         ess[rows] = ess_ratio(w, spans.reasoning[rows])
+        nonfinite[rows] = bad
+        ess[rows[bad]] = float("nan")
+        scored[rows[bad]] = False
     token_adv = reshape_advantages(advantages, weights)
     share = top_mass_share(token_adv, completion_mask.bool())
     return OARBatchResult(
@@ -134,4 +186,8 @@ def oar_token_advantages(
         ess=ess,
         top_share=share,
         seconds=time.perf_counter() - start,
+        no_reasoning=spans.found & ~has_reasoning,
+        too_long=too_long,
+        nonfinite=nonfinite,
+        nonfinite_advantage=bad_adv,
     )

@@ -18,16 +18,26 @@ from torch import Tensor
 Span = tuple[int, int]
 
 
+_BOXED_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
 def _boxed_spans(text: str) -> list[Span]:
+    """Contents of every ``\\boxed{...}`` / ``\\fbox{...}`` with balanced braces, in one linear pass.
+
+    A stack of open braces (rather than one scan per ``\\boxed{``) keeps degenerate text such as thousands of
+    unclosed ``\\boxed{`` linear instead of quadratic.
+    """
+    opens = {m.end() - 1 for m in _BOXED_OPEN.finditer(text)}  # positions of the boxes' own "{"
+    stack: list[int] = []  # content start of a box, or -1 for any other "{"
     spans = []
-    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0 and i - 1 > m.end():
-            spans.append((m.end(), i - 1))
-    return spans
+    for i, ch in enumerate(text):
+        if ch == "{":
+            stack.append(i + 1 if i in opens else -1)
+        elif ch == "}" and stack:
+            start = stack.pop()
+            if start >= 0 and i > start:
+                spans.append((start, i))
+    return sorted(spans)
 
 
 def _regex_spans(pattern: str) -> Callable[[str], list[Span]]:

@@ -8,13 +8,20 @@ the rewards, so groups whose advantages are all zero are never scored.
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 
 import torch
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import nanstd
 
-from oarl.reshape import METHODS, OARSettings, oar_token_advantages
+from oarl.reshape import METHODS, OARSettings, context_limit, oar_token_advantages
+
+logger = logging.getLogger(__name__)
+#: Saved next to transformers' ``rng_state.pth`` in each checkpoint (one per process, ``_{rank}.pth``): the
+#: state of the OAR-G noise / random-score generator.
+OAR_RNG_PREFIX = "oar_rng_state"
 
 
 @dataclass
@@ -95,6 +102,31 @@ class OARGRPOTrainer(GRPOTrainer):
         self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
         self._oar_generator: torch.Generator | None = None
         self._oar_rewards_per_func: torch.Tensor | None = None
+        limit = context_limit(self.accelerator.unwrap_model(self.model))
+        if limit is not None and self.args.max_completion_length > limit:
+            logger.warning(
+                "max_completion_length %d exceeds the model's context (%d): rows longer than the context are "
+                "not scored (uniform weights, counted in oar/too_long_frac)",
+                self.args.max_completion_length,
+                limit,
+            )
+
+    def _oar_rng_file(self, folder: str) -> str:
+        return os.path.join(folder, f"{OAR_RNG_PREFIX}_{self.args.process_index}.pth")
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        """transformers' RNG states plus the OAR generator's, so a resumed run draws the same noise."""
+        super()._save_rng_state(output_dir)
+        if self._oar_generator is not None:
+            torch.save(self._oar_generator.get_state(), self._oar_rng_file(output_dir))
+
+    def _load_rng_state(self, checkpoint: str | None) -> None:
+        super()._load_rng_state(checkpoint)
+        path = self._oar_rng_file(checkpoint) if checkpoint else None
+        if path and os.path.isfile(path):
+            state = torch.load(path, weights_only=True)
+            self._oar_generator = torch.Generator(device=self.accelerator.device)
+            self._oar_generator.set_state(state)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
@@ -162,6 +194,22 @@ class OARGRPOTrainer(GRPOTrainer):
         metrics["oar/no_span_frac"].append(gather(res.no_span.float()).mean().item())
         metrics["oar/scored_frac"].append(gather(res.scored.float()).mean().item())
         metrics["oar/zero_adv_skipped_frac"].append(gather(skipped.float()).mean().item())
+        metrics["oar/no_reasoning_frac"].append(gather(res.no_reasoning.float()).mean().item())
+        metrics["oar/too_long_frac"].append(gather(res.too_long.float()).mean().item())
+        # Counts of rows whose reshaping fell back: non-finite scores/weights -> uniform weights (plain GRPO),
+        # non-finite incoming sequence advantage -> 0. Both should stay 0; a warning says when they are not.
+        nonfinite = gather(res.nonfinite.float()).sum().item()
+        bad_adv = gather(res.nonfinite_advantage.float()).sum().item()
+        metrics["oar/nonfinite_fallback"].append(nonfinite)
+        metrics["oar/nonfinite_advantage"].append(bad_adv)
+        if (nonfinite or bad_adv) and self.accelerator.is_main_process:
+            logger.warning(
+                "step %d: %d row(s) had non-finite OAR scores (uniform weights used) and %d row(s) a non-finite "
+                "advantage (set to 0)",
+                self.state.global_step,
+                int(nonfinite),
+                int(bad_adv),
+            )
         # Must stay 0: a completion of an all-zero-advantage group is never scored.
         metrics["oar/zero_adv_scored"].append(gather((skipped & res.scored).float()).sum().item())
         seconds = torch.tensor([res.seconds], device=res.weights.device)

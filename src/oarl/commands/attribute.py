@@ -3,7 +3,8 @@
 Sources (one of): ``--prompt P --completion C`` (repeatable), ``--text T`` (split after the first ``--sep``),
 ``--data FILE.jsonl --index N ...`` (fields ``--prompt-field``/``--completion-field``; GSM8K's
 ``question``/``answer`` are found by themselves), or ``--task arith`` (held-out problems of the embedded task
-with the model's own greedy completions; oracle causal tokens underlined).
+with the model's own greedy or sampled completions or the gold ones, ``--completions``; oracle causal tokens
+underlined). The PNGs (one per pair) use the HTML page's colour scale (:mod:`oarl.palette`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--completion-field", help="completion field (default: completion, else answer)")
     src.add_argument("--task", choices=["arith"], help="held-out problems of the embedded task")
     src.add_argument("--num", type=int, default=3, help="--task: number of problems")
-    src.add_argument("--max-new-tokens", type=int, default=48, help="--task: greedy completion length")
+    src.add_argument("--max-new-tokens", type=int, default=48, help="--task: completion length")
+    src.add_argument("--completions", default="greedy", choices=["greedy", "sample", "gold"],
+                     help="--task: the model's greedy or sampled completions, or the gold ones")  # fmt: skip
     sc = p.add_argument_group("scoring")
     sc.add_argument("--method", default="perturbation,gradient,entropy,random", help="comma list of scorers")
     sc.add_argument("--probe", default="as_mean", choices=["lt_logits", "as_mean", "as_joint"])
@@ -125,14 +128,18 @@ def collect_pairs(args, model, tok) -> tuple[list[str], list[str], list[str], bo
     task = checkpoint_task(args.model)
     problems = arith.generate_problems(args.num, replace(task, seed=task.seed + 30_000))
     prompts = [p.prompt for p in problems]
-    completions = generate_completions(model, tok, prompts, args.max_new_tokens)
+    if args.completions == "gold":
+        completions = [p.completion for p in problems]
+    else:
+        sample = args.completions == "sample"
+        completions = generate_completions(model, tok, prompts, args.max_new_tokens, do_sample=sample)
     titles = []
     for i, (p, c) in enumerate(zip(problems, completions, strict=True)):
         got = arith.extract_answer(c)
         mark = "correct" if got == p.answer else "wrong"
-        titles.append(
-            f"held-out problem {i + 1}: gold {p.answer}, model {got if got is not None else '—'} ({mark})"
-        )
+        who = "gold completion" if args.completions == "gold" else "model"
+        shown = got if got is not None else "—"
+        titles.append(f"held-out problem {i + 1}: answer {p.answer}, {who} {shown} ({mark})")
     return prompts, completions, titles, True
 
 
@@ -142,11 +149,32 @@ def png_paths(args, n: int) -> list[Path]:
     return [base] if n == 1 else [base.with_name(f"{base.stem}-{i + 1}{base.suffix}") for i in range(n)]
 
 
+def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
+    """One PNG heatmap per row of ``att`` (its completion tokens, every method), on the HTML page's scale."""
+    from oarl.attribution import METHOD_LABELS
+    from oarl.html_report import weight_range
+    from oarl.plots import attribution_strip
+
+    vrange = weight_range(att)
+    for b, (row, path) in enumerate(zip(att.rows, paths, strict=True)):
+        cols = [t.column for t in row.completion]
+        weights = {}
+        for m, r in att.methods.items():
+            stats = f"ESS {float(r.ess_ratio[b]):.2f} · top10 {float(r.top10_share[b]):.2f}"
+            weights[f"{METHOD_LABELS.get(m, m)}\n{stats}"] = r.weights[b, cols].tolist()
+        attribution_strip(
+            [t.text for t in row.completion], weights, path,
+            oracle=[t.oracle for t in row.completion] if oracle else None,
+            answer=[t.role == "answer" for t in row.completion], title=row.title, wrap=wrap,
+            vrange=vrange, caption="prompt: " + "".join(t.text for t in row.prompt),
+        )  # fmt: skip
+    return paths
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from oarl import plots
     from oarl.attribution import METHOD_LABELS, attribute
     from oarl.html_report import render_html
     from oarl.modeling import load_tokenizer
@@ -154,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     tok = load_tokenizer(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model).to(args.device).eval()
+    torch.manual_seed(args.seed)  # --completions sample
     prompts, completions, titles, oracle = collect_pairs(args, model, tok)
     options = {}
     if args.mask_token is not None:
@@ -161,7 +190,6 @@ def run(args: argparse.Namespace) -> int:
         if mask_id is None or mask_id == tok.unk_token_id:
             raise ValueError(f"--mask-token {args.mask_token!r} is not a token of this tokenizer")
         options["mask_token_id"] = mask_id
-    torch.manual_seed(args.seed)
     att = attribute(
         model, tok, prompts, completions, methods, args.probe, args.tau, args.beta, args.floor, args.seed,
         oracle=oracle, titles=titles, **options,
@@ -171,20 +199,7 @@ def run(args: argparse.Namespace) -> int:
     out.write_text(render_html(att, args.title, subtitle=f"model {args.model}"), encoding="utf-8")
     print(f"wrote {out}")
     if not args.no_png:
-        for b, path in zip(range(len(att.rows)), png_paths(args, len(att.rows)), strict=True):
-            row = att.rows[b]
-            cols = [t.column for t in row.completion]
-            weights = {
-                f"{METHOD_LABELS.get(m, m)}\nESS {float(r.ess_ratio[b]):.2f} · top10 {float(r.top10_share[b]):.2f}": r.weights[
-                    b, cols
-                ].tolist()
-                for m, r in att.methods.items()
-            }
-            plots.attribution_strip(
-                [t.text for t in row.completion], weights, path,
-                oracle=[t.oracle for t in row.completion] if oracle else None,
-                answer=[t.role == "answer" for t in row.completion], title=row.title, wrap=args.wrap,
-            )  # fmt: skip
+        for path in write_pngs(att, png_paths(args, len(att.rows)), oracle, args.wrap):
             print(f"wrote {path}")
     for m, r in att.methods.items():
         found = att.batch["found"]

@@ -15,6 +15,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from oarl.atomic import atomic_write_json
+
 
 @dataclass
 class EvalArguments:
@@ -146,7 +148,7 @@ def run(args: EvalArguments) -> dict:
         "out_dir": str(out),
         "args": asdict(args),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(out / "summary.json", summary, indent=2)  # never a half-written summary
     return summary
 
 

@@ -5,11 +5,13 @@ command-line flags override it. Tasks: ``arith`` (the demo's embedded task; ``re
 ``gsm8k`` / ``math500`` (the local benchmark copies) and ``jsonl`` (any JSONL/Parquet file of questions and
 answers). Math tasks need ``model_path`` (a local model folder), are rewarded by
 :func:`oarl.rewards.make_math_reward` and are evaluated afterwards with ``oarl eval``. Runs under
-``accelerate launch`` as they are (see ``recipes/``).
+``accelerate launch`` as they are (see ``recipes/``). SIGTERM stops after the current step with a checkpoint
+(exit code 143); ``--resume`` continues from the last complete checkpoint (see :mod:`oarl.resume`).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,6 +66,33 @@ class TaskArguments:
     value_max: int = 19
     task_seed: int = 0
     cache_dir: str = "runs/cache"
+    resume: bool = field(
+        default=False,
+        metadata={
+            "help": "continue from the last complete checkpoint in output_dir (fresh start if there is none); "
+            "metrics.jsonl is trimmed back to that step"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        """Reject out-of-range values at parse time, before any model or data is loaded."""
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; expected one of {TASKS}")
+        positive = {
+            "reward_timeout": self.reward_timeout,
+            "train_size": self.train_size,
+            "eval_size": self.eval_size,
+            "eval_every": self.eval_every,
+        }
+        if self.max_rows is not None:
+            positive["max_rows"] = self.max_rows
+        for name, value in positive.items():
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if not (math.isfinite(self.format_reward_weight) and self.format_reward_weight >= 0):
+            raise ValueError(
+                f"format_reward_weight must be a finite number >= 0, got {self.format_reward_weight}"
+            )
 
 
 def main(argv: list[str]) -> int:
@@ -174,16 +203,46 @@ def _arith_parts(task_args: TaskArguments, config, writer, tag):
     return model, tok, train, arith.arith_reward, acc
 
 
+def resume_checkpoint(task_args: TaskArguments, config) -> str | None:
+    """The checkpoint to resume from (``--resume``: the last complete one; or ``--resume_from_checkpoint``).
+
+    The metrics JSONL is trimmed back to that checkpoint's step, so the resumed run's lines continue it.
+    """
+    from oarl.experiment import JsonlWriter
+    from oarl.resume import checkpoint_step, last_checkpoint
+
+    ckpt = config.resume_from_checkpoint
+    if task_args.resume and ckpt is None:
+        ckpt = last_checkpoint(config.output_dir)
+        if ckpt is None:
+            print(f"--resume: no complete checkpoint in {config.output_dir}; starting from step 0")
+    if ckpt is not None and config.process_index == 0:
+        dropped = JsonlWriter(Path(config.output_dir) / "metrics.jsonl").trim_after(checkpoint_step(ckpt))
+        print(f"resuming from {ckpt}" + (f" ({dropped} later metric line(s) dropped)" if dropped else ""))
+    return ckpt
+
+
 def run(task_args: TaskArguments, config) -> int:
+    from oarl.resume import INTERRUPTED_EXIT_CODE, GracefulStop
+
+    ckpt = resume_checkpoint(task_args, config)
     trainer, held_out = build_trainer(task_args, config)
-    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    stop = GracefulStop()
+    trainer.add_callback(stop)
+    trainer.train(resume_from_checkpoint=ckpt)
     out = Path(config.output_dir)
+    if stop.stopped_at is not None:
+        if trainer.accelerator.is_main_process:
+            print(f"interrupted: checkpoint saved at step {stop.stopped_at} in {out}; continue with --resume")
+        return INTERRUPTED_EXIT_CODE
     trainer.save_model(str(out / "final"))
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(str(out / "final"))
         done = f"model in {out / 'final'}; metrics in {out / 'metrics.jsonl'}"
-        if held_out is not None:
+        if held_out is not None and held_out.last_accuracy is not None:
             print(f"final accuracy {held_out.last_accuracy:.3f}; {done}")
+        elif held_out is not None:
+            print(done)
         else:
             print(f"{done}; evaluate with: oarl eval --model {out / 'final'} --data DATA")
     return 0

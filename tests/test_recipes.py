@@ -1,0 +1,73 @@
+"""Every recipe parses into (TaskArguments, OARConfig) through ``oarl train``'s parser (no model loaded);
+the paper recipes hold the paper's OAR settings; the accelerate configs load with accelerate's loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from trl import TrlParser
+
+from oarl.commands.train import TaskArguments
+from oarl.trainer import OARConfig
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+TRAIN_RECIPES = sorted(p for p in RECIPES.rglob("*.yaml") if "accelerate" not in p.parts)
+PAPER_SIZES = ("qwen2.5-7b", "qwen2.5-1.5b")
+METHODS = {"grpo": "none", "oar-g": "gradient", "oar-p": "perturbation"}
+
+
+def parse(path: Path, *flags: str) -> tuple[TaskArguments, OARConfig]:
+    """``oarl train``'s parsing. The GPU recipes ask for bf16, which TrainingArguments refuses on a host
+    without a bf16 GPU unless ``use_cpu`` is set: on such a host (CI) the test adds ``--use_cpu true``."""
+    from transformers.utils import is_torch_bf16_gpu_available
+
+    parser = TrlParser([TaskArguments, OARConfig])
+    host = [] if is_torch_bf16_gpu_available() else ["--use_cpu", "true"]
+    return parser.parse_args_and_config(["--config", str(path), *host, *flags])
+
+
+def test_recipes_are_found():
+    names = {p.relative_to(RECIPES).as_posix() for p in TRAIN_RECIPES}
+    assert {f"{s}/{m}.yaml" for s in PAPER_SIZES for m in METHODS} | {"demo_arith.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", TRAIN_RECIPES, ids=lambda p: p.relative_to(RECIPES).as_posix())
+def test_every_recipe_parses(path):
+    task, config = parse(path)
+    assert isinstance(task, TaskArguments) and isinstance(config, OARConfig)
+    raw = yaml.safe_load(path.read_text())
+    assert task.task == raw["task"] and config.oar_method == raw["oar_method"]
+    assert config.output_dir == raw["output_dir"]
+
+
+@pytest.mark.parametrize("size", PAPER_SIZES)
+def test_paper_recipes(size):
+    raws = {m: yaml.safe_load((RECIPES / size / f"{m}.yaml").read_text()) for m in METHODS}
+    for name, raw in raws.items():  # the three methods differ only in the method and the output folder
+        assert {k: v for k, v in raw.items() if k not in ("oar_method", "output_dir")} == {
+            k: v for k, v in raws["grpo"].items() if k not in ("oar_method", "output_dir")
+        }, name
+        assert raw["output_dir"] == f"runs/paper/{size}/{name}"
+    for name, method in METHODS.items():
+        task, config = parse(RECIPES / size / f"{name}.yaml", "--model_path", "/models/mine")
+        assert task.model_path == "/models/mine"  # flags override the file (the placeholder path)
+        assert (task.task, task.split, config.oar_method) == ("gsm8k", "train", method)
+        assert (config.oar_tau, config.oar_beta, config.oar_probe) == (0.4, 2.0, "as_mean")
+        warm = config.oar_probe_warmup_steps
+        assert warm > 0 and config.oar_settings(None, step=0).probe == "lt_logits"
+        assert config.oar_settings(None, step=warm).probe == "as_mean"
+        assert config.bf16 and config.gradient_checkpointing and config.num_generations == 8
+    assert "Qwen2.5-" in raws["grpo"]["model_path"] and raws["grpo"]["model_path"].startswith("/path/to/")
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_accelerate_deepspeed_configs_load(stage):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    cfg = load_config_from_file(str(RECIPES / "accelerate" / f"zero{stage}.yaml"))
+    assert str(cfg.distributed_type).endswith("DEEPSPEED") and cfg.deepspeed_config["zero_stage"] == stage
+    assert cfg.mixed_precision == "bf16" and not cfg.use_cpu
+    ddp = load_config_from_file(str(RECIPES / "accelerate" / "ddp.yaml"))
+    assert str(ddp.distributed_type).endswith("MULTI_GPU")
