@@ -29,7 +29,7 @@ completions = st.one_of(
 )
 
 
-def boxed_reference(text: str) -> list[tuple[int, int]]:
+def boxed_reference(text: str) -> list[tuple[int, int, int]]:
     """The original quadratic brace scan (one scan per ``\\boxed{``): the linear one must agree."""
     spans = []
     for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
@@ -38,7 +38,7 @@ def boxed_reference(text: str) -> list[tuple[int, int]]:
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             i += 1
         if depth == 0 and i - 1 > m.end():
-            spans.append((m.end(), i - 1))
+            spans.append((m.start(), m.end(), i - 1))
     return spans
 
 

@@ -65,7 +65,7 @@ COMPLETIONS = {
     "empty": [],
     "no span": [1, 2, 3, 4],
     "answer at position 0": [8],
-    "one reasoning token": [5, 7],
+    "one reasoning token": [4, 5, 7],  # ";" then the "ANSWER" marker (never reasoning) and "5"
     "non-UTF-8 byte before the answer": [1, 9, 5, 6, 7],
     "huge number answer": [1, 2, 3, 4, 5, 6, 10],
     "normal": [1, 2, 3, 4, 5, 6, 7],
@@ -112,7 +112,7 @@ def test_odd_completions_fall_back_to_uniform_weights_and_are_counted(method):
 def test_rows_longer_than_the_context_are_not_scored():
     model = tiny_lm()
     model.config.max_position_embeddings = 6
-    pids, pmask, cids, cmask = batch([[5, 7], [1, 2, 3, 4, 5, 6, 7]])  # 3 + 2 fits, 3 + 7 does not
+    pids, pmask, cids, cmask = batch([[4, 5, 7], [1, 2, 3, 4, 5, 6, 7]])  # 3 + 3 fits, 3 + 7 does not
     res = oar_token_advantages(
         model, PieceTokenizer(), pids, pmask, cids, cmask, torch.tensor([1.0, -1.0]), OARSettings()
     )

@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oarl.spans import completion_span_masks, find_answer_span, token_char_offsets
+from oarl.spans import completion_span_masks, find_answer, find_answer_span, token_char_offsets
 
 
 def answer_of(text: str) -> str | None:
@@ -70,5 +70,20 @@ def test_offsets_fallback_and_masks():
     m = completion_span_masks(tok, cids, cmask)
     assert m.found.tolist() == [True, False]
     assert m.answer[0].nonzero().flatten().tolist() == [11]
-    assert m.reasoning[0].nonzero().flatten().tolist() == list(range(11))  # "a=1;ANSWER " precedes the span
+    assert m.reasoning[0].nonzero().flatten().tolist() == list(range(4))  # "a=1;" precedes the marker
     assert not m.reasoning[1].any() and not m.answer[1].any()
+
+
+def test_answer_marker_is_neither_reasoning_nor_answer():
+    """The marker (``ANSWER ``, ``\\boxed{``) sits at probe positions: it must not be scored as reasoning."""
+
+    for text, marker in [("e=13;ANSWER 13", "ANSWER "), ("so x=4 \\boxed{4}", "\\boxed{")]:
+        ids = [ord(c) for c in text]
+        m = completion_span_masks(
+            CharTokenizer(), torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long)
+        )
+        start = text.index(marker)
+        assert m.reasoning[0].nonzero().flatten().tolist() == list(range(start))
+        answer_start = start + len(marker)
+        assert m.answer[0].nonzero().flatten().tolist()[0] == answer_start
+        assert find_answer(text)[0] == start

@@ -1,7 +1,9 @@
 """Answer spans: where the final answer sits inside a completion, in characters and then in tokens.
 
-The probe reads the answer-span tokens; the reasoning tokens (everything in the completion before the span)
-are the ones OAR reweights. Recognised final-answer forms, the last one in the text wins:
+The probe reads the answer-span tokens; the reasoning tokens (everything in the completion before the answer's
+marker, e.g. before ``ANSWER`` or ``\\boxed{``) are the ones OAR reweights. The marker itself is neither: its
+last token sits at a probe position, so masking it would measure the probe's own input rather than the
+reasoning (on the demo task it took the top weight in most rows), and it keeps weight 1. Recognised final-answer forms, the last one in the text wins:
 ``\\boxed{...}`` (balanced braces), ``#### x`` (GSM8K), ``The answer is x`` and the demo task's
 ``ANSWER x``.
 """
@@ -16,18 +18,19 @@ import torch
 from torch import Tensor
 
 Span = tuple[int, int]
+Found = tuple[int, int, int]  # (marker start, answer start, answer end) in characters
 
 
 _BOXED_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
-def _boxed_spans(text: str) -> list[Span]:
+def _boxed_spans(text: str) -> list[Found]:
     """Contents of every ``\\boxed{...}`` / ``\\fbox{...}`` with balanced braces, in one linear pass.
 
     A stack of open braces (rather than one scan per ``\\boxed{``) keeps degenerate text such as thousands of
     unclosed ``\\boxed{`` linear instead of quadratic.
     """
-    opens = {m.end() - 1 for m in _BOXED_OPEN.finditer(text)}  # positions of the boxes' own "{"
+    opens = {m.end() - 1: m.start() for m in _BOXED_OPEN.finditer(text)}  # box's "{" -> its "\\boxed"
     stack: list[int] = []  # content start of a box, or -1 for any other "{"
     spans = []
     for i, ch in enumerate(text):
@@ -36,26 +39,26 @@ def _boxed_spans(text: str) -> list[Span]:
         elif ch == "}" and stack:
             start = stack.pop()
             if start >= 0 and i > start:
-                spans.append((start, i))
+                spans.append((opens[start - 1], start, i))
     return sorted(spans)
 
 
-def _regex_spans(pattern: str) -> Callable[[str], list[Span]]:
+def _regex_spans(pattern: str) -> Callable[[str], list[Found]]:
     rx = re.compile(pattern)
 
-    def find(text: str) -> list[Span]:
+    def find(text: str) -> list[Found]:
         out = []
         for m in rx.finditer(text):
             s, e = m.span(1)
             value = text[s:e].rstrip().rstrip(".").rstrip()
             if value:
-                out.append((s, s + len(value)))
+                out.append((m.start(), s, s + len(value)))
         return out
 
     return find
 
 
-SPAN_FINDERS: dict[str, Callable[[str], list[Span]]] = {
+SPAN_FINDERS: dict[str, Callable[[str], list[Found]]] = {
     "boxed": _boxed_spans,
     "hashes": _regex_spans(r"####[ \t]*([^\n]+)"),
     "answer_is": _regex_spans(
@@ -65,18 +68,25 @@ SPAN_FINDERS: dict[str, Callable[[str], list[Span]]] = {
 }
 
 
-def find_answer_span(text: str, finders: Sequence[str] | None = None) -> Span | None:
-    """Character span ``(start, end)`` of the final answer in ``text``, or None.
+def find_answer(text: str, finders: Sequence[str] | None = None) -> Found | None:
+    """``(marker_start, start, end)`` of the final answer in ``text`` (characters), or None.
 
-    Every finder in ``finders`` (default: all of :data:`SPAN_FINDERS`) proposes spans; the one starting last
-    is the final answer.
+    Every finder in ``finders`` (default: all of :data:`SPAN_FINDERS`) proposes answers; the one whose value
+    starts last is the final answer. ``marker_start`` is where its marker (``\\boxed{``, ``####``,
+    ``The answer is``, ``ANSWER``) begins.
     """
     names = list(SPAN_FINDERS) if finders is None else list(finders)
     unknown = [n for n in names if n not in SPAN_FINDERS]
     if unknown:
         raise ValueError(f"unknown span finder(s) {unknown}; expected some of {sorted(SPAN_FINDERS)}")
-    spans = [sp for n in names for sp in SPAN_FINDERS[n](text)]
-    return max(spans, key=lambda sp: (sp[0], -sp[1])) if spans else None
+    found = [f for n in names for f in SPAN_FINDERS[n](text)]
+    return max(found, key=lambda f: (f[1], -f[2], f[0])) if found else None
+
+
+def find_answer_span(text: str, finders: Sequence[str] | None = None) -> Span | None:
+    """Character span ``(start, end)`` of the final answer's value in ``text``, or None (see :func:`find_answer`)."""
+    found = find_answer(text, finders)
+    return None if found is None else (found[1], found[2])
 
 
 def token_char_offsets(tokenizer, ids: Sequence[int]) -> tuple[str, list[Span]]:
@@ -125,7 +135,8 @@ def completion_span_masks(
 
     Returns:
         :class:`SpanMasks`. Answer tokens overlap the answer's characters; reasoning tokens end at or before
-        its first character. A completion without a span has both masks empty and ``found = False``.
+        the first character of its marker (the marker's tokens are in neither mask). A completion without a
+        span has both masks empty and ``found = False``.
     """
     B, T = completion_ids.shape
     reasoning = torch.zeros(B, T, dtype=torch.bool)
@@ -134,14 +145,14 @@ def completion_span_masks(
     for b in range(B):
         n = int(completion_mask[b].sum())
         text, offsets = token_char_offsets(tokenizer, completion_ids[b, :n].tolist())
-        span = find_answer_span(text, finders)
-        if span is None:
+        hit = find_answer(text, finders)
+        if hit is None:
             continue
-        s, e = span
+        m, s, e = hit
         for t, (a, z) in enumerate(offsets):
-            if z <= s:
+            if z <= m:
                 reasoning[b, t] = True
-            elif a < e and z > a:
+            elif a < e and z > max(a, s):
                 answer[b, t] = True
         found[b] = bool(answer[b].any())
         if not found[b]:
