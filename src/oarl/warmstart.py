@@ -21,7 +21,7 @@ from oarl.tasks import arith
 class WarmStartConfig:
     """Model size and SFT budget of the warm start."""
 
-    train_problems: int = 6000
+    train_problems: int = 16000
     epochs: float = 2.0
     learning_rate: float = 2e-3
     batch_size: int = 64

@@ -33,7 +33,7 @@ class DemoArguments:
     const_max: int = 9
     value_max: int = 19
     task_seed: int = 0
-    sft_problems: int = 6000
+    sft_problems: int = 16000
     sft_epochs: float = 2.0
     sft_learning_rate: float = 2e-3
     hidden_size: int = 128
@@ -41,8 +41,9 @@ class DemoArguments:
     steps: int = field(default=60, metadata={"help": "RL steps per method"})
     prompts_per_step: int = 8
     num_generations: int = 8
-    learning_rate: float = 1e-4
+    learning_rate: float = 3e-5
     max_completion_length: int = 48
+    temperature: float = field(default=1.0, metadata={"help": "RL sampling temperature"})
     probe: str = "as_mean"
     tau: float = 0.4
     beta: float = 2.0
@@ -148,7 +149,7 @@ def run(args: DemoArguments) -> int:
     rl = RLSettings(
         steps=args.steps, prompts_per_step=args.prompts_per_step, num_generations=args.num_generations,
         learning_rate=args.learning_rate, max_completion_length=args.max_completion_length, probe=args.probe,
-        tau=args.tau, beta=args.beta, eval_every=args.eval_every,
+        tau=args.tau, beta=args.beta, eval_every=args.eval_every, temperature=args.temperature,
     )  # fmt: skip
     results = {"accuracy_before": acc_before, "oracle_recall": recall, "runs": [], "checkpoint": str(ckpt)}
     for seed in seeds:
@@ -239,6 +240,28 @@ def _print_table(console, results: dict, recall: dict) -> None:
             "-" if rec != rec else f"{rec:.3f}",
         )  # fmt: skip
     console.print(table)
+    if len({r["seed"] for r in results["runs"]}) > 1:
+        console.print(_seed_summary(results["runs"]))
+
+
+def _seed_summary(runs: list[dict]):
+    """Accuracy after RL per method over seeds: mean ± sample std (min..max)."""
+    import statistics
+
+    from rich.table import Table
+
+    table = Table(title="over seeds: held-out accuracy after RL")
+    for col in ("method", "seeds", "mean ± std", "min..max", "mean seconds"):
+        table.add_column(col, justify="right")
+    for label in dict.fromkeys(r["label"] for r in runs):
+        acc = [r["accuracy_after"] for r in runs if r["label"] == label]
+        sec = [r["seconds"] for r in runs if r["label"] == label]
+        sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        table.add_row(
+            label, str(len(acc)), f"{statistics.mean(acc):.3f} ± {sd:.3f}", f"{min(acc):.3f}..{max(acc):.3f}",
+            f"{statistics.mean(sec):.0f}",
+        )  # fmt: skip
+    return table
 
 
 if __name__ == "__main__":
