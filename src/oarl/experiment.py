@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
 
 from oarl.atomic import append_line, trim_jsonl
-from oarl.evaluation import accuracy
+from oarl.evaluation import accuracy, generate_completions
 from oarl.modeling import load_tokenizer
 from oarl.tasks import arith
 from oarl.trainer import OARConfig, OARGRPOTrainer
@@ -42,6 +42,7 @@ class RLSettings:
     tau: float = 0.4
     beta: float = 2.0
     eval_every: int = 10
+    eval_samples: int = 0  # sampled completions per held-out problem (0: greedy accuracy only)
 
 
 class JsonlWriter:
@@ -102,11 +103,14 @@ class HeldOutAccuracy(TrainerCallback):
     """Greedy held-out accuracy every ``every`` steps and at the end; every log line goes to the JSONL too."""
 
     def __init__(
-        self, writer: JsonlWriter, tag: dict, tokenizer, problems: list, every: int, max_new_tokens: int
-    ):
+        self, writer: JsonlWriter, tag: dict, tokenizer, problems: list, every: int, max_new_tokens: int,
+        samples: int = 0, temperature: float = 1.0,
+    ):  # fmt: skip
         self.writer, self.tag, self.tok, self.problems = writer, tag, tokenizer, problems
         self.every, self.max_new_tokens = every, max_new_tokens
+        self.samples, self.temperature = samples, temperature
         self.last_accuracy: float | None = None
+        self.last_sampled_accuracy: float | None = None
 
     def evaluate(self, model, step: int) -> float:
         prompts = [p.prompt for p in self.problems]
@@ -119,8 +123,27 @@ class HeldOutAccuracy(TrainerCallback):
             answer=[p.answer for p in self.problems],
         )
         self.last_accuracy = acc
-        self.writer.write({**self.tag, "step": step, "accuracy": acc})
+        record = {**self.tag, "step": step, "accuracy": acc}
+        if self.samples:
+            record["sampled_accuracy"] = self.last_sampled_accuracy = self.sampled_accuracy(model, step)
+        self.writer.write(record)
         return acc
+
+    def sampled_accuracy(self, model, step: int) -> float:
+        """Mean reward of ``samples`` sampled completions per problem: what RL optimises (greedy may lag).
+
+        Sampling runs on a forked RNG seeded by the step, so it neither shifts the training's random stream
+        nor differs between methods for the same weights.
+        """
+        prompts = [p.prompt for p in self.problems for _ in range(self.samples)]
+        answers = [p.answer for p in self.problems for _ in range(self.samples)]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(10_000 + step)
+            completions = generate_completions(
+                model, self.tok, prompts, self.max_new_tokens, do_sample=True, temperature=self.temperature
+            )
+        rewards = arith.arith_reward(prompts=prompts, completions=completions, answer=answers)
+        return sum(r == 1.0 for r in rewards) / max(len(rewards), 1)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every == 0 or state.global_step == state.max_steps:
@@ -176,7 +199,16 @@ def run_rl(
         log_completions=False,
     )
     tag = {"method": method, "label": METHOD_LABELS.get(method, method), "seed": seed}
-    callback = HeldOutAccuracy(writer, tag, tok, eval_problems, rl.eval_every, rl.max_completion_length)
+    callback = HeldOutAccuracy(
+        writer,
+        tag,
+        tok,
+        eval_problems,
+        rl.eval_every,
+        rl.max_completion_length,
+        rl.eval_samples,
+        rl.temperature,
+    )
     trainer = OARGRPOTrainer(
         model=model, reward_funcs=arith.arith_reward, args=args, train_dataset=train, processing_class=tok,
         callbacks=[callback, StepProgress(tag["label"] + f" seed {seed}", progress, callback)],
@@ -196,6 +228,7 @@ def run_rl(
         "steps": trainer.state.global_step,
         "seconds": seconds,
         "accuracy_after": callback.last_accuracy,
+        "sampled_accuracy_after": callback.last_sampled_accuracy,
         "ess_ratio": mean_of("oar/ess_ratio"),
         "top10_adv_share": mean_of("oar/top10_adv_share"),
         "scorer_seconds": mean_of("oar/scorer_seconds"),

@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from oarl.palette import dark, weight_rgb  # noqa: E402
 
 PANELS = [
-    ("accuracy", "held-out accuracy"),
+    ("accuracy", "held-out accuracy (greedy)"),
+    ("sampled_accuracy", "held-out accuracy (sampled)"),
     ("reward", "reward"),
     ("entropy", "policy entropy"),
     ("oar/ess_ratio", "ESS-ratio of weights"),

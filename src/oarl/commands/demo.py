@@ -17,7 +17,7 @@ import yaml
 
 QUICK = dict(
     sft_problems=256, steps=2, prompts_per_step=2, num_generations=4, eval_problems=16, oracle_samples=16,
-    eval_every=1, hidden_size=64, num_layers=2, max_completion_length=32,
+    eval_every=1, eval_samples=1, hidden_size=64, num_layers=2, max_completion_length=32,
 )  # fmt: skip
 
 
@@ -38,7 +38,7 @@ class DemoArguments:
     sft_learning_rate: float = 2e-3
     hidden_size: int = 128
     num_layers: int = 4
-    steps: int = field(default=60, metadata={"help": "RL steps per method"})
+    steps: int = field(default=100, metadata={"help": "RL steps per method"})
     prompts_per_step: int = 8
     num_generations: int = 8
     learning_rate: float = 3e-5
@@ -47,8 +47,11 @@ class DemoArguments:
     probe: str = "as_mean"
     tau: float = 0.4
     beta: float = 2.0
-    eval_every: int = 10
+    eval_every: int = 20
     eval_problems: int = 200
+    eval_samples: int = field(
+        default=4, metadata={"help": "sampled completions per held-out problem (0: off)"}
+    )
     oracle_samples: int = 200
 
     def __post_init__(self) -> None:
@@ -98,7 +101,7 @@ def run(args: DemoArguments) -> int:
 
     from oarl import oracle, plots
     from oarl.evaluation import accuracy, generate_completions
-    from oarl.experiment import METHOD_LABELS, JsonlWriter, RLSettings, run_rl
+    from oarl.experiment import METHOD_LABELS, HeldOutAccuracy, JsonlWriter, RLSettings, run_rl
     from oarl.modeling import load_tokenizer
     from oarl.reshape import METHODS
     from oarl.tasks import arith
@@ -133,7 +136,15 @@ def run(args: DemoArguments) -> int:
     acc_before, greedy = accuracy(
         model, tok, prompts, arith.arith_reward, args.max_completion_length, answer=answers
     )
-    console.print(f"held-out accuracy before RL: {acc_before:.3f} on {len(prompts)} problems")
+    sampled_before = None
+    if args.eval_samples:
+        sampler = HeldOutAccuracy(None, {}, tok, held_out, 1, args.max_completion_length, args.eval_samples, args.temperature)  # fmt: skip
+        sampled_before = sampler.sampled_accuracy(model, 0)
+    console.print(
+        f"held-out accuracy before RL: {acc_before:.3f} greedy"
+        + (f", {sampled_before:.3f} sampled (x{args.eval_samples})" if sampled_before is not None else "")
+        + f" on {len(prompts)} problems"
+    )
 
     console.rule("[bold]2/4 oracle causal-token recall of each scorer (warm model, sampled rollouts)")
     n_or = min(args.oracle_samples, len(prompts))
@@ -150,8 +161,15 @@ def run(args: DemoArguments) -> int:
         steps=args.steps, prompts_per_step=args.prompts_per_step, num_generations=args.num_generations,
         learning_rate=args.learning_rate, max_completion_length=args.max_completion_length, probe=args.probe,
         tau=args.tau, beta=args.beta, eval_every=args.eval_every, temperature=args.temperature,
+        eval_samples=args.eval_samples,
     )  # fmt: skip
-    results = {"accuracy_before": acc_before, "oracle_recall": recall, "runs": [], "checkpoint": str(ckpt)}
+    results = {
+        "accuracy_before": acc_before,
+        "sampled_accuracy_before": sampled_before,
+        "oracle_recall": recall,
+        "runs": [],
+        "checkpoint": str(ckpt),
+    }
     for seed in seeds:
         for method in methods:
             writer.write(
@@ -161,6 +179,7 @@ def run(args: DemoArguments) -> int:
                     "seed": seed,
                     "step": 0,
                     "accuracy": acc_before,
+                    **({"sampled_accuracy": sampled_before} if sampled_before is not None else {}),
                 }
             )
             console.print(f"[bold]{METHOD_LABELS[method]}[/] seed {seed}")
@@ -224,6 +243,7 @@ def _print_table(console, results: dict, recall: dict) -> None:
         "method",
         "seed",
         "acc after",
+        "sampled after",
         "steps",
         "seconds",
         "scorer s/step",
@@ -235,7 +255,8 @@ def _print_table(console, results: dict, recall: dict) -> None:
     for r in results["runs"]:
         rec = recall.get(r["method"], {}).get("recall", float("nan"))
         table.add_row(
-            r["label"], str(r["seed"]), f"{r['accuracy_after']:.3f}", str(r["steps"]), f"{r['seconds']:.0f}",
+            r["label"], str(r["seed"]), f"{r['accuracy_after']:.3f}", _fmt(r.get("sampled_accuracy_after")),
+            str(r["steps"]), f"{r['seconds']:.0f}",
             f"{r['scorer_seconds']:.3f}", f"{r['ess_ratio']:.3f}", f"{r['top10_adv_share']:.3f}",
             "-" if rec != rec else f"{rec:.3f}",
         )  # fmt: skip
@@ -244,22 +265,34 @@ def _print_table(console, results: dict, recall: dict) -> None:
         console.print(_seed_summary(results["runs"]))
 
 
-def _seed_summary(runs: list[dict]):
-    """Accuracy after RL per method over seeds: mean ± sample std (min..max)."""
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _mean_sd(xs: list[float]) -> str:
     import statistics
 
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "-"
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{statistics.mean(xs):.3f} ± {sd:.3f}"
+
+
+def _seed_summary(runs: list[dict]):
+    """Accuracy after RL per method over seeds: mean ± sample std, and the greedy range."""
     from rich.table import Table
 
-    table = Table(title="over seeds: held-out accuracy after RL")
-    for col in ("method", "seeds", "mean ± std", "min..max", "mean seconds"):
+    table = Table(title="over seeds: held-out accuracy after RL (mean ± std)")
+    for col in ("method", "seeds", "greedy", "greedy min..max", "sampled", "mean seconds"):
         table.add_column(col, justify="right")
     for label in dict.fromkeys(r["label"] for r in runs):
-        acc = [r["accuracy_after"] for r in runs if r["label"] == label]
-        sec = [r["seconds"] for r in runs if r["label"] == label]
-        sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        mine = [r for r in runs if r["label"] == label]
+        acc = [r["accuracy_after"] for r in mine]
         table.add_row(
-            label, str(len(acc)), f"{statistics.mean(acc):.3f} ± {sd:.3f}", f"{min(acc):.3f}..{max(acc):.3f}",
-            f"{statistics.mean(sec):.0f}",
+            label, str(len(mine)), _mean_sd(acc), f"{min(acc):.3f}..{max(acc):.3f}",
+            _mean_sd([r.get("sampled_accuracy_after") for r in mine]),
+            f"{sum(r['seconds'] for r in mine) / len(mine):.0f}",
         )  # fmt: skip
     return table
 
