@@ -42,6 +42,7 @@ class RLSettings:
     tau: float = 0.4
     beta: float = 2.0
     eval_every: int = 10
+    noise_std: float = 1e-3  # OAR-G embedding noise
     eval_samples: int = 0  # sampled completions per held-out problem (0: greedy accuracy only)
 
 
@@ -180,6 +181,7 @@ def run_rl(
         oar_probe_warmup_steps=rl.probe_warmup_steps,
         oar_tau=rl.tau,
         oar_beta=rl.beta,
+        oar_noise_std=rl.noise_std,
         use_cpu=True,
         bf16=False,
         report_to="none",

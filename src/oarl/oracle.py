@@ -67,8 +67,12 @@ def scorer_recall(
     probe: str = "as_mean",
     seed: int = 0,
     batch_size: int = 32,
+    **options: object,
 ) -> dict[str, dict]:
-    """Recall@k of each scorer against the oracle tokens (candidates: reasoning tokens), mean with 95% CI."""
+    """Recall@k of each scorer against the oracle tokens (candidates: reasoning tokens), mean with 95% CI.
+
+    ``options`` go to the scorers (e.g. ``noise_std`` for OAR-G, ``mask_token_id`` for OAR-P).
+    """
     out = {}
     n = batch["input_ids"].shape[0]
     for method in methods:
@@ -82,7 +86,7 @@ def scorer_recall(
                 continue
             rows = {k: v[keep] for k, v in rows.items()}
             args = [rows[k] for k in ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")]
-            scores = scorer(model, *args, probe=probe, generator=gen)
+            scores = scorer(model, *args, probe=probe, generator=gen, **options)
             recalls += oracle_recall(scores, rows["oracle_mask"], rows["reasoning_mask"]).tolist()
         mean, ci, count = mean_ci(recalls)
         out[method] = {"recall": mean, "ci95": ci, "n": count}
@@ -90,11 +94,17 @@ def scorer_recall(
 
 
 def token_weights(
-    model: nn.Module, batch: dict[str, Tensor], method: str, probe: str = "as_mean", **gate
+    model: nn.Module,
+    batch: dict[str, Tensor],
+    method: str,
+    probe: str = "as_mean",
+    noise_std: float = 1e-3,
+    **gate,
 ) -> Tensor:
     """Gated weights ``[B, L]`` of one scorer on an oracle batch (for attribution views)."""
     args = [batch[k] for k in ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")]
-    scores = get_scorer(method)(model, *args, probe=probe, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    scores = get_scorer(method)(model, *args, probe=probe, generator=gen, noise_std=noise_std)
     return bilevel_weights(scores, batch["reasoning_mask"], **gate)
 
 

@@ -46,6 +46,10 @@ class DemoArguments:
     temperature: float = field(default=1.0, metadata={"help": "RL sampling temperature"})
     probe: str = "as_mean"
     tau: float = 0.4
+    noise_std: float = field(
+        default=0.1,
+        metadata={"help": "OAR-G noise std (paper: 1e-3 on 7B models; on this tiny model 1e-3 ranks tokens no better than random, see README)"},
+    )  # fmt: skip
     beta: float = 2.0
     eval_every: int = 20
     eval_problems: int = 200
@@ -107,7 +111,7 @@ def run(args: DemoArguments) -> int:
     from oarl.tasks import arith
     from oarl.warmstart import WarmStartConfig, warm_start
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # logs to files keep whole tables
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
     if bad:
@@ -151,7 +155,9 @@ def run(args: DemoArguments) -> int:
     torch.manual_seed(0)
     rollouts = generate_completions(model, tok, prompts[:n_or], args.max_completion_length, do_sample=True)
     batch = oracle.oracle_batch(tok, prompts[:n_or], rollouts)
-    recall = oracle.scorer_recall(model, batch, ["perturbation", "gradient", "entropy", "random"], args.probe)
+    recall = oracle.scorer_recall(
+        model, batch, ["perturbation", "gradient", "entropy", "random"], args.probe, noise_std=args.noise_std
+    )
     for name, r in recall.items():
         console.print(f"  {name:12s} recall@k {r['recall']:.3f} ± {r['ci95']:.3f} (n={r['n']})")
     _attribution(model, tok, held_out, greedy, args, run_dir / "attribution.png")
@@ -161,7 +167,7 @@ def run(args: DemoArguments) -> int:
         steps=args.steps, prompts_per_step=args.prompts_per_step, num_generations=args.num_generations,
         learning_rate=args.learning_rate, max_completion_length=args.max_completion_length, probe=args.probe,
         tau=args.tau, beta=args.beta, eval_every=args.eval_every, temperature=args.temperature,
-        eval_samples=args.eval_samples,
+        eval_samples=args.eval_samples, noise_std=args.noise_std,
     )  # fmt: skip
     results = {
         "accuracy_before": acc_before,
@@ -221,9 +227,9 @@ def _attribution(model, tok, problems, greedy, args, path: Path) -> None:
     tokens = tok.convert_ids_to_tokens(ids.tolist())
     names = {"perturbation": "OAR-P", "gradient": "OAR-G", "entropy": "entropy", "random": "random"}
     weights = {
-        label: oracle.token_weights(model, batch, m, args.probe, tau=args.tau, beta=args.beta)[0][
-            keep
-        ].tolist()
+        label: oracle.token_weights(
+            model, batch, m, args.probe, noise_std=args.noise_std, tau=args.tau, beta=args.beta
+        )[0][keep].tolist()
         for m, label in names.items()
     }
     plots.attribution_strip(
