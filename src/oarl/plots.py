@@ -36,8 +36,24 @@ def read_metrics(paths: Iterable[str | Path]) -> list[dict]:
     return records
 
 
-def curves(records: Sequence[dict], path: str | Path, title: str = "") -> Path:
-    """Plot every panel vs step, one line per run label (mean over seeds, band = min..max)."""
+#: Per-step training metrics are noisy (a few prompts per step): drawn as a trailing rolling mean.
+SMOOTH = {"reward", "entropy", "oar/ess_ratio", "oar/top10_adv_share"}
+
+
+def _rolling(values: list[float], window: int) -> list[float]:
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v - (values[i - window] if i >= window else 0.0)
+        out.append(acc / min(i + 1, window))
+    return out
+
+
+def curves(records: Sequence[dict], path: str | Path, title: str = "", smooth: int = 5) -> Path:
+    """Plot every panel vs step, one line per run label (mean over seeds, band = min..max).
+
+    Panels of per-step training metrics (reward, entropy, ESS, top-10% share) show a trailing rolling mean
+    over ``smooth`` steps; held-out accuracies are drawn as measured.
+    """
     series: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
     )
@@ -50,27 +66,33 @@ def curves(records: Sequence[dict], path: str | Path, title: str = "") -> Path:
     panels = [(k, t) for k, t in PANELS if series[k]]
     if not panels:
         raise ValueError(f"nothing to plot: no records with a step and any of {[k for k, _ in PANELS]}")
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    colors = {}
-    for ax, (key, name) in zip(axes[0], panels, strict=True):
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 3.3 * nrows), squeeze=False)
+    colors: dict[str, str] = {}
+    for ax, (key, name) in zip(axes.flat, panels, strict=False):
+        window = smooth if key in SMOOTH and smooth > 1 else 1
         for label, by_step in sorted(series[key].items()):
             steps = sorted(by_step)
-            mean = [sum(by_step[s]) / len(by_step[s]) for s in steps]
-            line = ax.plot(steps, mean, label=label, color=colors.get(label))[0]
+            stats = [
+                _rolling([f(by_step[s]) for s in steps], window)
+                for f in (lambda v: sum(v) / len(v), min, max)
+            ]
+            line = ax.plot(steps, stats[0], label=label, color=colors.get(label))[0]
             colors[label] = line.get_color()
             if any(len(by_step[s]) > 1 for s in steps):
-                lo = [min(by_step[s]) for s in steps]
-                hi = [max(by_step[s]) for s in steps]
-                ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
-        ax.set_title(name)
+                ax.fill_between(steps, stats[1], stats[2], color=line.get_color(), alpha=0.15)
+        ax.set_title(name + (f" (rolling mean {window})" if window > 1 else ""), fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
     axes[0][0].legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
