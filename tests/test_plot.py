@@ -32,7 +32,7 @@ def test_plot_several_runs_on_one_figure(tmp_path, capsys):
     out = tmp_path / "figs" / "curves.png"
     assert cli_main(["plot", str(a), str(b), "--out", str(out), "--title", "two runs"]) == 0
     image = mpimg.imread(out)
-    assert image.shape[1] > 4 * image.shape[0]  # five panels side by side
+    assert image.shape[1] > 1.5 * image.shape[0]  # five panels on a 2 x 3 grid
     assert "3 lines from 2 run(s)" in capsys.readouterr().out
 
 
@@ -56,3 +56,12 @@ def test_plot_errors(tmp_path, capsys):
     assert plot_main([str(empty), "--out", str(tmp_path / "x.png")]) == 2
     assert "nothing to plot" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_rolling_mean_is_a_trailing_window():
+    from oarl.plots import _rolling
+
+    values = [1.0, 3.0, 5.0, 7.0, 9.0]
+    expect = [sum(values[max(0, i - 2) : i + 1]) / len(values[max(0, i - 2) : i + 1]) for i in range(5)]
+    assert _rolling(values, 3) == expect
+    assert _rolling(values, 1) == values
