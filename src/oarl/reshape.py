@@ -33,7 +33,7 @@ class OARSettings:
     floor: float = 0.1
     noise_std: float = 1e-3
     mask_token_id: int | None = None
-    max_batch_tokens: int = 8192
+    max_batch_tokens: int = 2048
     span_finders: list[str] | None = field(default=None)
 
     def __post_init__(self) -> None:

@@ -49,7 +49,7 @@ class OARConfig(GRPOConfig):
         default=True, metadata={"help": "do not score groups whose advantages are all zero"}
     )
     oar_max_batch_tokens: int = field(
-        default=8192, metadata={"help": "OAR-P: recomputed tokens per forward (memory bound)"}
+        default=2048, metadata={"help": "OAR-P: recomputed tokens per forward (memory bound; raise on GPUs)"}
     )
 
     def __post_init__(self) -> None:

@@ -67,7 +67,7 @@ def perturbation_scores(
     answer_mask: Tensor,
     probe: str = "as_mean",
     mask_token_id: int | None = None,
-    max_batch_tokens: int = 8192,
+    max_batch_tokens: int = 2048,
     **_: object,
 ) -> Tensor:
     """OAR-P token importance (paper: ``KL(p_clean || p_masked)`` of the outcome probe).
