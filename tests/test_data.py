@@ -5,21 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from markers import needs_data
 
 from oarl.data import DataError, data_dir, gsm8k_final_answer, load_dataset_spec, load_records
 from oarl.prompts import DEFAULT_INSTRUCTION, PromptTemplate, add_prompts, build_prompt, render_prompt
 from oarl.tiny import CHATML_TEMPLATE, build_math_tokenizer
-
-
-def _data_available() -> bool:
-    try:
-        data_dir()
-        return True
-    except FileNotFoundError:
-        return False
-
-
-needs_data = pytest.mark.skipif(not _data_available(), reason="no local benchmark data (../shared/data)")
 
 
 def write_jsonl(path, lines):

@@ -9,9 +9,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from markers import needs_data
 
 from oarl import mathcheck
-from oarl.data import data_dir
 from oarl.rewards import (
     MathCheckWorker,
     check_answer,
@@ -19,17 +19,6 @@ from oarl.rewards import (
     make_math_reward,
     math_verify_reward,
 )
-
-
-def _data_available() -> bool:
-    try:
-        data_dir()
-        return True
-    except FileNotFoundError:
-        return False
-
-
-needs_data = pytest.mark.skipif(not _data_available(), reason="no local benchmark data (../shared/data)")
 
 
 @pytest.mark.parametrize(
