@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--floor", type=float, default=0.1)
     sc.add_argument("--seed", type=int, default=0, help="seed of the gradient noise and the random scorer")
     sc.add_argument("--mask-token", help="OAR-P replacement token (default: the pad token)")
+    sc.add_argument("--noise-std", type=float, default=1e-3, help="OAR-G noise std (paper 1e-3; demo 0.1)")
     sc.add_argument("--device", default="cpu")
     out = p.add_argument_group("output")
     out.add_argument("--out", default="runs/attribution/attribution.html", help="the HTML file")
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     model = AutoModelForCausalLM.from_pretrained(args.model).to(args.device).eval()
     torch.manual_seed(args.seed)  # --completions sample
     prompts, completions, titles, oracle = collect_pairs(args, model, tok)
-    options = {}
+    options: dict = {"noise_std": args.noise_std}
     if args.mask_token is not None:
         mask_id = tok.convert_tokens_to_ids(args.mask_token)
         if mask_id is None or mask_id == tok.unk_token_id:

@@ -77,6 +77,17 @@ def new_run_dir(root: Path) -> Path:
     raise RuntimeError(f"could not create a new run folder under {root}")
 
 
+def _link_latest(target: Path, link: Path) -> Path:
+    """Point ``link`` at the warm start just used (atomically), so commands can name it without its hash."""
+    import os
+
+    tmp = link.with_name(link.name + f".tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target.resolve(), target_is_directory=True)
+    os.replace(tmp, link)
+    return link
+
+
 def _pair(text: str) -> tuple[int, int]:
     lo, _, hi = text.partition(",")
     return int(lo), int(hi or lo)
@@ -132,7 +143,8 @@ def run(args: DemoArguments) -> int:
     t0 = time.perf_counter()
     console.rule("[bold]1/4 warm start (SFT, cached)")
     ckpt = warm_start(task, ws, args.cache_dir)
-    console.print(f"checkpoint: {ckpt}  ({time.perf_counter() - t0:.0f}s)")
+    latest = _link_latest(Path(ckpt), Path(args.cache_dir) / "arith-sft-latest")
+    console.print(f"checkpoint: {ckpt}  (also {latest}; {time.perf_counter() - t0:.0f}s)")
     tok = load_tokenizer(ckpt)
     model = AutoModelForCausalLM.from_pretrained(ckpt)
     held_out = arith.generate_problems(args.eval_problems, replace(task, seed=task.seed + 30_000))

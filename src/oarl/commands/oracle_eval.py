@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe", default="as_mean", choices=["lt_logits", "as_mean", "as_joint"])
     p.add_argument("--masks", default="pad,0,digits", help="OAR-P replacement ablation: pad, a token, digits")
     p.add_argument("--precision-frac", type=float, default=0.1, help="precision@k with k = ceil(frac * T)")
+    p.add_argument(
+        "--noise-std", type=float, default=1e-3, help="OAR-G noise std (paper 1e-3; the demo uses 0.1)"
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/oracle_eval/oracle_eval.json")
@@ -142,7 +145,7 @@ def evaluate_model(path: str, args: argparse.Namespace, methods: list[str]) -> d
     correct = arith.arith_reward(prompts, completions, answer=[p.answer for p in problems])
     batch = oracle.oracle_batch(tok, prompts, completions)
     common = dict(probe=args.probe, batch_size=args.batch_size, precision_frac=args.precision_frac)
-    scorers = oracle.scorer_metrics(model, batch, methods, seed=args.seed, **common)
+    scorers = oracle.scorer_metrics(model, batch, methods, seed=args.seed, noise_std=args.noise_std, **common)
     masks = oracle.mask_ablation(model, batch, mask_ids(args.masks, tok, model), **common)
     return {
         "path": str(path),
