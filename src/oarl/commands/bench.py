@@ -104,7 +104,10 @@ def _step_bench(a: argparse.Namespace) -> dict:
     from oarl.warmstart import WarmStartConfig, warm_start
 
     ws = WarmStartConfig(train_problems=256, hidden_size=64, num_layers=2) if a.quick else WarmStartConfig()
-    path = warm_start(arith.ArithConfig(), ws, a.cache_dir, progress=False)
+    task = arith.ArithConfig(
+        chain_steps=(2, 2), distractor_steps=(1, 1)
+    )  # as `oarl demo` spells it: same cache
+    path = warm_start(task, ws, a.cache_dir, progress=False)
     kw = dict(prompts_per_step=2, num_generations=4, max_completion_length=32) if a.quick else {}
     return step_times(path, steps=a.step_steps, rounds=a.step_rounds, **kw)
 
