@@ -71,26 +71,13 @@ def scorer_recall(
 ) -> dict[str, dict]:
     """Recall@k of each scorer against the oracle tokens (candidates: reasoning tokens), mean with 95% CI.
 
-    ``options`` go to the scorers (e.g. ``noise_std`` for OAR-G, ``mask_token_id`` for OAR-P).
+    The recall part of :func:`scorer_metrics`; ``options`` go to the scorers (e.g. ``noise_std``).
     """
-    out = {}
-    n = batch["input_ids"].shape[0]
-    for method in methods:
-        scorer = get_scorer(method)
-        gen = torch.Generator().manual_seed(seed)
-        recalls: list[float] = []
-        for i in range(0, n, batch_size):
-            rows = {k: v[i : i + batch_size] for k, v in batch.items()}
-            keep = rows["reasoning_mask"].any(-1) & rows["answer_mask"].any(-1) & rows["oracle_mask"].any(-1)
-            if not keep.any():
-                continue
-            rows = {k: v[keep] for k, v in rows.items()}
-            args = [rows[k] for k in ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")]
-            scores = scorer(model, *args, probe=probe, generator=gen, **options)
-            recalls += oracle_recall(scores, rows["oracle_mask"], rows["reasoning_mask"]).tolist()
-        mean, ci, count = mean_ci(recalls)
-        out[method] = {"recall": mean, "ci95": ci, "n": count}
-    return out
+    metrics = scorer_metrics(model, batch, methods, probe, seed, batch_size, **options)
+    return {
+        m: {"recall": r["recall"]["mean"], "ci95": r["recall"]["ci95"], "n": r["recall"]["n"]}
+        for m, r in metrics.items()
+    }
 
 
 def token_weights(
