@@ -9,13 +9,13 @@ ESS-ratio and top-10% share of ``sum |A_t|`` (with one sequence advantage per ro
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
+from oarl import gating
 from oarl.diagnostics import auroc, ess_ratio, oracle_recall, top_mass_share
 from oarl.gating import bilevel_weights
 from oarl.scorers import get_scorer
@@ -106,18 +106,8 @@ def encode_pairs(
 
 
 def normalised_scores(scores: Tensor, mask: Tensor) -> Tensor:
-    """The gate's normalised scores: ``minmax(sign(x) log1p|x|)`` per row over ``mask``; 0 elsewhere.
-
-    Steps 1-2 of :func:`oarl.gating.bilevel_weights`; a row whose masked scores are all equal gives zeros.
-    """
-    mask = mask.bool()
-    x = torch.where(mask, scores.double(), torch.zeros_like(scores, dtype=torch.float64))
-    s = torch.sign(x) * torch.log1p(x.abs())
-    lo = torch.where(mask, s, torch.full_like(s, math.inf)).amin(-1, keepdim=True)
-    hi = torch.where(mask, s, torch.full_like(s, -math.inf)).amax(-1, keepdim=True)
-    spread = torch.where(mask.any(-1, keepdim=True), hi - lo, torch.zeros_like(hi))
-    out = torch.where(mask & (spread > 0), (s - lo) / spread.clamp(min=1e-300), torch.zeros_like(s))
-    return out.float()
+    """The gate's normalised scores (:func:`oarl.gating.normalised_scores`) as float32 for display."""
+    return gating.normalised_scores(scores, mask).float()
 
 
 def score_methods(

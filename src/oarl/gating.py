@@ -47,6 +47,20 @@ def masked_quantile(values: Tensor, mask: Tensor, q: float) -> Tensor:
     return torch.where(n > 0, out, torch.zeros_like(out))
 
 
+def normalised_scores(scores: Tensor, mask: Tensor) -> Tensor:
+    """Steps 1-2 of the gate: ``minmax(sign(x) log1p|x|)`` per row over ``mask``, float64 ``[B, L]``.
+
+    0 outside ``mask``; a row whose masked scores are all equal (or that has none) gives zeros.
+    """
+    mask = mask.bool()
+    x = torch.where(mask, scores.double(), torch.zeros_like(scores, dtype=torch.float64))
+    s = torch.sign(x) * torch.log1p(x.abs())
+    lo = torch.where(mask, s, torch.full_like(s, math.inf)).amin(-1, keepdim=True)
+    hi = torch.where(mask, s, torch.full_like(s, -math.inf)).amax(-1, keepdim=True)
+    spread = torch.where(mask.any(-1, keepdim=True), hi - lo, torch.zeros_like(hi))
+    return torch.where(mask & (spread > 0), (s - lo) / spread.clamp(min=1e-300), torch.zeros_like(s))
+
+
 def bilevel_weights(
     scores: Tensor,
     mask: Tensor,
@@ -80,18 +94,13 @@ def bilevel_weights(
     if bad.any():
         row, col = bad.nonzero()[0].tolist()
         raise ValueError(f"non-finite score {scores[row, col].item()} at row {row}, position {col}")
-    x = torch.where(mask, x, torch.zeros_like(x))
-    s = torch.sign(x) * torch.log1p(x.abs())
-    s_min = torch.where(mask, s, torch.full_like(s, math.inf)).amin(-1, keepdim=True)
-    s_max = torch.where(mask, s, torch.full_like(s, -math.inf)).amax(-1, keepdim=True)
-    spread = torch.where(mask.any(-1, keepdim=True), s_max - s_min, torch.zeros_like(s_max))
-    s_norm = torch.where(mask & (spread > 0), (s - s_min) / spread.clamp(min=1e-300), torch.zeros_like(s))
+    s_norm = normalised_scores(x, mask)
     thr = masked_quantile(s_norm, mask, tau).unsqueeze(-1)
     below = s_norm < thr
     w_low = (s_norm / thr.clamp(min=1e-300)).clamp(min=floor)
     head_room = 1.0 - thr
     w_high = 1.0 + beta * torch.where(
-        head_room > 0, (s_norm - thr) / head_room.clamp(min=1e-300), torch.zeros_like(s)
+        head_room > 0, (s_norm - thr) / head_room.clamp(min=1e-300), torch.zeros_like(s_norm)
     )
     w = torch.where(below, w_low, w_high)
     w = torch.where(mask, w, torch.ones_like(w))
