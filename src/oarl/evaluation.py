@@ -56,10 +56,14 @@ def accuracy(
     reward_fn: Callable[..., list[float]],
     max_new_tokens: int = 64,
     batch_size: int = 64,
+    do_sample: bool = False,
+    temperature: float = 1.0,
     **reward_columns: Sequence,
 ) -> tuple[float, list[str]]:
-    """Greedy accuracy: mean of ``reward_fn(prompts, completions, **reward_columns) == 1``."""
-    completions = generate_completions(model, tokenizer, prompts, max_new_tokens, batch_size)
+    """Accuracy (greedy unless ``do_sample``): mean of ``reward_fn(prompts, completions, **reward_columns) == 1``."""
+    completions = generate_completions(
+        model, tokenizer, prompts, max_new_tokens, batch_size, do_sample=do_sample, temperature=temperature
+    )
     rewards = reward_fn(prompts=list(prompts), completions=completions, **reward_columns)
     return sum(r == 1.0 for r in rewards) / max(len(rewards), 1), completions
 

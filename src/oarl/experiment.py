@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
 
 from oarl.atomic import append_line, trim_jsonl
-from oarl.evaluation import accuracy, generate_completions
+from oarl.evaluation import accuracy
 from oarl.modeling import load_tokenizer
 from oarl.tasks import arith
 from oarl.trainer import OARConfig, OARGRPOTrainer
@@ -100,6 +100,25 @@ class StepProgress(TrainerCallback):
             self.bar.close()
 
 
+def sampled_accuracy(
+    model, tokenizer, problems: list, samples: int, max_new_tokens: int, temperature: float, step: int
+) -> float:
+    """Mean reward of ``samples`` sampled completions per problem: what RL optimises (greedy may lag).
+
+    Sampling runs on a forked RNG seeded by the step, so it neither shifts the training's random stream
+    nor differs between methods for the same weights.
+    """
+    prompts = [p.prompt for p in problems for _ in range(samples)]
+    answers = [p.answer for p in problems for _ in range(samples)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(10_000 + step)
+        acc, _ = accuracy(
+            model, tokenizer, prompts, arith.arith_reward, max_new_tokens, do_sample=True,
+            temperature=temperature, answer=answers,
+        )  # fmt: skip
+    return acc
+
+
 class HeldOutAccuracy(TrainerCallback):
     """Greedy held-out accuracy every ``every`` steps and at the end; every log line goes to the JSONL too."""
 
@@ -126,25 +145,12 @@ class HeldOutAccuracy(TrainerCallback):
         self.last_accuracy = acc
         record = {**self.tag, "step": step, "accuracy": acc}
         if self.samples:
-            record["sampled_accuracy"] = self.last_sampled_accuracy = self.sampled_accuracy(model, step)
+            self.last_sampled_accuracy = sampled_accuracy(
+                model, self.tok, self.problems, self.samples, self.max_new_tokens, self.temperature, step
+            )
+            record["sampled_accuracy"] = self.last_sampled_accuracy
         self.writer.write(record)
         return acc
-
-    def sampled_accuracy(self, model, step: int) -> float:
-        """Mean reward of ``samples`` sampled completions per problem: what RL optimises (greedy may lag).
-
-        Sampling runs on a forked RNG seeded by the step, so it neither shifts the training's random stream
-        nor differs between methods for the same weights.
-        """
-        prompts = [p.prompt for p in self.problems for _ in range(self.samples)]
-        answers = [p.answer for p in self.problems for _ in range(self.samples)]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(10_000 + step)
-            completions = generate_completions(
-                model, self.tok, prompts, self.max_new_tokens, do_sample=True, temperature=self.temperature
-            )
-        rewards = arith.arith_reward(prompts=prompts, completions=completions, answer=answers)
-        return sum(r == 1.0 for r in rewards) / max(len(rewards), 1)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every == 0 or state.global_step == state.max_steps:

@@ -116,7 +116,7 @@ def run(args: DemoArguments) -> int:
 
     from oarl import oracle, plots
     from oarl.evaluation import accuracy, generate_completions
-    from oarl.experiment import METHOD_LABELS, HeldOutAccuracy, JsonlWriter, RLSettings, run_rl
+    from oarl.experiment import METHOD_LABELS, JsonlWriter, RLSettings, run_rl, sampled_accuracy
     from oarl.modeling import load_tokenizer
     from oarl.reshape import METHODS
     from oarl.tasks import arith
@@ -154,8 +154,9 @@ def run(args: DemoArguments) -> int:
     )
     sampled_before = None
     if args.eval_samples:
-        sampler = HeldOutAccuracy(None, {}, tok, held_out, 1, args.max_completion_length, args.eval_samples, args.temperature)  # fmt: skip
-        sampled_before = sampler.sampled_accuracy(model, 0)
+        sampled_before = sampled_accuracy(
+            model, tok, held_out, args.eval_samples, args.max_completion_length, args.temperature, step=0
+        )
     console.print(
         f"held-out accuracy before RL: {acc_before:.3f} greedy"
         + (f", {sampled_before:.3f} sampled (x{args.eval_samples})" if sampled_before is not None else "")
