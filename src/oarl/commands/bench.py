@@ -7,13 +7,14 @@ oarl). ``--quick`` is a CI smoke run: tiny sizes, numbers not meaningful.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from oarl.atomic import atomic_write_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -89,7 +90,7 @@ def run(a: argparse.Namespace) -> int:
     report["scaling"] = curve
     if not a.skip_step:
         report["step"] = _step_bench(a)
-    (out / "bench.json").write_text(json.dumps(report, indent=2))
+    atomic_write_json(out / "bench.json", report, indent=2)
     _plot(curve, out / "scaling.png", machine)
     md = _markdown(report)
     (out / "bench.md").write_text(md)

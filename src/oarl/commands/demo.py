@@ -7,7 +7,6 @@ RL run per method and seed from the same checkpoint with the same budget. Writes
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -216,9 +215,9 @@ def run(args: DemoArguments) -> int:
 
 
 def _save(results: dict, run_dir: Path, plots) -> None:
-    tmp = run_dir / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(run_dir / "results.json")  # atomic: never a half-written results file
+    from oarl.atomic import atomic_write_json
+
+    atomic_write_json(run_dir / "results.json", results, indent=2)  # never a half-written results file
     plots.curves(plots.read_metrics([run_dir]), run_dir / "curves.png", "embedded arithmetic task")
 
 

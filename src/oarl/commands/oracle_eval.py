@@ -19,6 +19,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from oarl.atomic import atomic_write_json
+
 DIGITS = [str(d) for d in range(10)]
 
 
@@ -211,8 +213,7 @@ def run(args: argparse.Namespace) -> int:
         )
     print_tables(results, console)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    atomic_write_json(out, results, indent=2)
     console.print(f"wrote {out}")
     return 0
 
