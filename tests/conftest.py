@@ -107,7 +107,7 @@ def copy_task_model():
 
 def has_benchmark_data() -> bool:
     """True when the local benchmark folder (``../shared/data`` or ``$OARL_DATA_DIR``) exists."""
-    from oarl.data import data_dir
+    from oarl.math.data import data_dir
 
     try:
         data_dir()
@@ -123,8 +123,8 @@ def tiny_math_model(tmp_path_factory) -> Path:
     ``####`` answer span (about 2/3; the answers themselves are nonsense). Built in ~5 s from the first
     1000 GSM8K train rows; skipped without the local data.
     """
-    from oarl.data import data_dir
-    from oarl.tiny import TinyMathConfig, build_tiny_math_checkpoint
+    from oarl.math.data import data_dir
+    from oarl.testbed.tiny_math import TinyMathConfig, build_tiny_math_checkpoint
 
     if not has_benchmark_data():
         pytest.skip("no local benchmark data (../shared/data)")

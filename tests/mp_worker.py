@@ -26,8 +26,8 @@ def params_hash(model: torch.nn.Module) -> str:
 
 def main(model_path: str, out_dir: str) -> int:
     """Train 3 OAR-G steps on 8 GSM8K rows and write this rank's hashes."""
-    from oarl.commands.train import TaskArguments, build_trainer
-    from oarl.trainer import OARConfig
+    from oarl.cli.train import TaskArguments, build_trainer
+    from oarl.integrations.trl.trainer import OARConfig
 
     torch.set_num_threads(1)  # two ranks share the CI machine's cores
     out = Path(out_dir)

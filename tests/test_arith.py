@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oarl.tasks.arith import (
+from oarl.testbed.tasks.arith import (
     ALPHABET,
     ANSWER_MARKER,
     ArithConfig,

@@ -11,10 +11,10 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from oarl import bilevel_weights, get_scorer
-from oarl.attribution import attribute, encode_pairs, normalised_scores, token_pieces
-from oarl.commands import attribute as attribute_cmd
-from oarl.html_report import render_html
-from oarl.plots import attribution_strip
+from oarl.cli import attribute as attribute_cmd
+from oarl.viz.attribution import attribute, encode_pairs, normalised_scores, token_pieces
+from oarl.viz.html_report import render_html
+from oarl.viz.plots import attribution_strip
 
 METHODS = ["perturbation", "gradient", "entropy", "random"]
 PROMPTS = ["q=<b>1</b> & 'x' \"y\"\n", "a=3;b=7;c=a+b;?c\n"]
@@ -227,8 +227,18 @@ def test_cli_prompt_completion_text_and_data(saved_model, tmp_path):
     assert attribute_cmd.main([*args, "--prompt", "p", "--text", "a\nb"]) == 2
 
 
+def test_cli_text_without_newline_is_all_completion(saved_model, tmp_path, capsys):
+    out = tmp_path / "a.html"
+    argv = ["--model", str(saved_model), "--method", "perturbation", "--out", str(out), "--no-png"]
+    assert attribute_cmd.main([*argv, "--text", "c=4;d=2;ANSWER 2"]) == 0
+    assert "empty prompt" in capsys.readouterr().err
+    tokens = parse(out.read_text())
+    assert not [t for t in tokens if t["card"] is None]  # no prompt tokens
+    assert "".join(t["text"] for t in tokens if t["card"] == "perturbation") == "c=4;d=2;ANSWER 2"
+
+
 def test_oracle_tokens_are_underlined(tiny):
-    from oarl.tasks import arith
+    from oarl.testbed.tasks import arith
 
     model, tok = tiny
     (p,) = arith.generate_problems(1)
@@ -250,9 +260,9 @@ def test_cli_task_arith(saved_model, tmp_path):
 
 
 def test_png_and_html_share_one_colour_scale():
-    from oarl.html_report import shade
-    from oarl.palette import weight_rgb
-    from oarl.plots import token_label, weight_cmap
+    from oarl.viz.html_report import shade
+    from oarl.viz.palette import weight_rgb
+    from oarl.viz.plots import token_label, weight_cmap
 
     lo, hi = 0.2, 3.0
     cmap = weight_cmap(lo, hi)
@@ -268,8 +278,8 @@ def test_png_and_html_share_one_colour_scale():
 def test_cli_task_arith_gold_completions(saved_model, tmp_path):
     from dataclasses import replace
 
-    from oarl.commands.oracle_eval import checkpoint_task
-    from oarl.tasks import arith
+    from oarl.cli.oracle_eval import checkpoint_task
+    from oarl.testbed.tasks import arith
 
     out = tmp_path / "gold.html"
     argv = ["--model", str(saved_model), "--task", "arith", "--num", "2", "--completions", "gold",

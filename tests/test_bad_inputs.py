@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import tiny_lm
 
-from oarl.data import DataError, load_records
-from oarl.reshape import OARSettings, oar_token_advantages
-from oarl.spans import completion_span_masks
+from oarl.batch.reshape import OARSettings, oar_token_advantages
+from oarl.batch.spans import completion_span_masks
+from oarl.math.data import DataError, load_records
 
 # ---------------------------------------------------------------- data files
 
@@ -138,7 +138,7 @@ def test_rows_longer_than_the_context_are_not_scored():
     ],
 )
 def test_out_of_range_config_fails_before_any_model_load(monkeypatch, tmp_path, flags, message):
-    from oarl.commands import train
+    from oarl.cli import train
 
     def no_load(*a, **k):
         raise AssertionError("a model or dataset was loaded before the config was validated")
@@ -151,7 +151,7 @@ def test_out_of_range_config_fails_before_any_model_load(monkeypatch, tmp_path, 
 
 @pytest.mark.parametrize("flags", [["--oar_method", "magic"], ["--task", "poetry"]])
 def test_unknown_method_or_task_is_a_usage_error(monkeypatch, tmp_path, capsys, flags):
-    from oarl.commands import train
+    from oarl.cli import train
 
     monkeypatch.setattr(train, "build_trainer", lambda *a, **k: pytest.fail("loaded a model"))
     with pytest.raises(SystemExit) as exit_info:
@@ -160,7 +160,7 @@ def test_unknown_method_or_task_is_a_usage_error(monkeypatch, tmp_path, capsys, 
 
 
 def test_yaml_config_values_are_validated_too(monkeypatch, tmp_path):
-    from oarl.commands import train
+    from oarl.cli import train
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(json.dumps({"output_dir": str(tmp_path), "task": "poetry"}))  # JSON is YAML

@@ -7,9 +7,9 @@ import json
 import pytest
 from markers import needs_data
 
-from oarl.data import DataError, data_dir, gsm8k_final_answer, load_dataset_spec, load_records
-from oarl.prompts import DEFAULT_INSTRUCTION, PromptTemplate, add_prompts, build_prompt, render_prompt
-from oarl.tiny import CHATML_TEMPLATE, build_math_tokenizer
+from oarl.math.data import DataError, data_dir, gsm8k_final_answer, load_dataset_spec, load_records
+from oarl.math.prompts import DEFAULT_INSTRUCTION, PromptTemplate, add_prompts, build_prompt, render_prompt
+from oarl.testbed.tiny_math import CHATML_TEMPLATE, build_math_tokenizer
 
 
 def write_jsonl(path, lines):

@@ -3,7 +3,7 @@
 import json
 
 from oarl.cli import main as cli_main
-from oarl.commands.demo import DemoArguments, run
+from oarl.cli.demo import DemoArguments, run
 
 
 def test_demo_quick_end_to_end(tmp_path):

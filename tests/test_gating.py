@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oarl.gating import bilevel_weights
+from oarl.core.gating import bilevel_weights
 
 scores_st = st.lists(
     st.floats(min_value=0.0, max_value=1e6, allow_nan=False, width=32), min_size=1, max_size=24

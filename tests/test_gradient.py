@@ -5,8 +5,8 @@ import torch
 from conftest import layout, tiny_lm
 
 from oarl import gradient_scores, perturbation_scores
-from oarl.modeling import decoder_hidden, gather_positions, head_logits, position_ids_from_mask
-from oarl.probes import probe_divergence, probe_from_logits, probe_index, probe_targets
+from oarl.core.model import decoder_hidden, gather_positions, head_logits, position_ids_from_mask
+from oarl.core.probes import probe_divergence, probe_from_logits, probe_index, probe_targets
 
 ROWS = [(3, 7, 2), (2, 5, 3)]
 

@@ -8,10 +8,10 @@ from conftest import layout, tiny_lm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oarl import reshape
-from oarl.gating import bilevel_weights
-from oarl.reshape import OARSettings, finite_advantages, oar_token_advantages, safe_weights
-from oarl.scorers import gradient_scores, perturbation_scores
+from oarl.batch import reshape
+from oarl.batch.reshape import OARSettings, finite_advantages, oar_token_advantages, safe_weights
+from oarl.core.gating import bilevel_weights
+from oarl.core.scorers import gradient_scores, perturbation_scores
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oarl import oracle_recall
-from oarl.commands import oracle_eval
-from oarl.diagnostics import auroc, precision_at_k
-from oarl.oracle import evaluate_scorer, mask_ablation, replacement_scores, scorer_metrics
-from oarl.scorers import perturbation_scores
+from oarl.cli import oracle_eval
+from oarl.core.diagnostics import auroc, precision_at_k
+from oarl.core.scorers import perturbation_scores
+from oarl.testbed.oracle import evaluate_scorer, mask_ablation, replacement_scores, scorer_metrics
 
 
 def test_auroc_extremes_ties_and_empty_rows():
@@ -119,7 +119,7 @@ def test_scorer_metrics_perfect_uniform_and_mask_rows(qwen):
 
 @pytest.fixture(scope="module")
 def arith_model(tmp_path_factory):
-    from oarl.tasks import arith
+    from oarl.testbed.tasks import arith
 
     d = tmp_path_factory.mktemp("arith")
     tok = arith.build_tokenizer()

@@ -5,7 +5,7 @@ import torch
 from conftest import layout, tiny_lm
 
 from oarl import perturbation_scores
-from oarl.scorers import naive_perturbation_scores
+from oarl.core.scorers import naive_perturbation_scores
 
 ROWS = [(4, 9, 3), (2, 5, 2), (6, 12, 4)]  # different lengths -> padding in every row but the longest
 

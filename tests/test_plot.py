@@ -1,4 +1,4 @@
-"""`oarl plot`: several runs' metrics.jsonl on one figure, via oarl.plots.read_metrics / curves."""
+"""`oarl plot`: several runs' metrics.jsonl on one figure, via oarl.viz.plots.read_metrics / curves."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import matplotlib.image as mpimg
 import pytest
 
 from oarl.cli import main as cli_main
-from oarl.commands.plot import load_runs
-from oarl.commands.plot import main as plot_main
+from oarl.cli.plot import load_runs
+from oarl.cli.plot import main as plot_main
 
 
 def write_run(path, labels=("GRPO", "OAR-P"), steps=3, offset=0.0):
@@ -59,7 +59,7 @@ def test_plot_errors(tmp_path, capsys):
 
 
 def test_rolling_mean_is_a_trailing_window():
-    from oarl.plots import _rolling
+    from oarl.viz.plots import _rolling
 
     values = [1.0, 3.0, 5.0, 7.0, 9.0]
     expect = [sum(values[max(0, i - 2) : i + 1]) / len(values[max(0, i - 2) : i + 1]) for i in range(5)]

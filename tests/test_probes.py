@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from oarl.probes import outcome_probe, probe_divergence, probe_index
+from oarl.core.probes import outcome_probe, probe_divergence, probe_index
 
 
 def test_probe_index_positions_predict_answer_tokens():
@@ -54,7 +54,7 @@ def test_math_core_does_not_import_trl():
     import sys
 
     code = (
-        "import sys, oarl, oarl.scorers, oarl.gating, oarl.probes, oarl.diagnostics, oarl.reshape, oarl.spans; "
+        "import sys, oarl, oarl.core.scorers, oarl.core.gating, oarl.core.probes, oarl.core.diagnostics, oarl.batch.reshape, oarl.batch.spans; "
         "assert 'trl' not in sys.modules, 'trl imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

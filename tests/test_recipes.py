@@ -9,8 +9,8 @@ import pytest
 import yaml
 from trl import TrlParser
 
-from oarl.commands.train import TaskArguments
-from oarl.trainer import OARConfig
+from oarl.cli.train import TaskArguments
+from oarl.integrations.trl.trainer import OARConfig
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 TRAIN_RECIPES = sorted(p for p in RECIPES.rglob("*.yaml") if "accelerate" not in p.parts)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from oarl.atomic import append_line, atomic_write_json, trim_jsonl
-from oarl.experiment import JsonlWriter
-from oarl.resume import INTERRUPTED_EXIT_CODE, checkpoint_step, last_checkpoint
+from oarl.integrations.trl.resume import INTERRUPTED_EXIT_CODE, checkpoint_step, last_checkpoint
+from oarl.testbed.experiment import JsonlWriter
+from oarl.utils.atomic import append_line, atomic_write_json, trim_jsonl
 
 STEPS = 6
 
@@ -23,7 +23,7 @@ STEPS = 6
 @pytest.fixture(scope="module")
 def tiny_arith_model(tmp_path_factory) -> Path:
     """A hidden-64, 2-layer arith model, briefly supervised so some completions are right (rewards vary)."""
-    from oarl.tasks import arith
+    from oarl.testbed.tasks import arith
 
     out = tmp_path_factory.mktemp("tiny-arith")
     tok = arith.build_tokenizer()
@@ -105,7 +105,7 @@ def test_sigterm_then_resume_matches_an_uninterrupted_run(tiny_arith_model, tmp_
 
 
 def test_resume_without_checkpoint_starts_fresh(tmp_path, monkeypatch, capsys):
-    from oarl.commands import train
+    from oarl.cli import train
 
     args = train.TaskArguments(resume=True)
     config = type("C", (), {"resume_from_checkpoint": None, "output_dir": str(tmp_path), "process_index": 0})

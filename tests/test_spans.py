@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oarl.spans import completion_span_masks, find_answer, find_answer_span, token_char_offsets
+from oarl.batch.spans import completion_span_masks, find_answer, find_answer_span, token_char_offsets
 
 
 def answer_of(text: str) -> str | None:

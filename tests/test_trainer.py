@@ -6,8 +6,8 @@ import pytest
 import torch
 from trl import GRPOConfig, GRPOTrainer
 
-from oarl.tasks import arith
-from oarl.trainer import OARConfig, OARGRPOTrainer
+from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
+from oarl.testbed.tasks import arith
 
 COMMON = dict(
     use_cpu=True,
@@ -57,9 +57,9 @@ def varied_reward(completions, **kwargs):
 
 def make_trainer(task, cls, args, reward=varied_reward):
     tok, state, config, data = task
-    from transformers import Qwen2ForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    model = Qwen2ForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(state)
     return cls(model=model, reward_funcs=reward, args=args, train_dataset=data, processing_class=tok)
 
@@ -156,7 +156,7 @@ def test_probe_warmup_uses_lt_logits(tmp_path):
 
 
 def test_nonfinite_scores_fall_back_to_grpo_and_are_counted(task, tmp_path, monkeypatch, caplog):
-    from oarl import reshape
+    from oarl.batch import reshape
 
     def nan_scores(model, ids, attn, reasoning, answer, **kw):
         return torch.full(ids.shape, float("nan"))
@@ -173,7 +173,7 @@ def test_nonfinite_scores_fall_back_to_grpo_and_are_counted(task, tmp_path, monk
         return out
 
     trainer._generate_and_score_completions = spy
-    with caplog.at_level("WARNING", logger="oarl.trainer"):
+    with caplog.at_level("WARNING", logger="oarl.integrations.trl.trainer"):
         trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h][0]
     assert torch.isfinite(seen["adv"]).all() and torch.isfinite(torch.tensor(logs["loss"]))

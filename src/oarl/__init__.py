@@ -1,14 +1,15 @@
 """oarl: Outcome-grounded Advantage Reshaping (OAR) for RL of reasoning models.
 
-Pipeline: rollout -> score (``oarl.scorers``, reading ``oarl.probes``) -> gate (``oarl.gating``) -> loss
-(``reshape_advantages``). The math never imports trl; the TRL glue lives in ``oarl.trainer``.
+Pipeline: rollout -> answer spans (``oarl.batch.spans``) -> scores (``oarl.core.scorers`` reading
+``oarl.core.probes``) -> gate (``oarl.core.gating``) -> token advantages (``oarl.core.advantages``) -> the
+trainer's loss (``oarl.integrations.trl``). ``oarl.core`` is pure torch and never imports trl.
 """
 
-from oarl.advantages import reshape_advantages
-from oarl.diagnostics import ess_ratio, oracle_recall, top_mass_share
-from oarl.gating import bilevel_weights
-from oarl.probes import PROBES, outcome_probe
-from oarl.scorers import SCORERS, get_scorer, gradient_scores, perturbation_scores
+from oarl.core.advantages import reshape_advantages
+from oarl.core.diagnostics import ess_ratio, oracle_recall, top_mass_share
+from oarl.core.gating import bilevel_weights
+from oarl.core.probes import PROBES, outcome_probe
+from oarl.core.scorers import SCORERS, get_scorer, gradient_scores, perturbation_scores
 
 __version__ = "0.1.0"
 
@@ -32,7 +33,7 @@ __all__ = [
 def __getattr__(name: str):
     # The TRL glue is imported lazily so the math core works (and imports fast) without trl.
     if name in ("OARConfig", "OARGRPOTrainer"):
-        from oarl import trainer
+        from oarl.integrations import trl
 
-        return getattr(trainer, name)
+        return getattr(trl, name)
     raise AttributeError(f"module 'oarl' has no attribute {name!r}")

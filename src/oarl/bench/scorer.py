@@ -61,7 +61,7 @@ def build_batch(case: ScorerCase, vocab: int) -> tuple[torch.Tensor, ...]:
 
 
 def scorer_fns(case: ScorerCase) -> dict:
-    from oarl.scorers import gradient_scores, naive_perturbation_scores, perturbation_scores
+    from oarl.core.scorers import gradient_scores, naive_perturbation_scores, perturbation_scores
 
     return {
         "naive_oar_p": lambda m, b: naive_perturbation_scores(

@@ -40,9 +40,9 @@ def step_times(
 
     from transformers import AutoModelForCausalLM, PrinterCallback
 
-    from oarl.modeling import load_tokenizer
-    from oarl.tasks import arith
-    from oarl.trainer import OARConfig, OARGRPOTrainer
+    from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
+    from oarl.testbed.tasks import arith
+    from oarl.utils.checkpoint import load_tokenizer
 
     tok = load_tokenizer(model_path)
     data = arith.make_dataset(steps * prompts_per_step, replace(arith.ArithConfig(), seed=12_345))

@@ -1,0 +1,7 @@
+"""``python -m oarl COMMAND``: the same as the ``oarl`` script."""
+
+import sys
+
+from oarl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,202 @@
+"""One OAR step on a batch of rollouts, trainer-independent: spans -> scores -> weights -> token advantages.
+
+This is what a trainer calls after it has group-normalised advantages (TRL's ``OARGRPOTrainer`` does; a
+verl or custom loop can call it the same way).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from oarl.batch.spans import completion_span_masks
+from oarl.core.advantages import reshape_advantages
+from oarl.core.diagnostics import ess_ratio, top_mass_share
+from oarl.core.gating import bilevel_weights, check_gate_params
+from oarl.core.probes import check_probe
+from oarl.core.scorers import SCORERS, get_scorer
+
+
+def methods() -> tuple[str, ...]:
+    """Valid ``method`` values: ``"none"`` (plain GRPO) and every registered scorer, read at call time."""
+    return ("none", *SCORERS)
+
+
+@dataclass
+class OARSettings:
+    """What to score with and how to gate. ``method="none"`` is plain GRPO."""
+
+    method: str = "gradient"
+    probe: str = "as_mean"
+    tau: float = 0.4
+    beta: float = 2.0
+    floor: float = 0.1
+    noise_std: float = 1e-3
+    mask_token_id: int | None = None
+    max_batch_tokens: int = 2048
+    span_finders: list[str] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.method not in methods():
+            raise ValueError(f"unknown OAR method {self.method!r}; expected one of {methods()}")
+        check_probe(self.probe)
+        check_gate_params(self.tau, self.beta, self.floor)
+        if not self.noise_std >= 0:
+            raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
+
+
+@dataclass
+class OARBatchResult:
+    """Token advantages ``[B, T]`` plus per-row diagnostics (``[B]`` tensors; NaN where not scored).
+
+    Fallback rows (bool ``[B]``), all of which keep uniform weights (their token advantages are plain GRPO's):
+    ``no_span`` (no final answer found), ``no_reasoning`` (an answer but no token before it), ``too_long``
+    (prompt + completion longer than the model's context), ``nonfinite`` (the scorer or the gate gave a
+    NaN/inf). ``nonfinite_advantage``: the incoming sequence advantage itself was NaN/inf; it is set to 0.
+    """
+
+    advantages: Tensor
+    weights: Tensor
+    scored: Tensor
+    no_span: Tensor
+    ess: Tensor
+    top_share: Tensor
+    seconds: float
+    no_reasoning: Tensor | None = None
+    too_long: Tensor | None = None
+    nonfinite: Tensor | None = None
+    nonfinite_advantage: Tensor | None = None
+
+
+def context_limit(model: nn.Module) -> int | None:
+    """The model's context length (``config.max_position_embeddings``), or None when it does not say."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return int(limit) if isinstance(limit, int) and limit > 0 else None
+
+
+def finite_advantages(advantages: Tensor) -> tuple[Tensor, Tensor]:
+    """``advantages`` with NaN/inf replaced by 0 (that row then does not move the policy), and ``[B]`` where."""
+    bad = ~torch.isfinite(advantages)
+    return torch.where(bad, torch.zeros_like(advantages), advantages), bad
+
+
+def safe_weights(scores: Tensor, mask: Tensor, settings: OARSettings) -> tuple[Tensor, Tensor]:
+    """Gate ``scores`` into weights; rows with a non-finite score or weight get uniform weights instead.
+
+    Returns ``weights[B, T]`` (finite, each row sums to its mask count) and ``nonfinite[B]`` (bool).
+    """
+    mask = mask.bool()
+    bad = (mask & ~torch.isfinite(scores)).any(-1)
+    clean_mask = mask & ~bad.unsqueeze(-1)
+    w = bilevel_weights(
+        scores.where(clean_mask, 0.0), clean_mask, settings.tau, settings.beta, settings.floor
+    )
+    late = ~torch.isfinite(w).all(-1)  # cannot happen for finite scores; kept as the last line of defence
+    if late.any():
+        w = torch.where(late.unsqueeze(-1), torch.ones_like(w), w)
+    return w, bad | late
+
+
+def oar_token_advantages(
+    model: nn.Module,
+    tokenizer,
+    prompt_ids: Tensor,
+    prompt_mask: Tensor,
+    completion_ids: Tensor,
+    completion_mask: Tensor,
+    advantages: Tensor,
+    settings: OARSettings,
+    skip_rows: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    oracle_mask: Tensor | None = None,
+) -> OARBatchResult:
+    """Reshape GRPO advantages per token for a batch of rollouts.
+
+    Args:
+        model: the policy (a transformers causal LM).
+        tokenizer: its tokenizer (for answer spans).
+        prompt_ids, prompt_mask: ``[B, P]`` (left padded, as TRL gives them).
+        completion_ids, completion_mask: ``[B, T]`` (right padded).
+        advantages: ``[B]`` group-normalised sequence advantages.
+        settings: scorer and gate settings.
+        skip_rows: ``[B]`` bool, rows not to score (e.g. zero-advantage groups): weights 1.
+        generator: randomness for OAR-G noise / random scores.
+        oracle_mask: ``[B, T]`` bool, known decisive completion tokens (only the ``oracle`` scorer reads it).
+
+    Returns:
+        :class:`OARBatchResult`; rows without an answer span, without reasoning tokens, longer than the
+        model's context, skipped, or whose scores are not finite keep weight 1 everywhere (so their token
+        advantages equal plain GRPO's). The token advantages are always finite.
+    """
+    B, T = completion_ids.shape
+    device = completion_ids.device
+    ones = torch.ones(B, T, dtype=torch.float32, device=device)
+    nan = torch.full((B,), float("nan"), device=device)
+    none = torch.zeros(B, dtype=torch.bool, device=device)
+    advantages, bad_adv = finite_advantages(advantages)
+    if settings.method == "none":  # plain GRPO through the same [B, T] path; uniform weights have ESS 1
+        adv = reshape_advantages(advantages, ones)
+        share = top_mass_share(adv, completion_mask.bool())
+        return OARBatchResult(
+            adv, ones, none, none, torch.ones_like(nan), share, 0.0, none, none, none, bad_adv
+        )
+    start = time.perf_counter()
+    spans = completion_span_masks(tokenizer, completion_ids, completion_mask, settings.span_finders)
+    has_reasoning = spans.reasoning.any(-1)
+    limit = context_limit(model)
+    lengths = prompt_mask.sum(-1).to(device) + completion_mask.sum(-1)
+    too_long = lengths > limit if limit is not None else none.clone()
+    scored = spans.found & has_reasoning & ~too_long
+    if skip_rows is not None:
+        scored &= ~skip_rows.to(scored.device)
+    weights = ones.clone()
+    ess = nan.clone()
+    nonfinite = none.clone()
+    rows = scored.nonzero().flatten()
+    if len(rows):
+        ids = torch.cat([prompt_ids[rows], completion_ids[rows]], dim=1)
+        attn = torch.cat([prompt_mask[rows], completion_mask[rows]], dim=1)
+        pad = torch.zeros_like(prompt_ids[rows], dtype=torch.bool)
+        reasoning = torch.cat([pad, spans.reasoning[rows]], dim=1)
+        answer = torch.cat([pad, spans.answer[rows]], dim=1)
+        oracle = (
+            None if oracle_mask is None else torch.cat([pad, oracle_mask[rows].to(pad.device).bool()], dim=1)
+        )
+        scores = get_scorer(settings.method)(
+            model,
+            ids,
+            attn,
+            reasoning,
+            answer,
+            probe=settings.probe,
+            noise_std=settings.noise_std,
+            mask_token_id=settings.mask_token_id,
+            max_batch_tokens=settings.max_batch_tokens,
+            generator=generator,
+            oracle_mask=oracle,
+        )
+        P = prompt_ids.shape[1]
+        w, bad = safe_weights(scores[:, P:], spans.reasoning[rows], settings)
+        weights[rows] = w.to(weights.dtype)
+        ess[rows] = ess_ratio(w, spans.reasoning[rows])
+        nonfinite[rows] = bad
+        ess[rows[bad]] = float("nan")
+        scored[rows[bad]] = False
+    token_adv = reshape_advantages(advantages, weights)
+    share = top_mass_share(token_adv, completion_mask.bool())
+    return OARBatchResult(
+        advantages=token_adv,
+        weights=weights,
+        scored=scored,
+        no_span=~spans.found,
+        ess=ess,
+        top_share=share,
+        seconds=time.perf_counter() - start,
+        no_reasoning=spans.found & ~has_reasoning,
+        too_long=too_long,
+        nonfinite=nonfinite,
+        nonfinite_advantage=bad_adv,
+    )

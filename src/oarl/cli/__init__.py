@@ -1,0 +1,52 @@
+"""The ``oarl`` command line: ``oarl COMMAND [--help]``. Each command is a module with ``main(argv) -> int``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module, one-line help). Imported lazily so `oarl --help` stays fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("oarl.cli.demo", "GRPO vs OAR-G vs OAR-P on the embedded arithmetic task (offline, CPU)"),
+    "train": ("oarl.cli.train", "any run from a YAML config (OARConfig fields + task fields)"),
+    "eval": ("oarl.cli.eval_cmd", "pass@1 / pass@k of a local model on a math or task dataset"),
+    "attribute": (
+        "oarl.cli.attribute",
+        "token-credit heatmaps (HTML + PNG) for one or more completions",
+    ),
+    "oracle-eval": (
+        "oarl.cli.oracle_eval",
+        "recall / precision / AUROC of scorers vs the oracle causal tokens",
+    ),
+    "plot": ("oarl.cli.plot", "training curves of several runs on one figure"),
+    "bench": ("oarl.cli.bench", "scorer and training-step cost: oarl vs naive, OAR vs GRPO"),
+    "score-demo": ("oarl.cli.score_demo", "score one random sequence with every scorer on a tiny model"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: oarl COMMAND [options]   (oarl COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:12s} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    lines += ["", "  --version    print the version"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from oarl import __version__
+
+        print(__version__)
+        return 0
+    if argv[0] not in COMMANDS:
+        print(f"oarl: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

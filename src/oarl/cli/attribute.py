@@ -1,0 +1,222 @@
+"""Token-credit heatmaps: score prompt + completion pairs with several methods, write one HTML file + a PNG.
+
+Sources (one of): ``--prompt P --completion C`` (repeatable), ``--text T`` (split after the first ``--sep``),
+``--data FILE.jsonl --index N ...`` (fields ``--prompt-field``/``--completion-field``; GSM8K's
+``question``/``answer`` are found by themselves), or ``--task arith`` (held-out problems of the embedded task
+with the model's own greedy or sampled completions or the gold ones, ``--completions``; oracle causal tokens
+underlined). The PNGs (one per pair) use the HTML page's colour scale (:mod:`oarl.viz.palette`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+FIELD_PAIRS = (("prompt", "completion"), ("question", "answer"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oarl attribute", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="local model folder (model + tokenizer)")
+    src = p.add_argument_group("what to score (one source)")
+    src.add_argument("--prompt", action="append", default=[], help="a prompt (pair with --completion)")
+    src.add_argument("--completion", action="append", default=[], help="its completion")
+    src.add_argument("--text", action="append", default=[], help="prompt + completion in one string")
+    src.add_argument("--sep", default="\n", help="--text is split after the first SEP (default: newline)")
+    src.add_argument("--data", help="a JSONL file; rows picked with --index")
+    src.add_argument("--index", type=int, nargs="+", default=[0], help="0-based row numbers in --data")
+    src.add_argument("--prompt-field", help="prompt field of --data rows (default: prompt, else question)")
+    src.add_argument("--completion-field", help="completion field (default: completion, else answer)")
+    src.add_argument("--task", choices=["arith"], help="held-out problems of the embedded task")
+    src.add_argument("--num", type=int, default=3, help="--task: number of problems")
+    src.add_argument("--max-new-tokens", type=int, default=48, help="--task: completion length")
+    src.add_argument("--completions", default="greedy", choices=["greedy", "sample", "gold"],
+                     help="--task: the model's greedy or sampled completions, or the gold ones")  # fmt: skip
+    sc = p.add_argument_group("scoring")
+    sc.add_argument("--method", default="perturbation,gradient,entropy,random", help="comma list of scorers")
+    sc.add_argument("--probe", default="as_mean", choices=["lt_logits", "as_mean", "as_joint"])
+    sc.add_argument("--tau", type=float, default=0.4)
+    sc.add_argument("--beta", type=float, default=2.0)
+    sc.add_argument("--floor", type=float, default=0.1)
+    sc.add_argument("--seed", type=int, default=0, help="seed of the gradient noise and the random scorer")
+    sc.add_argument("--mask-token", help="OAR-P replacement token (default: the pad token)")
+    sc.add_argument("--noise-std", type=float, default=1e-3, help="OAR-G noise std (paper 1e-3; demo 0.1)")
+    sc.add_argument("--device", default="cpu")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", default="runs/attribution/attribution.html", help="the HTML file")
+    out.add_argument("--png", help="the PNG heatmap (default: --out with .png; several rows: -<i>.png)")
+    out.add_argument("--no-png", action="store_true")
+    out.add_argument("--wrap", type=int, default=48, help="tokens per line in the PNG")
+    out.add_argument("--title", default="Token credit")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError, IndexError, KeyError) as e:
+        print(f"oarl attribute: error: {e}", file=sys.stderr)
+        return 2
+
+
+def split_text(text: str, sep: str) -> tuple[str, str]:
+    """``text`` cut after the first ``sep`` (which stays with the prompt).
+
+    Without ``sep`` the whole text is the completion (empty prompt): that is how a user first tries the
+    command, so it is scored rather than refused, and stderr says so.
+    """
+    cut = text.find(sep) if sep else -1
+    if cut < 0:
+        print(
+            f"oarl attribute: --text has no separator {sep!r}: scoring it all as the completion (empty prompt)",
+            file=sys.stderr,
+        )
+        return "", text
+    return text[: cut + len(sep)], text[cut + len(sep) :]
+
+
+def read_jsonl_rows(
+    path: str | Path, indices: list[int], prompt_field: str | None, completion_field: str | None
+) -> list[tuple[str, str]]:
+    """``(prompt, completion)`` of the 0-based rows ``indices`` of a JSONL file."""
+    wanted, rows = set(indices), {}
+    with Path(path).open() as f:
+        for i, line in enumerate(f):
+            if i in wanted and line.strip():
+                rows[i] = json.loads(line)
+    missing = sorted(wanted - set(rows))
+    if missing:
+        raise IndexError(f"{path}: no row(s) {missing} (0-based)")
+    out = []
+    for i in indices:
+        row = rows[i]
+        pf, cf = prompt_field, completion_field
+        if pf is None or cf is None:
+            pair = next((fp for fp in FIELD_PAIRS if fp[0] in row and fp[1] in row), None)
+            if pair is None:
+                raise KeyError(
+                    f"{path} row {i}: no prompt/completion or question/answer fields; use --*-field"
+                )
+            pf, cf = pf or pair[0], cf or pair[1]
+        out.append((str(row[pf]), str(row[cf])))
+    return out
+
+
+def collect_pairs(args, model, tok) -> tuple[list[str], list[str], list[str], bool]:
+    """Prompts, completions, titles and whether oracle tokens are known, from the chosen source."""
+    sources = [bool(args.prompt or args.completion), bool(args.text), bool(args.data), bool(args.task)]
+    if sum(sources) != 1:
+        raise ValueError("give exactly one source: --prompt/--completion, --text, --data or --task")
+    if args.prompt or args.completion:
+        if len(args.prompt) != len(args.completion):
+            raise ValueError("give as many --prompt as --completion")
+        n = len(args.prompt)
+        return list(args.prompt), list(args.completion), [f"example {i + 1}" for i in range(n)], False
+    if args.text:
+        pairs = [split_text(t, args.sep) for t in args.text]
+        return (
+            [p for p, _ in pairs],
+            [c for _, c in pairs],
+            [f"example {i + 1}" for i in range(len(pairs))],
+            False,
+        )
+    if args.data:
+        pairs = read_jsonl_rows(args.data, args.index, args.prompt_field, args.completion_field)
+        titles = [f"{Path(args.data).name} row {i}" for i in args.index]
+        return [p for p, _ in pairs], [c for _, c in pairs], titles, False
+    from dataclasses import replace
+
+    from oarl.cli.oracle_eval import checkpoint_task
+    from oarl.math.evaluation import generate_completions
+    from oarl.testbed.tasks import arith
+
+    task = checkpoint_task(args.model)
+    problems = arith.generate_problems(args.num, replace(task, seed=task.seed + 30_000))
+    prompts = [p.prompt for p in problems]
+    if args.completions == "gold":
+        completions = [p.completion for p in problems]
+    else:
+        sample = args.completions == "sample"
+        completions = generate_completions(model, tok, prompts, args.max_new_tokens, do_sample=sample)
+    titles = []
+    for i, (p, c) in enumerate(zip(problems, completions, strict=True)):
+        got = arith.extract_answer(c)
+        mark = "correct" if got == p.answer else "wrong"
+        who = "gold completion" if args.completions == "gold" else "model"
+        shown = got if got is not None else "—"
+        titles.append(f"held-out problem {i + 1}: answer {p.answer}, {who} {shown} ({mark})")
+    return prompts, completions, titles, True
+
+
+def png_paths(args, n: int) -> list[Path]:
+    """Where the PNG heatmaps go: one file, or ``<stem>-<i>.png`` per row when there are several."""
+    base = Path(args.png) if args.png else Path(args.out).with_suffix(".png")
+    return [base] if n == 1 else [base.with_name(f"{base.stem}-{i + 1}{base.suffix}") for i in range(n)]
+
+
+def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
+    """One PNG heatmap per row of ``att`` (its completion tokens, every method), on the HTML page's scale."""
+    from oarl.viz.attribution import METHOD_LABELS
+    from oarl.viz.html_report import weight_range
+    from oarl.viz.plots import attribution_strip
+
+    vrange = weight_range(att)
+    for b, (row, path) in enumerate(zip(att.rows, paths, strict=True)):
+        cols = [t.column for t in row.completion]
+        weights = {}
+        for m, r in att.methods.items():
+            stats = f"ESS {float(r.ess_ratio[b]):.2f} · top10 {float(r.top10_share[b]):.2f}"
+            weights[f"{METHOD_LABELS.get(m, m)}\n{stats}"] = r.weights[b, cols].tolist()
+        attribution_strip(
+            [t.text for t in row.completion], weights, path,
+            oracle=[t.oracle for t in row.completion] if oracle else None,
+            answer=[t.role == "answer" for t in row.completion], title=row.title, wrap=wrap,
+            vrange=vrange, caption="prompt: " + "".join(t.text for t in row.prompt),
+        )  # fmt: skip
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from oarl.utils.checkpoint import load_tokenizer
+    from oarl.viz.attribution import METHOD_LABELS, attribute
+    from oarl.viz.html_report import render_html
+
+    methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    tok = load_tokenizer(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model).to(args.device).eval()
+    torch.manual_seed(args.seed)  # --completions sample
+    prompts, completions, titles, oracle = collect_pairs(args, model, tok)
+    options: dict = {"noise_std": args.noise_std}
+    if args.mask_token is not None:
+        mask_id = tok.convert_tokens_to_ids(args.mask_token)
+        if mask_id is None or mask_id == tok.unk_token_id:
+            raise ValueError(f"--mask-token {args.mask_token!r} is not a token of this tokenizer")
+        options["mask_token_id"] = mask_id
+    att = attribute(
+        model, tok, prompts, completions, methods, args.probe, args.tau, args.beta, args.floor, args.seed,
+        oracle=oracle, titles=titles, **options,
+    )  # fmt: skip
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(att, args.title, subtitle=f"model {args.model}"), encoding="utf-8")
+    print(f"wrote {out}")
+    if not args.no_png:
+        for path in write_pngs(att, png_paths(args, len(att.rows)), oracle, args.wrap):
+            print(f"wrote {path}")
+    for m, r in att.methods.items():
+        found = att.batch["found"]
+        ess = r.ess_ratio[found].mean().item() if found.any() else float("nan")
+        top = r.top10_share[found].nanmean().item() if found.any() else float("nan")
+        print(f"  {METHOD_LABELS.get(m, m):8s} ESS-ratio {ess:.3f}  top-10% share {top:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,222 @@
+"""Scorers vs the oracle causal tokens of the embedded task: recall@k, precision@k and AUROC with 95% CIs.
+
+For each checkpoint (``--models warm=PATH rl=PATH``; default: the demo's cached warm start) it samples
+completions of held-out problems (or takes the greedy or gold ones), keeps the rows with an answer span and
+oracle tokens, and scores their reasoning tokens with every method. Per row: recall@k (k = number of oracle
+tokens), precision@k (k = the top ``--precision-frac`` of the reasoning tokens), AUROC (ties count one
+half); mean and normal 95% interval over rows. The mask ablation re-runs OAR-P with other replacement
+tokens: ``pad`` (the default, never seen inside a sequence: out of distribution), a fixed token such as
+``0``, or ``digits`` (the mean over the ten digits other than the token itself, see
+:func:`oarl.testbed.oracle.replacement_scores`). Prints tables and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from oarl.utils.atomic import atomic_write_json
+
+DIGITS = [str(d) for d in range(10)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oarl oracle-eval", description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=[], help="NAME=PATH ... (default: the demo warm start)")
+    p.add_argument("--cache-dir", default="runs/cache", help="where the demo warm start is cached")
+    p.add_argument("--samples", type=int, default=200, help="held-out problems")
+    p.add_argument("--completions", default="sample", choices=["sample", "greedy", "gold"])
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--methods", default="perturbation,gradient,entropy,random", help="comma list of scorers")
+    p.add_argument("--probe", default="as_mean", choices=["lt_logits", "as_mean", "as_joint"])
+    p.add_argument("--masks", default="pad,0,digits", help="OAR-P replacement ablation: pad, a token, digits")
+    p.add_argument("--precision-frac", type=float, default=0.1, help="precision@k with k = ceil(frac * T)")
+    p.add_argument(
+        "--noise-std", type=float, default=1e-3, help="OAR-G noise std (paper 1e-3; the demo uses 0.1)"
+    )
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/oracle_eval/oracle_eval.json")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"oarl oracle-eval: error: {e}", file=sys.stderr)
+        return 2
+
+
+def demo_task():
+    """The embedded task with the demo's default difficulty (as ``oarl demo`` builds it)."""
+    from oarl.cli.demo import DemoArguments, _pair
+    from oarl.testbed.tasks import arith
+
+    d = DemoArguments()
+    return arith.ArithConfig(
+        chain_steps=_pair(d.chain_steps), distractor_steps=_pair(d.distractor_steps),
+        const_max=d.const_max, value_max=d.value_max, seed=d.task_seed,
+    )  # fmt: skip
+
+
+def demo_warm_start(cache_dir: str | Path) -> Path:
+    """The demo's default warm-start checkpoint (trained and cached on first use)."""
+    from oarl.cli.demo import DemoArguments
+    from oarl.testbed.warmstart import WarmStartConfig, warm_start
+
+    d = DemoArguments()
+    ws = WarmStartConfig(
+        train_problems=d.sft_problems, epochs=d.sft_epochs, learning_rate=d.sft_learning_rate,
+        hidden_size=d.hidden_size, num_layers=d.num_layers,
+    )  # fmt: skip
+    return warm_start(demo_task(), ws, cache_dir)
+
+
+def checkpoint_task(path: str | Path | None):
+    """The task a warm start was trained on (its ``oarl_warmstart.json``), else the demo's default task."""
+    from oarl.testbed.tasks import arith
+
+    meta = Path(path) / "oarl_warmstart.json" if path is not None else None
+    if meta is None or not meta.exists():
+        return demo_task()
+    fields = json.loads(meta.read_text())["task"]
+    return arith.ArithConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
+def parse_models(specs: list[str]) -> dict[str, str]:
+    """``NAME=PATH`` (or a bare ``PATH``, named after its folder) -> ``{name: path}``."""
+    out = {}
+    for spec in specs:
+        name, eq, path = spec.partition("=")
+        name, path = (name, path) if eq else (Path(spec).name, spec)
+        if not Path(path, "config.json").exists():
+            raise FileNotFoundError(f"{path}: not a model folder (no config.json)")
+        out[name] = path
+    return out
+
+
+def mask_ids(specs: str, tokenizer, model) -> dict[str, list[int]]:
+    """``pad`` -> the pad id, ``digits`` -> the ids of 0-9, anything else -> that token's id."""
+    out = {}
+    for spec in (s.strip() for s in specs.split(",")):
+        if not spec:
+            continue
+        if spec == "pad":
+            pad = getattr(model.config, "pad_token_id", None)
+            ids = [pad if pad is not None else tokenizer.pad_token_id]
+        else:
+            ids = [tokenizer.convert_tokens_to_ids(t) for t in (DIGITS if spec == "digits" else [spec])]
+        if any(i is None or i == tokenizer.unk_token_id for i in ids):
+            raise ValueError(f"mask {spec!r}: not a token of this tokenizer")
+        label = {"pad": "pad (default)", "digits": "random other digit"}.get(spec, f"token {spec!r}")
+        out[label] = ids
+    return out
+
+
+def evaluate_model(path: str, args: argparse.Namespace, methods: list[str]) -> dict:
+    """Metrics of every scorer and every mask on one checkpoint."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from oarl.math.evaluation import generate_completions
+    from oarl.testbed import oracle
+    from oarl.testbed.tasks import arith
+    from oarl.utils.checkpoint import load_tokenizer
+
+    t0 = time.perf_counter()
+    tok = load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    task = checkpoint_task(path)
+    problems = arith.generate_problems(args.samples, replace(task, seed=task.seed + 30_000))
+    prompts = [p.prompt for p in problems]
+    if args.completions == "gold":
+        completions = [p.completion for p in problems]
+    else:
+        torch.manual_seed(args.seed)
+        sample = args.completions == "sample"
+        completions = generate_completions(
+            model, tok, prompts, args.max_new_tokens, do_sample=sample, temperature=args.temperature
+        )
+    correct = arith.arith_reward(prompts, completions, answer=[p.answer for p in problems])
+    batch = oracle.oracle_batch(tok, prompts, completions)
+    common = dict(probe=args.probe, batch_size=args.batch_size, precision_frac=args.precision_frac)
+    scorers = oracle.scorer_metrics(model, batch, methods, seed=args.seed, noise_std=args.noise_std, **common)
+    masks = oracle.mask_ablation(model, batch, mask_ids(args.masks, tok, model), **common)
+    return {
+        "path": str(path),
+        "completion_accuracy": sum(correct) / len(correct),
+        "rows": len(prompts),
+        "scorable_rows": int(oracle.scorable_rows(batch).sum()),
+        "scorers": scorers,
+        "mask_ablation": masks,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _cell(m: dict) -> str:
+    return "–" if m["n"] == 0 else f"{m['mean']:.3f} ± {m['ci95']:.3f}"
+
+
+def print_tables(results: dict, console) -> None:
+    """One table of scorers (with a chance row) and one of the mask ablation, over all models."""
+    from rich.table import Table
+
+    from oarl.viz.attribution import METHOD_LABELS
+
+    cols = ("model", "scorer", "recall@k", "precision@k", "AUROC", "rows")
+    for key, title in (("scorers", "scorers vs oracle causal tokens"), ("mask_ablation", "OAR-P mask token")):
+        table = Table(title=f"{title} (mean ± 95% CI over rows)")
+        for c in cols:
+            table.add_column(c if c != "scorer" or key == "scorers" else "mask", justify="right")
+        for name, r in results["models"].items():
+            for method, m in r[key].items():
+                label = METHOD_LABELS.get(method, method)
+                table.add_row(name, label, _cell(m["recall"]), _cell(m["precision"]), _cell(m["auroc"]),
+                              str(m["recall"]["n"]))  # fmt: skip
+            if key == "scorers" and r[key]:
+                chance = next(iter(r[key].values()))["chance"]
+                table.add_row(name, "chance", _cell(chance), _cell(chance), "0.500", str(chance["n"]))
+        console.print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from rich.console import Console
+
+    from oarl.core.scorers import SCORERS
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=140)  # files and pipes: keep the tables unwrapped
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in SCORERS]
+    if unknown:
+        raise ValueError(f"unknown scorer(s) {unknown}; expected some of {sorted(SCORERS)}")
+    models = parse_models(args.models) or {"warm": str(demo_warm_start(args.cache_dir))}
+    results = {"config": {k: v for k, v in vars(args).items() if k != "models"}, "models": {}}
+    for name, path in models.items():
+        console.print(f"[bold]{name}[/]: {path}")
+        r = evaluate_model(path, args, methods)
+        results["models"][name] = r
+        console.print(
+            f"  {r['scorable_rows']}/{r['rows']} rows scorable; completion accuracy "
+            f"{r['completion_accuracy']:.3f}; {r['seconds']:.0f}s"
+        )
+    print_tables(results, console)
+    out = Path(args.out)
+    atomic_write_json(out, results, indent=2)
+    console.print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

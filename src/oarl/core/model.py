@@ -1,0 +1,125 @@
+"""Thin helpers around a Hugging Face causal LM: hidden states, logits only where needed, eval mode.
+
+The scorers never ask the model for ``[B, L, V]`` logits: they run the decoder for hidden states and apply
+the LM head at the few positions a probe reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
+    """``[B, L]`` position ids counting only attended tokens, so left and right padding give equal results."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def decoder_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """Split a ``*ForCausalLM`` into its decoder (returns hidden states) and its LM head."""
+    get_head = getattr(model, "get_output_embeddings", None)
+    get_decoder = getattr(model, "get_decoder", None)
+    head = get_head() if get_head else None
+    decoder = get_decoder() if get_decoder else None
+    if head is None or decoder is None or decoder is model:
+        raise TypeError(
+            f"{type(model).__name__} is not a causal LM with a separate decoder and LM head "
+            "(expected a transformers *ForCausalLM model)"
+        )
+    return decoder, head
+
+
+def decoder_hidden(
+    model: nn.Module,
+    attention_mask: Tensor,
+    position_ids: Tensor,
+    input_ids: Tensor | None = None,
+    inputs_embeds: Tensor | None = None,
+    past_key_values: Any = None,
+    use_cache: bool = False,
+) -> tuple[Tensor, Any]:
+    """Run the decoder only. Returns final hidden states ``[B, L_new, D]`` and the KV cache (or None)."""
+    decoder, _ = decoder_and_head(model)
+    out = decoder(
+        input_ids=input_ids,
+        inputs_embeds=inputs_embeds,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        past_key_values=past_key_values,
+        use_cache=use_cache,
+    )
+    return out.last_hidden_state, (out.past_key_values if use_cache else None)
+
+
+def head_logits(model: nn.Module, hidden: Tensor) -> Tensor:
+    """Apply the LM head (and final-logit soft-capping where the config has it) to ``hidden[..., D]``."""
+    _, head = decoder_and_head(model)
+    logits = head(hidden)
+    cap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def gather_positions(hidden: Tensor, positions: Tensor) -> Tensor:
+    """``hidden[B, L, D]`` at ``positions[B, K]`` -> ``[B, K, D]``."""
+    return hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+
+
+def full_logits(model: nn.Module, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    """Plain full forward ``[B, L, V]`` with mask-derived position ids (the reference path)."""
+    return model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids_from_mask(attention_mask),
+        use_cache=False,
+    ).logits
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put every submodule in eval mode (no dropout) and restore each one's own mode afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def default_mask_token_id(model: nn.Module, mask_token_id: int | None) -> int:
+    """The replacement token for OAR-P: the given id, else the model's pad token."""
+    if mask_token_id is not None:
+        return int(mask_token_id)
+    pad = getattr(getattr(model, "config", None), "pad_token_id", None)
+    if pad is None:
+        raise ValueError("mask_token_id not given and model.config.pad_token_id is None; pass mask_token_id")
+    return int(pad)
+
+
+def check_layout(
+    input_ids: Tensor, attention_mask: Tensor, reasoning_mask: Tensor, answer_mask: Tensor
+) -> None:
+    """Raise a clear ValueError when the four ``[B, L]`` tensors do not line up."""
+    if input_ids.dim() != 2:
+        raise ValueError(f"input_ids must be [B, L], got shape {tuple(input_ids.shape)}")
+    for name, t in (
+        ("attention_mask", attention_mask),
+        ("reasoning_mask", reasoning_mask),
+        ("answer_mask", answer_mask),
+    ):
+        if t.shape != input_ids.shape:
+            raise ValueError(
+                f"{name} has shape {tuple(t.shape)}, expected {tuple(input_ids.shape)} like input_ids"
+            )
+    if (reasoning_mask.bool() & answer_mask.bool()).any():
+        raise ValueError("reasoning_mask and answer_mask overlap; a token is either reasoning or answer")
+    if (reasoning_mask.bool() & ~attention_mask.bool()).any() or (
+        answer_mask.bool() & ~attention_mask.bool()
+    ).any():
+        raise ValueError("reasoning_mask/answer_mask mark padded positions (attention_mask == 0)")

@@ -1,0 +1,60 @@
+"""Token scorers: model + sequence layout -> ``[B, L]`` importance scores (0 outside reasoning).
+
+Every scorer has the signature ``scorer(model, input_ids, attention_mask, reasoning_mask, answer_mask,
+**options) -> Tensor[B, L]``; options a scorer does not use are ignored. ``SCORERS`` is the registry
+(as verl's advantage estimators): add your own with :func:`register_scorer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor
+
+from oarl.core.scorers.baselines import entropy_scores, oracle_scores, random_scores, uniform_scores
+from oarl.core.scorers.gradient import gradient_scores
+from oarl.core.scorers.perturbation import perturbation_scores
+from oarl.core.scorers.reference import naive_perturbation_scores
+
+Scorer = Callable[..., Tensor]
+
+SCORERS: dict[str, Scorer] = {
+    "perturbation": perturbation_scores,
+    "gradient": gradient_scores,
+    "entropy": entropy_scores,
+    "random": random_scores,
+    "uniform": uniform_scores,
+    "oracle": oracle_scores,  # needs oracle_mask: synthetic tasks with labelled tokens only
+}
+
+
+def register_scorer(name: str) -> Callable[[Scorer], Scorer]:
+    """Decorator adding a scorer to :data:`SCORERS` under ``name``."""
+
+    def deco(fn: Scorer) -> Scorer:
+        SCORERS[name] = fn
+        return fn
+
+    return deco
+
+
+def get_scorer(name: str) -> Scorer:
+    """The scorer registered as ``name``; a ValueError lists the known names otherwise."""
+    try:
+        return SCORERS[name]
+    except KeyError:
+        raise ValueError(f"unknown scorer {name!r}; expected one of {sorted(SCORERS)}") from None
+
+
+__all__ = [
+    "SCORERS",
+    "entropy_scores",
+    "get_scorer",
+    "gradient_scores",
+    "naive_perturbation_scores",
+    "oracle_scores",
+    "perturbation_scores",
+    "random_scores",
+    "register_scorer",
+    "uniform_scores",
+]

@@ -1,0 +1,92 @@
+"""Baseline scorers with the scorer signature: policy entropy, random, uniform and oracle importance."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from oarl.core.model import check_layout, decoder_hidden, eval_mode, head_logits, position_ids_from_mask
+
+
+@torch.no_grad()
+def entropy_scores(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    reasoning_mask: Tensor,
+    answer_mask: Tensor,
+    **_: object,
+) -> Tensor:
+    """Policy entropy at each reasoning token: ``H(softmax(logits[t-1]))``, the step that sampled token t.
+
+    Returns ``[B, L]`` float32, 0 outside ``reasoning_mask`` (and at position 0, which nothing predicts).
+    """
+    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    scores = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
+    predicting = torch.zeros_like(reasoning_mask, dtype=torch.bool)
+    predicting[:, :-1] = reasoning_mask[:, 1:].bool()
+    if not predicting.any():
+        return scores
+    with eval_mode(model):
+        hidden, _ = decoder_hidden(
+            model, attention_mask, position_ids_from_mask(attention_mask), input_ids=input_ids
+        )
+        logp = torch.log_softmax(head_logits(model, hidden[predicting]).float(), dim=-1)
+    rows, cols = predicting.nonzero(as_tuple=True)
+    scores[rows, cols + 1] = -(logp.exp() * logp).sum(-1)
+    return scores
+
+
+def random_scores(
+    model: nn.Module | None,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    reasoning_mask: Tensor,
+    answer_mask: Tensor,
+    generator: torch.Generator | None = None,
+    **_: object,
+) -> Tensor:
+    """Uniform random importance in [0, 1) at reasoning tokens (a control for any scorer). ``[B, L]``."""
+    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    noise = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
+    return noise * reasoning_mask.float()
+
+
+def uniform_scores(
+    model: nn.Module | None,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    reasoning_mask: Tensor,
+    answer_mask: Tensor,
+    **_: object,
+) -> Tensor:
+    """Equal importance for every reasoning token: gating turns it into all-ones weights (= plain GRPO)."""
+    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    return reasoning_mask.float()
+
+
+def oracle_scores(
+    model: nn.Module | None,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    reasoning_mask: Tensor,
+    answer_mask: Tensor,
+    oracle_mask: Tensor | None = None,
+    **_: object,
+) -> Tensor:
+    """Importance 1 at the known decisive tokens (``oracle_mask[B, L]``), 0 elsewhere: the ceiling of any scorer.
+
+    Only a task with labelled tokens can provide ``oracle_mask`` (the testbed does, through the trainer's
+    ``token_labeler``); through the gate it gives the decisive tokens the boost and the rest the floor.
+    """
+    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    if oracle_mask is None:
+        raise ValueError(
+            "the 'oracle' scorer needs per-token labels (oracle_mask); pass token_labeler= to OARGRPOTrainer "
+            "(the testbed tasks provide one)"
+        )
+    if oracle_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"oracle_mask has shape {tuple(oracle_mask.shape)}, expected {tuple(input_ids.shape)}"
+        )
+    return (oracle_mask.bool() & reasoning_mask.bool()).float()

@@ -1,0 +1,77 @@
+"""OAR-G: gradient scores, ``score_t = |<dJ/de_t, e_t>|`` with ``J = KL(p_clean || p_noisy)`` of the probe.
+
+Gaussian noise (std ``noise_std``, paper: 1e-3) is added to the reasoning-token embeddings; one forward and
+one backward of the whole batch give every token's importance. Gradients are taken with
+``torch.autograd.grad`` with respect to the embeddings only, so the parameters' accumulated ``.grad``
+(e.g. mid gradient-accumulation in a trainer) is never touched.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from oarl.core.model import (
+    check_layout,
+    decoder_hidden,
+    eval_mode,
+    gather_positions,
+    head_logits,
+    position_ids_from_mask,
+)
+from oarl.core.probes import check_probe, probe_divergence, probe_from_logits, probe_index, probe_targets
+
+
+def gradient_scores(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    reasoning_mask: Tensor,
+    answer_mask: Tensor,
+    probe: str = "as_mean",
+    noise_std: float = 1e-3,
+    generator: torch.Generator | None = None,
+    **_: object,
+) -> Tensor:
+    """OAR-G token importance (paper: ``|<dJ/de_t, e_t>|``, ``J = KL(p_clean || p_noisy)`` on the probe).
+
+    Args:
+        model: a transformers causal LM (run in eval mode here; modes are restored).
+        input_ids, attention_mask, reasoning_mask, answer_mask: ``[B, L]``, as in ``perturbation_scores``.
+        probe: ``"lt_logits"``, ``"as_mean"`` or ``"as_joint"`` (``J`` = clean minus noisy mean log-prob).
+        noise_std: std of the Gaussian noise on reasoning embeddings (>= 0). With 0 and a KL probe the
+            gradient vanishes (KL is minimal at p_noisy = p_clean): all scores are 0.
+        generator: torch generator for the noise, for reproducible scores.
+
+    Returns:
+        ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
+    """
+    check_probe(probe)
+    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    if not noise_std >= 0:
+        raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+    positions, valid = probe_index(answer_mask, probe)
+    targets = probe_targets(input_ids, positions)
+    pos_ids = position_ids_from_mask(attention_mask)
+    row_valid = valid.any(-1)
+    with eval_mode(model):
+        with torch.no_grad():
+            embeds = model.get_input_embeddings()(input_ids)
+            hidden, _ = decoder_hidden(model, attention_mask, pos_ids, inputs_embeds=embeds)
+            clean = probe_from_logits(
+                head_logits(model, gather_positions(hidden, positions)), valid, targets, probe
+            )
+        noise = torch.randn(embeds.shape, generator=generator, device=embeds.device, dtype=torch.float32)
+        noise = noise * noise_std * reasoning_mask.unsqueeze(-1).float()
+        noisy_embeds = (embeds + noise.to(embeds.dtype)).requires_grad_(True)
+        with torch.enable_grad():
+            hidden, _ = decoder_hidden(model, attention_mask, pos_ids, inputs_embeds=noisy_embeds)
+            noisy = probe_from_logits(
+                head_logits(model, gather_positions(hidden, positions)), valid, targets, probe
+            )
+            J = (probe_divergence(clean, noisy, probe) * row_valid).sum()
+            (grad,) = torch.autograd.grad(J, noisy_embeds, allow_unused=True)
+    if grad is None:
+        grad = torch.zeros_like(embeds)
+    scores = (grad.float() * embeds.float()).sum(-1).abs()
+    return scores * (reasoning_mask.bool() & row_valid.unsqueeze(-1)).float()

@@ -1,0 +1,238 @@
+"""TRL glue: ``OARConfig(GRPOConfig)`` and ``OARGRPOTrainer(GRPOTrainer)``. Swap the two names and get OAR.
+
+The trainer overrides one hook, ``_generate_and_score_completions``: after TRL has generated, rewarded and
+group-normalised, :func:`oarl.batch.reshape.oar_token_advantages` turns the ``[B]`` advantages into ``[B, T]``
+token advantages, which TRL 1.16's loss accepts as they are. ``_calculate_rewards`` is wrapped only to see
+the rewards, so groups whose advantages are all zero are never scored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from trl import GRPOConfig, GRPOTrainer
+from trl.trainer.utils import nanstd
+
+from oarl.batch.reshape import OARSettings, context_limit, methods, oar_token_advantages
+
+logger = logging.getLogger(__name__)
+#: ``(tokenizer, prompt_ids [B, P], completion_ids [B, T], completion_mask [B, T]) -> [B, T] bool``
+TokenLabeler = Callable[..., torch.Tensor]
+#: Saved next to transformers' ``rng_state.pth`` in each checkpoint (one per process, ``_{rank}.pth``): the
+#: state of the OAR-G noise / random-score generator.
+OAR_RNG_PREFIX = "oar_rng_state"
+
+
+@dataclass
+class OARConfig(GRPOConfig):
+    """GRPOConfig plus OAR's settings (all validated at construction, before any model is loaded)."""
+
+    oar_method: str = field(
+        default="gradient",
+        # choices: the scorer registry as it is when this module is imported (the CLI's argparse check);
+        # __post_init__ re-validates against the registry at construction, so later registrations work too.
+        metadata={
+            "help": "token scorer: 'none' (plain GRPO) or any name in oarl.core.scorers.SCORERS",
+            "choices": list(methods()),
+        },
+    )
+    oar_probe: str = field(
+        default="as_mean", metadata={"help": "outcome probe: lt_logits, as_mean (paper's best) or as_joint"}
+    )
+    oar_probe_warmup_steps: int = field(
+        default=0, metadata={"help": "use lt_logits before this global step, then oar_probe"}
+    )
+    oar_tau: float = field(default=0.4, metadata={"help": "gate quantile in (0, 1); low tau boosts more"})
+    oar_beta: float = field(default=2.0, metadata={"help": "boost strength >= 0"})
+    oar_floor: float = field(default=0.1, metadata={"help": "least weight of a suppressed token, in [0, 1]"})
+    oar_noise_std: float = field(default=1e-3, metadata={"help": "OAR-G embedding noise std >= 0"})
+    oar_mask_token: str | None = field(
+        default=None, metadata={"help": "OAR-P replacement token (text or id); default: the pad token"}
+    )
+    oar_skip_zero_advantage: bool = field(
+        default=True, metadata={"help": "do not score groups whose advantages are all zero"}
+    )
+    oar_max_batch_tokens: int = field(
+        default=2048, metadata={"help": "OAR-P: recomputed tokens per forward (memory bound; raise on GPUs)"}
+    )
+
+    def __post_init__(self) -> None:
+        self.oar_settings(mask_token_id=None)  # validates every oar_* field first
+        if self.oar_probe_warmup_steps < 0:
+            raise ValueError(f"oar_probe_warmup_steps must be >= 0, got {self.oar_probe_warmup_steps}")
+        if self.oar_max_batch_tokens < 1:
+            raise ValueError(f"oar_max_batch_tokens must be >= 1, got {self.oar_max_batch_tokens}")
+        super().__post_init__()
+
+    def oar_settings(self, mask_token_id: int | None, step: int | None = None) -> OARSettings:
+        """The settings in force at global ``step`` (LT-Logits during the probe warm-up)."""
+        warm = step is not None and step < self.oar_probe_warmup_steps
+        return OARSettings(
+            method=self.oar_method,
+            probe="lt_logits" if warm else self.oar_probe,
+            tau=self.oar_tau,
+            beta=self.oar_beta,
+            floor=self.oar_floor,
+            noise_std=self.oar_noise_std,
+            mask_token_id=mask_token_id,
+            max_batch_tokens=self.oar_max_batch_tokens,
+        )
+
+
+def resolve_mask_token(tokenizer, mask_token: str | int | None) -> int | None:
+    """Token id for OAR-P masking: the pad token by default, else the given id or token text."""
+    if mask_token is None:
+        return tokenizer.pad_token_id
+    if isinstance(mask_token, int) or str(mask_token).isdigit():
+        token_id = int(mask_token)
+        if not 0 <= token_id < len(tokenizer):
+            raise ValueError(
+                f"oar_mask_token id {token_id} is outside the vocabulary (size {len(tokenizer)})"
+            )
+        return token_id
+    token_id = tokenizer.convert_tokens_to_ids(mask_token)
+    if token_id is None or (token_id == tokenizer.unk_token_id and mask_token != tokenizer.unk_token):
+        raise ValueError(f"oar_mask_token {mask_token!r} is not a single token of the tokenizer")
+    return token_id
+
+
+class OARGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer whose advantages are reshaped per token by OAR (see :class:`OARConfig`)."""
+
+    def __init__(self, *args, token_labeler: TokenLabeler | None = None, **kwargs) -> None:
+        """As ``GRPOTrainer``, plus ``token_labeler(tokenizer, prompt_ids, completion_ids, completion_mask) ->
+        [B, T] bool``: the known decisive completion tokens, read only by the ``oracle`` scorer (testbed tasks
+        provide one; real data has none)."""
+        super().__init__(*args, **kwargs)
+        self.token_labeler = token_labeler
+        if self.args.oar_method == "oracle" and token_labeler is None:
+            raise ValueError(
+                "oar_method='oracle' needs token_labeler= (known decisive tokens; testbed tasks only)"
+            )
+        if not isinstance(self.args, OARConfig):
+            raise TypeError("OARGRPOTrainer needs args=OARConfig(...) (a GRPOConfig with the oar_* fields)")
+        self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
+        self._oar_generator: torch.Generator | None = None
+        self._oar_rewards_per_func: torch.Tensor | None = None
+        limit = context_limit(self.accelerator.unwrap_model(self.model))
+        if limit is not None and self.args.max_completion_length > limit:
+            logger.warning(
+                "max_completion_length %d exceeds the model's context (%d): rows longer than the context are "
+                "not scored (uniform weights, counted in oar/too_long_frac)",
+                self.args.max_completion_length,
+                limit,
+            )
+
+    def _oar_rng_file(self, folder: str) -> str:
+        return os.path.join(folder, f"{OAR_RNG_PREFIX}_{self.args.process_index}.pth")
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        """transformers' RNG states plus the OAR generator's, so a resumed run draws the same noise."""
+        super()._save_rng_state(output_dir)
+        if self._oar_generator is not None:
+            torch.save(self._oar_generator.get_state(), self._oar_rng_file(output_dir))
+
+    def _load_rng_state(self, checkpoint: str | None) -> None:
+        super()._load_rng_state(checkpoint)
+        path = self._oar_rng_file(checkpoint) if checkpoint else None
+        if path and os.path.isfile(path):
+            state = torch.load(path, weights_only=True)
+            self._oar_generator = torch.Generator(device=self.accelerator.device)
+            self._oar_generator.set_state(state)
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._oar_rewards_per_func = rewards  # gathered over processes, [N_global, n_funcs]
+        return rewards
+
+    def _zero_advantage_rows(self, n_local: int, mode: str) -> torch.Tensor | None:
+        """``[n_local]`` bool: rows whose group advantages are all zero (all rewards equal), as TRL sees it."""
+        rpf = self._oar_rewards_per_func
+        if (
+            rpf is None
+            or self.multi_objective_aggregation != "sum_then_normalize"
+            or self.scale_rewards == "batch"
+        ):
+            return None  # with batch-level scaling a constant group still has non-zero advantages
+        G = self.num_generations if mode == "train" else self.num_generations_eval
+        unscorable = torch.isnan(rpf).all(dim=1)
+        rewards = (rpf * self.reward_weights.to(rpf.device).unsqueeze(0)).nansum(dim=1)
+        rewards[unscorable] = torch.nan
+        std = nanstd(rewards.view(-1, G), dim=1) if G > 1 else torch.zeros(rewards.numel(), device=rpf.device)
+        zero = torch.isclose(std, torch.zeros_like(std)).repeat_interleave(G if G > 1 else 1) | unscorable
+        start = self.accelerator.process_index * n_local
+        return zero[start : start + n_local]
+
+    def _generate_and_score_completions(self, inputs):
+        out = super()._generate_and_score_completions(inputs)
+        mode = "train" if self.model.training else "eval"
+        if mode == "eval":
+            return out  # evaluation does not update the policy: no need to pay for scoring
+        n = out["completion_ids"].shape[0]
+        skip = self._zero_advantage_rows(n, mode) if self.args.oar_skip_zero_advantage else None
+        model = self.accelerator.unwrap_model(self.model)
+        if self._oar_generator is None:
+            self._oar_generator = torch.Generator(device=out["completion_ids"].device)
+            self._oar_generator.manual_seed(self.args.seed + 7919 * self.accelerator.process_index)
+        settings = self.args.oar_settings(self._oar_mask_token_id, step=self.state.global_step)
+        oracle = None
+        if self.token_labeler is not None and settings.method == "oracle":
+            oracle = self.token_labeler(
+                self._tokenizer, out["prompt_ids"], out["completion_ids"], out["completion_mask"]
+            )
+        res = oar_token_advantages(
+            model,
+            self._tokenizer,
+            out["prompt_ids"],
+            out["prompt_mask"],
+            out["completion_ids"],
+            out["completion_mask"],
+            out["advantages"],
+            settings,
+            skip_rows=skip,
+            generator=self._oar_generator,
+            oracle_mask=oracle,
+        )
+        out["advantages"] = res.advantages
+        self._log_oar(mode, res, out["completion_mask"], skip)
+        return out
+
+    def _log_oar(self, mode: str, res, completion_mask: torch.Tensor, skip: torch.Tensor | None) -> None:
+        gather = self.accelerator.gather
+        metrics = self._metrics[mode]
+        mask = completion_mask.bool()
+        w_sum = (res.weights * mask).sum().reshape(1)
+        n_tok = mask.sum().reshape(1).float()
+        w_max = res.weights.where(mask, torch.zeros_like(res.weights)).amax().reshape(1)
+        skipped = torch.zeros_like(res.scored) if skip is None else skip.to(res.scored.device)
+        metrics["oar/ess_ratio"].append(torch.nanmean(gather(res.ess)).item())
+        metrics["oar/top10_adv_share"].append(torch.nanmean(gather(res.top_share)).item())
+        metrics["oar/weight_mean"].append((gather(w_sum).sum() / gather(n_tok).sum().clamp(min=1)).item())
+        metrics["oar/weight_max"].append(gather(w_max).max().item())
+        metrics["oar/no_span_frac"].append(gather(res.no_span.float()).mean().item())
+        metrics["oar/scored_frac"].append(gather(res.scored.float()).mean().item())
+        metrics["oar/zero_adv_skipped_frac"].append(gather(skipped.float()).mean().item())
+        metrics["oar/no_reasoning_frac"].append(gather(res.no_reasoning.float()).mean().item())
+        metrics["oar/too_long_frac"].append(gather(res.too_long.float()).mean().item())
+        # Counts of rows whose reshaping fell back: non-finite scores/weights -> uniform weights (plain GRPO),
+        # non-finite incoming sequence advantage -> 0. Both should stay 0; a warning says when they are not.
+        nonfinite = gather(res.nonfinite.float()).sum().item()
+        bad_adv = gather(res.nonfinite_advantage.float()).sum().item()
+        metrics["oar/nonfinite_fallback"].append(nonfinite)
+        metrics["oar/nonfinite_advantage"].append(bad_adv)
+        if (nonfinite or bad_adv) and self.accelerator.is_main_process:
+            logger.warning(
+                "step %d: %d row(s) had non-finite OAR scores (uniform weights used) and %d row(s) a non-finite "
+                "advantage (set to 0)",
+                self.state.global_step,
+                int(nonfinite),
+                int(bad_adv),
+            )
+        # Must stay 0: a completion of an all-zero-advantage group is never scored.
+        metrics["oar/zero_adv_scored"].append(gather((skipped & res.scored).float()).sum().item())
+        seconds = torch.tensor([res.seconds], device=res.weights.device)
+        metrics["oar/scorer_seconds"].append(gather(seconds).max().item())

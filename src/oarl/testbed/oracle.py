@@ -1,0 +1,236 @@
+"""Scorers against the oracle causal tokens of the embedded arithmetic task (ground truth is known).
+
+Per row, over its reasoning tokens: recall@k (``k`` = number of oracle tokens), precision@k (``k`` = the top
+``precision_frac`` of the reasoning tokens) and AUROC; averaged over rows with a normal 95% interval. The
+mask-token ablation re-runs OAR-P with other replacement tokens (:func:`replacement_scores`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from oarl.batch.spans import completion_span_masks
+from oarl.core.diagnostics import auroc, oracle_recall, precision_at_k
+from oarl.core.gating import bilevel_weights
+from oarl.core.scorers import get_scorer, perturbation_scores
+from oarl.testbed.tasks import arith
+
+
+def oracle_batch(tokenizer, prompts: Sequence[str], completions: Sequence[str]) -> dict[str, Tensor]:
+    """Encode prompt + completion rows (left padded) with reasoning, answer and oracle masks, all ``[B, L]``."""
+    p = tokenizer(
+        list(prompts), add_special_tokens=False, padding=True, padding_side="left", return_tensors="pt"
+    )
+    c = tokenizer(
+        list(completions),
+        add_special_tokens=False,
+        padding=True,
+        padding_side="right",
+        return_tensors="pt",
+        return_offsets_mapping=True,
+    )
+    spans = completion_span_masks(tokenizer, c["input_ids"], c["attention_mask"])
+    oracle = torch.zeros_like(spans.reasoning)
+    for b, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+        mask = arith.char_spans_to_token_mask(
+            c["offset_mapping"][b].tolist(), arith.oracle_char_spans_for(prompt, completion)
+        )
+        oracle[b] = torch.tensor(mask) & spans.reasoning[b]
+    pad = torch.zeros_like(p["input_ids"], dtype=torch.bool)
+    return {
+        "input_ids": torch.cat([p["input_ids"], c["input_ids"]], 1),
+        "attention_mask": torch.cat([p["attention_mask"], c["attention_mask"]], 1),
+        "reasoning_mask": torch.cat([pad, spans.reasoning], 1),
+        "answer_mask": torch.cat([pad, spans.answer], 1),
+        "oracle_mask": torch.cat([pad, oracle], 1),
+    }
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
+    """Mean and the half-width of its normal 95% interval, ignoring NaN."""
+    v = [x for x in values if not math.isnan(x)]
+    if not v:
+        return float("nan"), float("nan"), 0
+    m = sum(v) / len(v)
+    sd = math.sqrt(sum((x - m) ** 2 for x in v) / max(len(v) - 1, 1))
+    return m, 1.96 * sd / math.sqrt(len(v)), len(v)
+
+
+def scorer_recall(
+    model: nn.Module,
+    batch: dict[str, Tensor],
+    methods: Sequence[str],
+    probe: str = "as_mean",
+    seed: int = 0,
+    batch_size: int = 32,
+    **options: object,
+) -> dict[str, dict]:
+    """Recall@k of each scorer against the oracle tokens (candidates: reasoning tokens), mean with 95% CI.
+
+    The recall part of :func:`scorer_metrics`; ``options`` go to the scorers (e.g. ``noise_std``).
+    """
+    metrics = scorer_metrics(model, batch, methods, probe, seed, batch_size, **options)
+    return {
+        m: {"recall": r["recall"]["mean"], "ci95": r["recall"]["ci95"], "n": r["recall"]["n"]}
+        for m, r in metrics.items()
+    }
+
+
+def token_weights(
+    model: nn.Module,
+    batch: dict[str, Tensor],
+    method: str,
+    probe: str = "as_mean",
+    noise_std: float = 1e-3,
+    **gate,
+) -> Tensor:
+    """Gated weights ``[B, L]`` of one scorer on an oracle batch (for attribution views)."""
+    args = [batch[k] for k in ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")]
+    gen = torch.Generator().manual_seed(0)
+    scores = get_scorer(method)(model, *args, probe=probe, generator=gen, noise_std=noise_std)
+    return bilevel_weights(scores, batch["reasoning_mask"], **gate)
+
+
+LAYOUT = ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")
+
+
+def replacement_scores(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    reasoning_mask: Tensor,
+    answer_mask: Tensor,
+    replacement_ids: Sequence[int],
+    probe: str = "as_mean",
+    **options: object,
+) -> Tensor:
+    """OAR-P with in-distribution replacements: ``score_t = mean_{r != x_t} KL(p_clean || p_{x_t <- r})``.
+
+    The mean runs over ``replacement_ids`` (e.g. the ten digits) other than the token's own id, i.e. the
+    expected OAR-P score when token t is replaced by a uniformly drawn *different* token of the set. A token
+    whose only candidate is itself scores 0. Cost: one OAR-P pass per replacement id. ``[B, L]`` float32.
+    """
+    ids = sorted({int(r) for r in replacement_ids})
+    if not ids:
+        raise ValueError("replacement_ids is empty")
+    total = torch.zeros(input_ids.shape, dtype=torch.float64, device=input_ids.device)
+    count = torch.zeros_like(total)
+    options.pop("mask_token_id", None)
+    for r in ids:
+        s = perturbation_scores(
+            model,
+            input_ids,
+            attention_mask,
+            reasoning_mask,
+            answer_mask,
+            probe=probe,
+            mask_token_id=r,
+            **options,
+        )
+        other = (input_ids != r).double()
+        total += s.double() * other
+        count += other
+    return (total / count.clamp(min=1)).float() * reasoning_mask.float()
+
+
+def row_metrics(
+    scores: Tensor, batch: Mapping[str, Tensor], precision_frac: float = 0.1
+) -> dict[str, Tensor]:
+    """Per-row ``recall`` (@k = #oracle), ``precision`` (@k = ceil(frac * #reasoning)) and ``auroc``, ``[B]``.
+
+    Candidates are the reasoning tokens; ``chance`` is the oracle share of them (what a random scorer gets
+    in expectation for recall and precision; its AUROC is 0.5).
+    """
+    if not 0.0 < precision_frac <= 1.0:
+        raise ValueError(f"precision_frac must be in (0, 1], got {precision_frac}")
+    oracle, cand = batch["oracle_mask"].bool(), batch["reasoning_mask"].bool()
+    n = cand.sum(-1)
+    k = torch.clamp((n.double() * precision_frac).ceil().long(), min=1)
+    chance = (oracle & cand).sum(-1).double() / n.clamp(min=1).double()
+    return {
+        "recall": oracle_recall(scores, oracle, cand),
+        "precision": precision_at_k(scores, oracle, k, cand),
+        "auroc": auroc(scores, oracle, cand),
+        "chance": torch.where(n > 0, chance, torch.full_like(chance, math.nan)).float(),
+    }
+
+
+def scorable_rows(batch: Mapping[str, Tensor]) -> Tensor:
+    """``[B]`` bool: rows with reasoning tokens, an answer span and at least one oracle token."""
+    return batch["reasoning_mask"].any(-1) & batch["answer_mask"].any(-1) & batch["oracle_mask"].any(-1)
+
+
+def evaluate_scorer(
+    score_fn: Callable[..., Tensor],
+    batch: Mapping[str, Tensor],
+    batch_size: int = 32,
+    precision_frac: float = 0.1,
+) -> dict[str, dict[str, float]]:
+    """``{metric: {mean, ci95, n}}`` of one scorer over the scorable rows of an oracle batch.
+
+    ``score_fn(input_ids, attention_mask, reasoning_mask, answer_mask) -> [b, L]`` is called on chunks of
+    ``batch_size`` rows; metrics are from :func:`row_metrics`, means with normal 95% intervals.
+    """
+    keep = scorable_rows(batch)
+    rows = {k: v[keep] for k, v in batch.items()}
+    per_row: dict[str, list[float]] = {}
+    for i in range(0, int(keep.sum()), batch_size):
+        chunk = {k: v[i : i + batch_size] for k, v in rows.items()}
+        scores = score_fn(*(chunk[k] for k in LAYOUT))
+        for name, values in row_metrics(scores, chunk, precision_frac).items():
+            per_row.setdefault(name, []).extend(values.tolist())
+    out = {}
+    for name in ("recall", "precision", "auroc", "chance"):
+        mean, ci, count = mean_ci(per_row.get(name, []))
+        out[name] = {"mean": mean, "ci95": ci, "n": count}
+    return out
+
+
+def scorer_metrics(
+    model: nn.Module,
+    batch: Mapping[str, Tensor],
+    methods: Sequence[str],
+    probe: str = "as_mean",
+    seed: int = 0,
+    batch_size: int = 32,
+    precision_frac: float = 0.1,
+    **options: object,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """:func:`evaluate_scorer` for each registered scorer name; ``options`` go to the scorers."""
+    out = {}
+    for method in methods:
+        scorer = get_scorer(method)
+        gen = torch.Generator().manual_seed(seed)
+
+        def score_fn(*args: Tensor, scorer=scorer, gen=gen) -> Tensor:
+            return scorer(model, *args, probe=probe, generator=gen, **options)
+
+        out[method] = evaluate_scorer(score_fn, batch, batch_size, precision_frac)
+    return out
+
+
+def mask_ablation(
+    model: nn.Module,
+    batch: Mapping[str, Tensor],
+    masks: Mapping[str, Sequence[int]],
+    probe: str = "as_mean",
+    batch_size: int = 32,
+    precision_frac: float = 0.1,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """OAR-P metrics per replacement: ``masks`` maps a label to token ids (one id = that mask token; several =
+    :func:`replacement_scores`' mean over the different ones)."""
+    out = {}
+    for label, ids in masks.items():
+        ids = [int(i) for i in ids]
+
+        def score_fn(*args: Tensor, ids=ids) -> Tensor:
+            if len(ids) == 1:
+                return perturbation_scores(model, *args, probe=probe, mask_token_id=ids[0])
+            return replacement_scores(model, *args, replacement_ids=ids, probe=probe)
+
+        out[label] = evaluate_scorer(score_fn, batch, batch_size, precision_frac)
+    return out

@@ -1,0 +1,1 @@
+"""Small shared utilities with no oarl imports: atomic file writes, checkpoint loading."""

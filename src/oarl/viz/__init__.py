@@ -1,0 +1,1 @@
+"""Pictures: token-attribution heatmaps (HTML + PNG), training curves, the shared palette."""

@@ -1,0 +1,235 @@
+"""Token credit of several scorers on prompt + completion pairs: scores, gate inputs, weights and views.
+
+For every method this computes, per token of each completion, the raw scorer output ``score_t``, the gate's
+normalised score ``s_t = minmax(sign(score) log1p|score|)`` over the reasoning tokens (steps 1-2 of
+:func:`oarl.core.gating.bilevel_weights`) and the final weight ``w_t = bilevel_weights(score)_t``, plus the row's
+ESS-ratio and top-10% share of ``sum |A_t|`` (with one sequence advantage per row, the share of ``sum w_t``).
+:mod:`oarl.viz.html_report` renders the result; :func:`oarl.viz.plots.attribution_strip` draws it as a PNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from oarl.batch.spans import completion_span_masks, token_char_offsets
+from oarl.core import gating
+from oarl.core.diagnostics import auroc, ess_ratio, oracle_recall, top_mass_share
+from oarl.core.gating import bilevel_weights
+from oarl.core.scorers import get_scorer
+
+METHOD_LABELS = {
+    "perturbation": "OAR-P",
+    "gradient": "OAR-G",
+    "entropy": "entropy",
+    "random": "random",
+    "uniform": "uniform",
+}
+
+
+@dataclass
+class TokenView:
+    """One token as displayed: its text piece, column in the batch, role and oracle flag."""
+
+    text: str
+    column: int
+    role: str  # "prompt" | "reasoning" | "answer" | "completion" (after the answer, or no span found)
+    oracle: bool = False
+
+
+@dataclass
+class RowView:
+    """The tokens of one prompt + completion pair, in order; ``found`` is False without an answer span."""
+
+    title: str
+    prompt: list[TokenView]
+    completion: list[TokenView]
+    found: bool
+
+
+@dataclass
+class MethodResult:
+    """One scorer on the batch: ``scores``, ``normalised``, ``weights`` ``[B, L]``; per-row diagnostics ``[B]``."""
+
+    scores: Tensor
+    normalised: Tensor
+    weights: Tensor
+    ess_ratio: Tensor
+    top10_share: Tensor
+    recall: Tensor | None = None  # recall@k vs the oracle tokens (when known)
+    auroc: Tensor | None = None
+
+
+@dataclass
+class Attribution:
+    """Everything a report needs: the encoded batch, the token views and one :class:`MethodResult` per method."""
+
+    batch: dict[str, Tensor]
+    rows: list[RowView]
+    methods: dict[str, MethodResult]
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def has_oracle(self) -> bool:
+        return "oracle_mask" in self.batch
+
+
+def encode_pairs(
+    tokenizer, prompts: Sequence[str], completions: Sequence[str], finders: Sequence[str] | None = None
+) -> dict[str, Tensor]:
+    """Encode pairs as ``[left-padded prompt | right-padded completion]`` rows, all ``[B, L]``.
+
+    Returns ``input_ids``, ``attention_mask``, ``reasoning_mask``, ``answer_mask`` (from
+    :func:`oarl.batch.spans.completion_span_masks`), ``prompt_mask`` and ``found`` ``[B]`` (an answer span exists).
+    The layout is the one :func:`oarl.testbed.oracle.oracle_batch` builds.
+    """
+    if len(prompts) != len(completions) or not prompts:
+        raise ValueError(
+            f"need as many prompts as completions (>= 1), got {len(prompts)} and {len(completions)}"
+        )
+    enc = dict(add_special_tokens=False, padding=True, return_tensors="pt")
+    p = tokenizer(list(prompts), padding_side="left", **enc)
+    c = tokenizer(list(completions), padding_side="right", **enc)
+    spans = completion_span_masks(tokenizer, c["input_ids"], c["attention_mask"], finders)
+    none = torch.zeros_like(p["input_ids"], dtype=torch.bool)
+    return {
+        "input_ids": torch.cat([p["input_ids"], c["input_ids"]], 1),
+        "attention_mask": torch.cat([p["attention_mask"], c["attention_mask"]], 1),
+        "reasoning_mask": torch.cat([none, spans.reasoning], 1),
+        "answer_mask": torch.cat([none, spans.answer], 1),
+        "prompt_mask": torch.cat([p["attention_mask"].bool(), torch.zeros_like(spans.answer)], 1),
+        "found": spans.found,
+    }
+
+
+def normalised_scores(scores: Tensor, mask: Tensor) -> Tensor:
+    """The gate's normalised scores (:func:`oarl.core.gating.normalised_scores`) as float32 for display."""
+    return gating.normalised_scores(scores, mask).float()
+
+
+def score_methods(
+    model: nn.Module,
+    batch: dict[str, Tensor],
+    methods: Sequence[str],
+    probe: str = "as_mean",
+    tau: float = 0.4,
+    beta: float = 2.0,
+    floor: float = 0.1,
+    seed: int = 0,
+    **options: object,
+) -> dict[str, MethodResult]:
+    """Run each registered scorer on ``batch`` and gate it; ``options`` go to the scorers (e.g. mask_token_id).
+
+    Every scorer gets a fresh ``torch.Generator`` seeded with ``seed``, so results are reproducible.
+    """
+    layout = [batch[k] for k in ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")]
+    reasoning = batch["reasoning_mask"].bool()
+    out = {}
+    for method in methods:
+        gen = torch.Generator().manual_seed(seed)
+        scores = get_scorer(method)(model, *layout, probe=probe, generator=gen, **options).detach().float()
+        weights = bilevel_weights(scores, reasoning, tau=tau, beta=beta, floor=floor)
+        result = MethodResult(
+            scores=scores,
+            normalised=normalised_scores(scores, reasoning),
+            weights=weights,
+            ess_ratio=ess_ratio(weights, reasoning),
+            top10_share=top_mass_share(weights, reasoning),
+        )
+        if "oracle_mask" in batch:
+            result.recall = oracle_recall(scores, batch["oracle_mask"], reasoning)
+            result.auroc = auroc(scores, batch["oracle_mask"], reasoning)
+        out[method] = result
+    return out
+
+
+def token_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
+    """Split the decoded text of ``ids`` into one contiguous piece per token (the pieces join to the text).
+
+    Built on :func:`oarl.batch.spans.token_char_offsets`; characters an offset map leaves out (e.g. a trimmed
+    leading space) go to the token before them.
+    """
+    text, offsets = token_char_offsets(tokenizer, ids)
+    pieces, prev = [], 0
+    for i, (_, end) in enumerate(offsets):
+        end = len(text) if i == len(offsets) - 1 else min(max(prev, end), len(text))
+        pieces.append(text[prev:end])
+        prev = end
+    return pieces
+
+
+def row_views(tokenizer, batch: dict[str, Tensor], titles: Sequence[str] | None = None) -> list[RowView]:
+    """One :class:`RowView` per batch row: prompt and completion tokens with their roles and oracle flags."""
+    rows = []
+    oracle = batch.get("oracle_mask")
+    for b in range(batch["input_ids"].shape[0]):
+        attended = batch["attention_mask"][b].bool()
+        views = {}
+        for part, sel in (
+            ("prompt", attended & batch["prompt_mask"][b]),
+            ("completion", attended & ~batch["prompt_mask"][b]),
+        ):
+            cols = sel.nonzero().flatten().tolist()
+            pieces = token_pieces(tokenizer, batch["input_ids"][b, cols].tolist()) if cols else []
+            views[part] = [
+                TokenView(
+                    text=piece,
+                    column=col,
+                    role=part if part == "prompt" else _role(batch, b, col),
+                    oracle=bool(oracle is not None and oracle[b, col]),
+                )
+                for piece, col in zip(pieces, cols, strict=True)
+            ]
+        title = titles[b] if titles is not None else f"example {b + 1}"
+        rows.append(RowView(title, views["prompt"], views["completion"], bool(batch["found"][b])))
+    return rows
+
+
+def _role(batch: dict[str, Tensor], b: int, col: int) -> str:
+    if batch["reasoning_mask"][b, col]:
+        return "reasoning"
+    return "answer" if batch["answer_mask"][b, col] else "completion"
+
+
+def attribute(
+    model: nn.Module,
+    tokenizer,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    methods: Sequence[str] = ("perturbation", "gradient", "entropy", "random"),
+    probe: str = "as_mean",
+    tau: float = 0.4,
+    beta: float = 2.0,
+    floor: float = 0.1,
+    seed: int = 0,
+    oracle: bool = False,
+    titles: Sequence[str] | None = None,
+    finders: Sequence[str] | None = None,
+    **options: object,
+) -> Attribution:
+    """Encode the pairs, score them with every method and build the token views.
+
+    With ``oracle=True`` (the embedded arithmetic task) the oracle causal tokens of
+    :func:`oarl.testbed.oracle.oracle_batch` are added as ``oracle_mask``, with per-row recall@k and AUROC.
+    """
+    batch = encode_pairs(tokenizer, prompts, completions, finders)
+    if oracle:
+        from oarl.testbed.oracle import oracle_batch
+
+        ob = oracle_batch(tokenizer, prompts, completions)
+        if not torch.equal(ob["input_ids"], batch["input_ids"]):
+            raise RuntimeError("oracle_batch and encode_pairs disagree on the layout")
+        batch["oracle_mask"] = ob["oracle_mask"]
+    device = next(model.parameters()).device
+    on_device = {k: v.to(device) for k, v in batch.items()}
+    results = score_methods(model, on_device, methods, probe, tau, beta, floor, seed, **options)
+    for r in results.values():
+        for name in ("scores", "normalised", "weights", "ess_ratio", "top10_share", "recall", "auroc"):
+            value = getattr(r, name)
+            if value is not None:
+                setattr(r, name, value.cpu())
+    meta = {"probe": probe, "tau": tau, "beta": beta, "floor": floor, "seed": seed}
+    return Attribution(batch, row_views(tokenizer, batch, titles), results, meta)

@@ -1,0 +1,74 @@
+"""The package layout is the architecture: each layer imports only from layers below it (README, Architecture)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "oarl"
+# Bottom to top. A module may import from its own layer and any layer before it in this list.
+LAYERS = ["utils", "core", "batch", "integrations", "math", "testbed", "viz", "bench", "cli"]
+
+
+def _layer(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0] if len(rel.parts) > 1 else "top"
+
+
+def _oarl_imports(path: Path) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "oarl":
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "oarl"]
+    return found
+
+
+def _third_party(path: Path) -> set[str]:
+    mods = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            mods.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            mods |= {a.name.split(".")[0] for a in node.names}
+    return mods
+
+
+MODULES = sorted(p for p in SRC.rglob("*.py") if _layer(p) != "top")
+
+
+def test_every_subpackage_is_a_known_layer():
+    assert {_layer(p) for p in MODULES} <= set(LAYERS)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_point_down(path: Path):
+    mine = LAYERS.index(_layer(path))
+    for lineno, module in _oarl_imports(path):
+        target = module.split(".")[1] if module.count(".") else "top"
+        if target == "top":  # the package root re-exports every layer: only the CLI (the top) may use it
+            assert _layer(path) == "cli", f"{path.name}:{lineno} imports the package root; import the layer"
+            continue
+        assert LAYERS.index(target) <= mine, f"{path.name}:{lineno}: {_layer(path)} must not import {module}"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if _layer(p) in ("core", "batch")], ids=str)
+def test_core_and_batch_step_do_not_import_trainers(path: Path):
+    assert not _third_party(path) & {"trl", "accelerate", "datasets", "verl"}
+
+
+def test_public_names_of_the_readme_import_from_the_top():
+    import oarl
+
+    for name in (
+        "OARConfig", "OARGRPOTrainer", "perturbation_scores", "gradient_scores", "bilevel_weights",
+        "reshape_advantages", "ess_ratio", "top_mass_share", "oracle_recall", "get_scorer", "SCORERS",
+        "PROBES", "outcome_probe",
+    ):  # fmt: skip
+        assert getattr(oarl, name) is not None
+    from oarl.integrations.trl import OARGRPOTrainer
+
+    assert oarl.OARGRPOTrainer is OARGRPOTrainer
