@@ -276,17 +276,13 @@ def test_png_and_html_share_one_colour_scale():
 
 
 def test_cli_task_arith_gold_completions(saved_model, tmp_path):
-    from dataclasses import replace
-
     from oarl.cli.oracle_eval import checkpoint_task
-    from oarl.testbed.tasks import arith
 
     out = tmp_path / "gold.html"
     argv = ["--model", str(saved_model), "--task", "arith", "--num", "2", "--completions", "gold",
             "--method", "entropy,random", "--out", str(out), "--png", str(tmp_path / "g.png")]  # fmt: skip
     assert attribute_cmd.main(argv) == 0
-    task = checkpoint_task(saved_model)
-    problems = arith.generate_problems(2, replace(task, seed=task.seed + 30_000))
+    problems = checkpoint_task(saved_model, "arith").problems(2, seed=30_000)
     tokens = parse(out.read_text())
     for b, p in enumerate(problems):
         assert "".join(t["text"] for t in tokens if t["row"] == b and t["card"] == "random") == p.completion

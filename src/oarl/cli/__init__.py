@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "oarl.cli.oracle_eval",
         "recall / precision / AUROC of scorers vs the oracle causal tokens",
     ),
+    "study": ("oarl.cli.study", "seeds x arms x conditions on a testbed task, with CIs and paired tests"),
     "plot": ("oarl.cli.plot", "training curves of several runs on one figure"),
     "bench": ("oarl.cli.bench", "scorer and training-step cost: oarl vs naive, OAR vs GRPO"),
     "score-demo": ("oarl.cli.score_demo", "score one random sequence with every scorer on a tiny model"),

@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--index", type=int, nargs="+", default=[0], help="0-based row numbers in --data")
     src.add_argument("--prompt-field", help="prompt field of --data rows (default: prompt, else question)")
     src.add_argument("--completion-field", help="completion field (default: completion, else answer)")
-    src.add_argument("--task", choices=["arith"], help="held-out problems of the embedded task")
+    src.add_argument(
+        "--task", choices=["arith", "flag"], help="held-out problems of the checkpoint's testbed task"
+    )
     src.add_argument("--num", type=int, default=3, help="--task: number of problems")
     src.add_argument("--max-new-tokens", type=int, default=48, help="--task: completion length")
     src.add_argument("--completions", default="greedy", choices=["greedy", "sample", "gold"],
@@ -106,8 +108,8 @@ def read_jsonl_rows(
     return out
 
 
-def collect_pairs(args, model, tok) -> tuple[list[str], list[str], list[str], bool]:
-    """Prompts, completions, titles and whether oracle tokens are known, from the chosen source."""
+def collect_pairs(args, model, tok) -> tuple[list[str], list[str], list[str], object]:
+    """Prompts, completions, titles and the testbed task whose oracle tokens are known (else False)."""
     sources = [bool(args.prompt or args.completion), bool(args.text), bool(args.data), bool(args.task)]
     if sum(sources) != 1:
         raise ValueError("give exactly one source: --prompt/--completion, --text, --data or --task")
@@ -128,14 +130,11 @@ def collect_pairs(args, model, tok) -> tuple[list[str], list[str], list[str], bo
         pairs = read_jsonl_rows(args.data, args.index, args.prompt_field, args.completion_field)
         titles = [f"{Path(args.data).name} row {i}" for i in args.index]
         return [p for p, _ in pairs], [c for _, c in pairs], titles, False
-    from dataclasses import replace
-
     from oarl.cli.oracle_eval import checkpoint_task
     from oarl.math.evaluation import generate_completions
-    from oarl.testbed.tasks import arith
 
-    task = checkpoint_task(args.model)
-    problems = arith.generate_problems(args.num, replace(task, seed=task.seed + 30_000))
+    task = checkpoint_task(args.model, default=args.task)
+    problems = task.problems(args.num, seed=30_000)
     prompts = [p.prompt for p in problems]
     if args.completions == "gold":
         completions = [p.completion for p in problems]
@@ -143,13 +142,15 @@ def collect_pairs(args, model, tok) -> tuple[list[str], list[str], list[str], bo
         sample = args.completions == "sample"
         completions = generate_completions(model, tok, prompts, args.max_new_tokens, do_sample=sample)
     titles = []
+    from oarl.testbed.tasks.arith import extract_answer
+
     for i, (p, c) in enumerate(zip(problems, completions, strict=True)):
-        got = arith.extract_answer(c)
+        got = extract_answer(c)
         mark = "correct" if got == p.answer else "wrong"
         who = "gold completion" if args.completions == "gold" else "model"
         shown = got if got is not None else "—"
         titles.append(f"held-out problem {i + 1}: answer {p.answer}, {who} {shown} ({mark})")
-    return prompts, completions, titles, True
+    return prompts, completions, titles, task
 
 
 def png_paths(args, n: int) -> list[Path]:
@@ -173,7 +174,7 @@ def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
             weights[f"{METHOD_LABELS.get(m, m)}\n{stats}"] = r.weights[b, cols].tolist()
         attribution_strip(
             [t.text for t in row.completion], weights, path,
-            oracle=[t.oracle for t in row.completion] if oracle else None,
+            oracle=[t.oracle for t in row.completion] if oracle is not False else None,
             answer=[t.role == "answer" for t in row.completion], title=row.title, wrap=wrap,
             vrange=vrange, caption="prompt: " + "".join(t.text for t in row.prompt),
         )  # fmt: skip

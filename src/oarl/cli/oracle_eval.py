@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from oarl.utils.atomic import atomic_write_json
@@ -55,39 +54,30 @@ def main(argv: list[str]) -> int:
 
 
 def demo_task():
-    """The embedded task with the demo's default difficulty (as ``oarl demo`` builds it)."""
-    from oarl.cli.demo import DemoArguments, _pair
-    from oarl.testbed.tasks import arith
+    """The task ``oarl demo`` trains on (the flag task with heavy chatter)."""
+    from oarl.cli.demo import DemoArguments, settings
 
-    d = DemoArguments()
-    return arith.ArithConfig(
-        chain_steps=_pair(d.chain_steps), distractor_steps=_pair(d.distractor_steps),
-        const_max=d.const_max, value_max=d.value_max, seed=d.task_seed,
-    )  # fmt: skip
+    return settings(DemoArguments())[0]
 
 
 def demo_warm_start(cache_dir: str | Path) -> Path:
     """The demo's default warm-start checkpoint (trained and cached on first use)."""
-    from oarl.cli.demo import DemoArguments
-    from oarl.testbed.warmstart import WarmStartConfig, warm_start
+    from oarl.cli.demo import DemoArguments, settings
+    from oarl.testbed.warmstart import warm_start
 
-    d = DemoArguments()
-    ws = WarmStartConfig(
-        train_problems=d.sft_problems, epochs=d.sft_epochs, learning_rate=d.sft_learning_rate,
-        hidden_size=d.hidden_size, num_layers=d.num_layers,
-    )  # fmt: skip
-    return warm_start(demo_task(), ws, cache_dir)
+    task, ws, _ = settings(DemoArguments())
+    return warm_start(task, ws, cache_dir)
 
 
-def checkpoint_task(path: str | Path | None):
-    """The task a warm start was trained on (its ``oarl_warmstart.json``), else the demo's default task."""
-    from oarl.testbed.tasks import arith
+def checkpoint_task(path: str | Path | None, default: str | None = None):
+    """The task a warm start was trained on (its ``oarl_warmstart.json``), else ``default`` (``"arith"``: the
+    arithmetic task's defaults) or the demo's task."""
+    from oarl.testbed.tasks import task_from_identity
 
     meta = Path(path) / "oarl_warmstart.json" if path is not None else None
     if meta is None or not meta.exists():
-        return demo_task()
-    fields = json.loads(meta.read_text())["task"]
-    return arith.ArithConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+        return task_from_identity({"task": "arith"}) if default == "arith" else demo_task()
+    return task_from_identity(json.loads(meta.read_text())["task"])
 
 
 def parse_models(specs: list[str]) -> dict[str, str]:
@@ -127,14 +117,13 @@ def evaluate_model(path: str, args: argparse.Namespace, methods: list[str]) -> d
 
     from oarl.math.evaluation import generate_completions
     from oarl.testbed import oracle
-    from oarl.testbed.tasks import arith
     from oarl.utils.checkpoint import load_tokenizer
 
     t0 = time.perf_counter()
     tok = load_tokenizer(path)
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     task = checkpoint_task(path)
-    problems = arith.generate_problems(args.samples, replace(task, seed=task.seed + 30_000))
+    problems = task.problems(args.samples, seed=30_000)
     prompts = [p.prompt for p in problems]
     if args.completions == "gold":
         completions = [p.completion for p in problems]
@@ -144,8 +133,8 @@ def evaluate_model(path: str, args: argparse.Namespace, methods: list[str]) -> d
         completions = generate_completions(
             model, tok, prompts, args.max_new_tokens, do_sample=sample, temperature=args.temperature
         )
-    correct = arith.arith_reward(prompts, completions, answer=[p.answer for p in problems])
-    batch = oracle.oracle_batch(tok, prompts, completions)
+    correct = task.reward(prompts, completions, answer=[p.answer for p in problems])
+    batch = oracle.oracle_batch(tok, prompts, completions, task)
     common = dict(probe=args.probe, batch_size=args.batch_size, precision_frac=args.precision_frac)
     scorers = oracle.scorer_metrics(model, batch, methods, seed=args.seed, noise_std=args.noise_std, **common)
     masks = oracle.mask_ablation(model, batch, mask_ids(args.masks, tok, model), **common)
@@ -170,7 +159,7 @@ def print_tables(results: dict, console) -> None:
 
     from oarl.viz.attribution import METHOD_LABELS
 
-    cols = ("model", "scorer", "recall@k", "precision@k", "AUROC", "rows")
+    cols = ("model", "scorer", "recall@k", "precision@k", "AUROC", "weight on chatter", "rows")
     for key, title in (("scorers", "scorers vs oracle causal tokens"), ("mask_ablation", "OAR-P mask token")):
         table = Table(title=f"{title} (mean ± 95% CI over rows)")
         for c in cols:
@@ -178,11 +167,15 @@ def print_tables(results: dict, console) -> None:
         for name, r in results["models"].items():
             for method, m in r[key].items():
                 label = METHOD_LABELS.get(method, method)
-                table.add_row(name, label, _cell(m["recall"]), _cell(m["precision"]), _cell(m["auroc"]),
+                chat = _cell(m["chatter_weight_share"]) if "chatter_weight_share" in m else "–"
+                table.add_row(name, label, _cell(m["recall"]), _cell(m["precision"]), _cell(m["auroc"]), chat,
                               str(m["recall"]["n"]))  # fmt: skip
             if key == "scorers" and r[key]:
                 chance = next(iter(r[key].values()))["chance"]
-                table.add_row(name, "chance", _cell(chance), _cell(chance), "0.500", str(chance["n"]))
+                first = next(iter(r[key].values()))
+                uniform = _cell(first["chatter_token_share"]) if "chatter_token_share" in first else "–"
+                table.add_row(name, "chance / uniform", _cell(chance), _cell(chance), "0.500", uniform,
+                              str(chance["n"]))  # fmt: skip
         console.print(table)
 
 

@@ -1,12 +1,18 @@
-"""One RL run on the embedded task (GRPO or an OAR variant), with held-out accuracy and JSONL metrics."""
+"""One RL run of one arm (GRPO, an OAR scorer, a baseline credit) on a testbed task, with held-out metrics in JSONL.
+
+An *arm* is a way of assigning token credit: an ``oar_method`` of :class:`OARGRPOTrainer` (``none`` = GRPO, or
+any scorer registered in ``oarl.core.scorers.SCORERS``) plus, for TRL's own baseline, extra ``GRPOConfig``
+fields. Every arm of a comparison gets the same :class:`RLSettings` (budget, learning rate, seeds).
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -24,7 +30,46 @@ METHOD_LABELS = {
     "perturbation": "OAR-P",
     "entropy": "entropy",
     "random": "random",
+    "oracle": "oracle",
 }
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A credit-assignment arm: the trainer's ``oar_method`` plus any extra ``GRPOConfig`` fields."""
+
+    name: str
+    label: str
+    oar_method: str
+    trl_fields: tuple[tuple[str, Any], ...] = ()
+
+
+#: The arms of the study (issue "the proof"): plain GRPO, OAR-G, OAR-P, our entropy weighting through the same
+#: gate, TRL's built-in top-20%-entropy token mask, random scores through the gate (the control) and oracle
+#: credit on the known decisive tokens (the ceiling).
+ARMS: dict[str, Arm] = {
+    a.name: a
+    for a in (
+        Arm("grpo", "GRPO", "none"),
+        Arm("oar_g", "OAR-G", "gradient"),
+        Arm("oar_p", "OAR-P", "perturbation"),
+        Arm("entropy", "entropy (gated)", "entropy"),
+        Arm("trl_entropy", "TRL top-entropy 20%", "none", (("top_entropy_quantile", 0.2),)),
+        Arm("random", "random (gated)", "random"),
+        Arm("oracle", "oracle", "oracle"),
+    )
+}
+
+
+def get_arm(name: str) -> Arm:
+    """An arm of :data:`ARMS`, or any ``oar_method`` (every registered scorer is an arm without more code)."""
+    if name in ARMS:
+        return ARMS[name]
+    from oarl.batch.reshape import methods
+
+    if name in methods():
+        return Arm(name, METHOD_LABELS.get(name, name), name)
+    raise ValueError(f"unknown arm {name!r}; expected one of {sorted(ARMS)} or an oar_method {methods()}")
 
 
 @dataclass
@@ -44,6 +89,8 @@ class RLSettings:
     eval_every: int = 10
     noise_std: float = 1e-3  # OAR-G embedding noise
     eval_samples: int = 0  # sampled completions per held-out problem (0: greedy accuracy only)
+    kl_beta: float = 0.0  # TRL's KL coefficient (GRPOConfig.beta)
+    extra: dict = field(default_factory=dict)  # further GRPOConfig fields, the same for every arm
 
 
 class JsonlWriter:
@@ -161,65 +208,81 @@ class HeldOutAccuracy(TrainerCallback):
             self.writer.write({**self.tag, "step": state.global_step, **logs})
 
 
-def run_rl(
-    method: str,
+class PolicyEval(TrainerCallback):
+    """:func:`oarl.testbed.evaluate.evaluate_policy` every ``every`` steps and at the end; logs go to the JSONL."""
+
+    def __init__(self, writer: JsonlWriter, tag: dict, tokenizer, task, problems: list, rl: RLSettings):
+        self.writer, self.tag, self.tok, self.task, self.problems, self.rl = (
+            writer,
+            tag,
+            tokenizer,
+            task,
+            problems,
+            rl,
+        )
+        self.last: dict = {}
+        self.last_accuracy: float | None = None  # for StepProgress
+
+    def evaluate(self, model, step: int) -> dict:
+        from oarl.testbed.evaluate import evaluate_policy
+
+        self.last = evaluate_policy(
+            model, self.tok, self.task, self.problems, self.rl.eval_samples, self.rl.max_completion_length,
+            self.rl.temperature, seed=10_000 + step,
+        )  # fmt: skip
+        self.last_accuracy = self.last.get("sampled_accuracy", self.last["accuracy"])
+        self.writer.write({**self.tag, "step": step, **self.last})
+        return self.last
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.rl.eval_every == 0 or state.global_step == state.max_steps:
+            self.evaluate(model, state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.writer.write({**self.tag, "step": state.global_step, **logs})
+
+
+def run_arm(
+    arm: Arm,
     model_path: str | Path,
-    task: arith.ArithConfig,
+    task,
     rl: RLSettings,
     eval_problems: list,
     out_dir: Path,
     writer: JsonlWriter,
     seed: int = 0,
     progress: bool = True,
+    tag: dict | None = None,
+    evaluate_start: bool = False,
 ) -> dict:
-    """Train from ``model_path`` with ``method`` for ``rl.steps`` steps; return a summary dict."""
+    """Train ``arm`` from ``model_path`` on ``task`` (a :class:`~oarl.testbed.tasks.base.TestbedTask`) for
+    ``rl.steps`` steps with ``seed``; held-out metrics every ``rl.eval_every`` steps. Returns a summary dict."""
+    from oarl.testbed.tasks.base import decision_labeler, rl_dataset
+
     tok = load_tokenizer(model_path)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(model_path)
-    from dataclasses import replace
-
-    n_prompts = rl.steps * rl.prompts_per_step
-    train = arith.make_dataset(n_prompts, replace(task, seed=task.seed + 20_000 + seed))
+    train = rl_dataset(task, rl.steps * rl.prompts_per_step, seed=20_000 + seed)
+    fields = {**rl.extra, **dict(arm.trl_fields)}
     args = OARConfig(
-        output_dir=str(out_dir / f"{method}-seed{seed}"),
-        oar_method=method,
-        oar_probe=rl.probe,
-        oar_probe_warmup_steps=rl.probe_warmup_steps,
-        oar_tau=rl.tau,
-        oar_beta=rl.beta,
-        oar_noise_std=rl.noise_std,
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        max_steps=rl.steps,
-        per_device_train_batch_size=rl.prompts_per_step * rl.num_generations,
-        num_generations=rl.num_generations,
-        max_completion_length=rl.max_completion_length,
-        temperature=rl.temperature,
-        learning_rate=rl.learning_rate,
-        lr_scheduler_type="constant",
-        logging_steps=1,
-        gradient_checkpointing=False,
-        save_strategy="no",
-        seed=seed,
-        data_seed=seed,
-        disable_tqdm=True,
-        log_completions=False,
-    )
-    tag = {"method": method, "label": METHOD_LABELS.get(method, method), "seed": seed}
-    callback = HeldOutAccuracy(
-        writer,
-        tag,
-        tok,
-        eval_problems,
-        rl.eval_every,
-        rl.max_completion_length,
-        rl.eval_samples,
-        rl.temperature,
-    )
+        output_dir=str(out_dir / f"{arm.name}-seed{seed}"), oar_method=arm.oar_method, oar_probe=rl.probe,
+        oar_probe_warmup_steps=rl.probe_warmup_steps, oar_tau=rl.tau, oar_beta=rl.beta,
+        oar_noise_std=rl.noise_std, use_cpu=True, bf16=False, report_to="none", max_steps=rl.steps,
+        per_device_train_batch_size=rl.prompts_per_step * rl.num_generations, num_generations=rl.num_generations,
+        max_completion_length=rl.max_completion_length, temperature=rl.temperature,
+        learning_rate=rl.learning_rate, lr_scheduler_type="constant", beta=rl.kl_beta, logging_steps=1,
+        gradient_checkpointing=False, save_strategy="no", seed=seed, data_seed=seed, disable_tqdm=True,
+        log_completions=False, **fields,
+    )  # fmt: skip
+    tag = {"arm": arm.name, "label": arm.label, "method": arm.oar_method, "seed": seed, **(tag or {})}
+    callback = PolicyEval(writer, tag, tok, task, eval_problems, rl)
+    if evaluate_start:
+        callback.evaluate(model, 0)
     trainer = OARGRPOTrainer(
-        model=model, reward_funcs=arith.arith_reward, args=args, train_dataset=train, processing_class=tok,
-        callbacks=[callback, StepProgress(tag["label"] + f" seed {seed}", progress, callback)],
+        model=model, reward_funcs=task.reward, args=args, train_dataset=train, processing_class=tok,
+        callbacks=[callback, StepProgress(f"{arm.label} seed {seed}", progress, callback)],
+        token_labeler=decision_labeler(task),
     )  # fmt: skip
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
@@ -235,12 +298,10 @@ def run_rl(
         **tag,
         "steps": trainer.state.global_step,
         "seconds": seconds,
-        "accuracy_after": callback.last_accuracy,
-        "sampled_accuracy_after": callback.last_sampled_accuracy,
+        **{f"final/{k}": v for k, v in callback.last.items()},
         "ess_ratio": mean_of("oar/ess_ratio"),
         "top10_adv_share": mean_of("oar/top10_adv_share"),
         "scorer_seconds": mean_of("oar/scorer_seconds"),
         "reward": mean_of("reward"),
-        "model": trainer.model,
-        "tokenizer": tok,
+        "entropy": mean_of("entropy"),
     }

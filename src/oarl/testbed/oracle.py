@@ -1,4 +1,4 @@
-"""Scorers against the oracle causal tokens of the embedded arithmetic task (ground truth is known).
+"""Scorers against the oracle causal tokens of a testbed task (ground truth is known).
 
 Per row, over its reasoning tokens: recall@k (``k`` = number of oracle tokens), precision@k (``k`` = the top
 ``precision_frac`` of the reasoning tokens) and AUROC; averaged over rows with a normal 95% interval. The
@@ -18,10 +18,15 @@ from oarl.core.diagnostics import auroc, oracle_recall, precision_at_k
 from oarl.core.gating import bilevel_weights
 from oarl.core.scorers import get_scorer, perturbation_scores
 from oarl.testbed.tasks import arith
+from oarl.testbed.tasks.base import TestbedTask
 
 
-def oracle_batch(tokenizer, prompts: Sequence[str], completions: Sequence[str]) -> dict[str, Tensor]:
-    """Encode prompt + completion rows (left padded) with reasoning, answer and oracle masks, all ``[B, L]``."""
+def oracle_batch(
+    tokenizer, prompts: Sequence[str], completions: Sequence[str], task: TestbedTask | None = None
+) -> dict[str, Tensor]:
+    """Encode prompt + completion rows (left padded) with reasoning, answer, oracle (causal-role tokens) and
+    chatter masks, all ``[B, L]``. ``task`` defaults to the arithmetic task."""
+    task = task or arith.ArithTask()
     p = tokenizer(
         list(prompts), add_special_tokens=False, padding=True, padding_side="left", return_tensors="pt"
     )
@@ -35,11 +40,13 @@ def oracle_batch(tokenizer, prompts: Sequence[str], completions: Sequence[str]) 
     )
     spans = completion_span_masks(tokenizer, c["input_ids"], c["attention_mask"])
     oracle = torch.zeros_like(spans.reasoning)
+    chatter = torch.zeros_like(spans.reasoning)
     for b, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
-        mask = arith.char_spans_to_token_mask(
-            c["offset_mapping"][b].tolist(), arith.oracle_char_spans_for(prompt, completion)
-        )
-        oracle[b] = torch.tensor(mask) & spans.reasoning[b]
+        roles = task.char_roles(prompt, completion)
+        offsets = c["offset_mapping"][b].tolist()
+        for role, out in (("causal", oracle), ("chatter", chatter)):
+            spans_of_role = [(i, i + 1) for i, r in enumerate(roles) if r == role]
+            out[b] = torch.tensor(arith.char_spans_to_token_mask(offsets, spans_of_role)) & spans.reasoning[b]
     pad = torch.zeros_like(p["input_ids"], dtype=torch.bool)
     return {
         "input_ids": torch.cat([p["input_ids"], c["input_ids"]], 1),
@@ -47,6 +54,7 @@ def oracle_batch(tokenizer, prompts: Sequence[str], completions: Sequence[str]) 
         "reasoning_mask": torch.cat([pad, spans.reasoning], 1),
         "answer_mask": torch.cat([pad, spans.answer], 1),
         "oracle_mask": torch.cat([pad, oracle], 1),
+        "chatter_mask": torch.cat([pad, chatter], 1),
     }
 
 
@@ -151,12 +159,24 @@ def row_metrics(
     n = cand.sum(-1)
     k = torch.clamp((n.double() * precision_frac).ceil().long(), min=1)
     chance = (oracle & cand).sum(-1).double() / n.clamp(min=1).double()
-    return {
+    out = {
         "recall": oracle_recall(scores, oracle, cand),
         "precision": precision_at_k(scores, oracle, k, cand),
         "auroc": auroc(scores, oracle, cand),
         "chance": torch.where(n > 0, chance, torch.full_like(chance, math.nan)).float(),
     }
+    if "chatter_mask" in batch:  # share of the gated weight that lands on chatter (uniform: its token share)
+        w = bilevel_weights(scores.where(cand, 0.0), cand)
+        chat = batch["chatter_mask"].bool() & cand
+        share = (w * chat).sum(-1) / (w * cand).sum(-1).clamp(min=1e-12)
+        out["chatter_weight_share"] = torch.where(
+            chat.any(-1), share, torch.full_like(share, math.nan)
+        ).float()
+        token_share = chat.sum(-1).double() / n.clamp(min=1).double()
+        out["chatter_token_share"] = torch.where(
+            chat.any(-1), token_share, torch.full_like(token_share, math.nan)
+        ).float()
+    return out
 
 
 def scorable_rows(batch: Mapping[str, Tensor]) -> Tensor:
@@ -184,7 +204,9 @@ def evaluate_scorer(
         for name, values in row_metrics(scores, chunk, precision_frac).items():
             per_row.setdefault(name, []).extend(values.tolist())
     out = {}
-    for name in ("recall", "precision", "auroc", "chance"):
+    for name in ("recall", "precision", "auroc", "chance", "chatter_weight_share", "chatter_token_share"):
+        if name.startswith("chatter") and name not in per_row:
+            continue
         mean, ci, count = mean_ci(per_row.get(name, []))
         out[name] = {"mean": mean, "ci95": ci, "n": count}
     return out

@@ -67,7 +67,9 @@ class Paired:
 
 def paired(arm: dict[int, float], baseline: dict[int, float], level: float = 0.95) -> Paired:
     """Compare ``{seed: value}`` of an arm with the baseline's on the seeds both have (finite values only)."""
-    seeds = sorted(s for s in arm.keys() & baseline.keys() if math.isfinite(arm[s]) and math.isfinite(baseline[s]))
+    seeds = sorted(
+        s for s in arm.keys() & baseline.keys() if math.isfinite(arm[s]) and math.isfinite(baseline[s])
+    )
     d = np.array([arm[s] - baseline[s] for s in seeds], dtype=float)
     if d.size < 2:
         return Paired(t_interval(d, level), math.nan, math.nan, math.nan, int((d > 0).sum()), int(d.size))

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from oarl.testbed.tasks import arith
+from oarl.testbed.tasks.base import TestbedTask
 
 
 @dataclass(frozen=True)
@@ -30,19 +31,24 @@ class WarmStartConfig:
     num_heads: int = 4
     intermediate_size: int = 384
     seed: int = 0
+    max_steps: int = -1  # > 0: stop after this many SFT steps (overrides epochs)
 
 
-def cache_key(task: arith.ArithConfig, ws: WarmStartConfig) -> str:
+def as_task(task) -> TestbedTask:
+    """A :class:`TestbedTask`; an ``ArithConfig`` is wrapped as the arithmetic task."""
+    return arith.ArithTask(task) if isinstance(task, arith.ArithConfig) else task
+
+
+def cache_key(task, ws: WarmStartConfig) -> str:
     """Settings plus the source of the task and of this module: a code change retrains rather than reuses."""
-    sources = [Path(arith.__file__).read_bytes(), Path(__file__).read_bytes()]
+    task = as_task(task)
+    sources = [Path(f).read_bytes() for f in task.source_files()] + [Path(__file__).read_bytes()]
     code = hashlib.sha1(b"".join(sources)).hexdigest()
-    blob = json.dumps({"task": asdict(task), "sft": asdict(ws), "code": code}, sort_keys=True, default=str)
+    blob = json.dumps({"task": task.identity(), "sft": asdict(ws), "code": code}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def warm_start(
-    task: arith.ArithConfig, ws: WarmStartConfig, cache_dir: str | Path, progress: bool = True
-) -> Path:
+def warm_start(task, ws: WarmStartConfig, cache_dir: str | Path, progress: bool = True) -> Path:
     """Path of a supervised checkpoint (model + tokenizer) for ``task``; trains and caches it if missing.
 
     The checkpoint is written to a temporary folder and renamed when complete, so an interrupted run never
@@ -50,7 +56,8 @@ def warm_start(
     """
     from trl import SFTConfig, SFTTrainer
 
-    path = Path(cache_dir) / f"arith-sft-{cache_key(task, ws)}"
+    task = as_task(task)
+    path = Path(cache_dir) / f"{task.name}-sft-{cache_key(task, ws)}"
     if (path / "config.json").exists() and (path / "tokenizer.json").exists():
         return path
     tmp = path.with_name(path.name + ".partial")
@@ -59,7 +66,7 @@ def warm_start(
     model = arith.build_tiny_model(
         tok, ws.hidden_size, ws.num_layers, ws.num_heads, ws.intermediate_size, seed=ws.seed
     )
-    data = arith.make_dataset(ws.train_problems, _replace_seed(task, task.seed + 10_000))
+    data = task.sft_dataset(ws.train_problems, seed=10_000)
     args = SFTConfig(
         output_dir=str(tmp / "trainer"),
         use_cpu=True,
@@ -68,6 +75,7 @@ def warm_start(
         save_strategy="no",
         per_device_train_batch_size=ws.batch_size,
         num_train_epochs=ws.epochs,
+        max_steps=ws.max_steps,
         learning_rate=ws.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
@@ -91,14 +99,8 @@ def warm_start(
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     (tmp / "oarl_warmstart.json").write_text(
-        json.dumps({"task": asdict(task), "sft": asdict(ws)}, default=str)
+        json.dumps({"task": task.identity(), "sft": asdict(ws)}, default=str)
     )
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
     return path
-
-
-def _replace_seed(task: arith.ArithConfig, seed: int) -> arith.ArithConfig:
-    from dataclasses import replace
-
-    return replace(task, seed=seed)

@@ -205,21 +205,21 @@ def attribute(
     beta: float = 2.0,
     floor: float = 0.1,
     seed: int = 0,
-    oracle: bool = False,
+    oracle: bool | object = False,
     titles: Sequence[str] | None = None,
     finders: Sequence[str] | None = None,
     **options: object,
 ) -> Attribution:
     """Encode the pairs, score them with every method and build the token views.
 
-    With ``oracle=True`` (the embedded arithmetic task) the oracle causal tokens of
+    With ``oracle`` a testbed task (or ``True``: the arithmetic task) the oracle causal tokens of
     :func:`oarl.testbed.oracle.oracle_batch` are added as ``oracle_mask``, with per-row recall@k and AUROC.
     """
     batch = encode_pairs(tokenizer, prompts, completions, finders)
     if oracle:
         from oarl.testbed.oracle import oracle_batch
 
-        ob = oracle_batch(tokenizer, prompts, completions)
+        ob = oracle_batch(tokenizer, prompts, completions, None if oracle is True else oracle)
         if not torch.equal(ob["input_ids"], batch["input_ids"]):
             raise RuntimeError("oracle_batch and encode_pairs disagree on the layout")
         batch["oracle_mask"] = ob["oracle_mask"]

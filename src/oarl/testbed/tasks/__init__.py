@@ -1,9 +1,17 @@
-"""Embedded synthetic tasks (offline, CPU-friendly) with known causal structure."""
+"""Embedded synthetic tasks (offline, CPU-friendly) with known causal structure, and their recipes: the task
+config, warm start and RL settings a study of that task starts from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from oarl.testbed.tasks.arith import (
     ANSWER_MARKER,
     ArithConfig,
     ArithProblem,
+    ArithTask,
     arith_reward,
     build_tiny_model,
     build_tokenizer,
@@ -15,10 +23,53 @@ from oarl.testbed.tasks.arith import (
     oracle_char_spans_for,
 )
 
+
+@dataclass(frozen=True)
+class TaskRecipe:
+    """Defaults of a study on one task: its config, how to build the task from it, warm start and RL."""
+
+    config: Any
+    make: Callable[[Any], Any]
+    warm_start: Any
+    rl: Any
+
+
+def get_task_recipe(name: str) -> TaskRecipe:
+    """The recipe of ``"flag"`` (the study's task) or ``"arith"`` (the original demo task)."""
+    from oarl.testbed.experiment import RLSettings
+    from oarl.testbed.warmstart import WarmStartConfig
+
+    if name == "arith":
+        rl = RLSettings(steps=100, learning_rate=3e-5, eval_every=20, noise_std=0.1)
+        return TaskRecipe(ArithConfig(), ArithTask, WarmStartConfig(), rl)
+    if name == "flag":
+        from oarl.testbed.tasks.flag_task import flag_recipe
+
+        return flag_recipe()
+    raise ValueError(f"unknown task {name!r}; expected 'flag' or 'arith'")
+
+
+def task_from_identity(identity: dict[str, Any]):
+    """The task an ``identity()`` dict describes (as saved in a warm start's ``oarl_warmstart.json``); a dict
+    without a ``task`` name is an arithmetic config (checkpoints written before the flag task existed)."""
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in identity.items() if k != "task"}
+    name = identity.get("task", "arith")
+    if name == "arith":
+        return ArithTask(ArithConfig(**fields))
+    if name == "flag":
+        from oarl.testbed.tasks.flag import FlagConfig
+        from oarl.testbed.tasks.flag_task import FlagTask
+
+        return FlagTask(FlagConfig(**fields))
+    raise ValueError(f"unknown task {name!r} in a checkpoint's oarl_warmstart.json")
+
+
 __all__ = [
     "ANSWER_MARKER",
     "ArithConfig",
     "ArithProblem",
+    "ArithTask",
+    "TaskRecipe",
     "arith_reward",
     "build_tiny_model",
     "build_tokenizer",
@@ -26,6 +77,8 @@ __all__ = [
     "dependency_path",
     "extract_answer",
     "generate_problems",
+    "get_task_recipe",
+    "task_from_identity",
     "make_dataset",
     "oracle_char_spans_for",
 ]

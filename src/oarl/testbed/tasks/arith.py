@@ -372,3 +372,47 @@ def make_dataset(n: int, config: ArithConfig | None = None) -> Dataset:
             "answer": [p.answer for p in probs],
         }
     )
+
+
+@dataclass(frozen=True)
+class ArithTask:
+    """:class:`~oarl.testbed.tasks.base.TestbedTask` view of the arithmetic task (causal = dependency-path
+    values, which are also what an oracle arm weights; everything else in the reasoning is format)."""
+
+    config: ArithConfig = field(default_factory=ArithConfig)
+    name: str = "arith"
+
+    def identity(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {"task": self.name, **asdict(self.config)}
+
+    def source_files(self) -> list:
+        from pathlib import Path
+
+        return [Path(__file__)]
+
+    def problems(self, n: int, seed: int) -> list[ArithProblem]:
+        from dataclasses import replace
+
+        return generate_problems(n, replace(self.config, seed=self.config.seed + seed))
+
+    def sft_dataset(self, n: int, seed: int) -> Dataset:
+        from dataclasses import replace
+
+        return make_dataset(n, replace(self.config, seed=self.config.seed + seed))
+
+    def reward(self, prompts: list, completions: list, answer: list, **kwargs: Any) -> list[float]:
+        return arith_reward(prompts, completions, answer)
+
+    def decision_chars(self, prompt: str, completion: str) -> list[bool]:
+        return char_spans_to_token_mask(
+            [(i, i + 1) for i in range(len(completion))], oracle_char_spans_for(prompt, completion)
+        )
+
+    def char_roles(self, prompt: str, completion: str) -> list[str]:
+        cut = completion.find(ANSWER_MARKER)
+        roles = ["causal" if d else "format" for d in self.decision_chars(prompt, completion)]
+        if cut >= 0:
+            roles[cut + len(ANSWER_MARKER) :] = ["answer"] * (len(completion) - cut - len(ANSWER_MARKER))
+        return roles

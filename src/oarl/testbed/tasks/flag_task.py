@@ -1,0 +1,55 @@
+"""The flag task as a :class:`~oarl.testbed.tasks.base.TestbedTask`, and the recipe the study starts from
+(task knobs, warm start and RL settings measured to make plain GRPO learn; see the README's study section)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from oarl.testbed.tasks import flag
+
+
+@dataclass(frozen=True)
+class FlagTask:
+    """Decisions are the on-path flag-decided operators (what the oracle arm weights); roles per character
+    come from :func:`oarl.testbed.tasks.flag.char_labels`."""
+
+    config: flag.FlagConfig = field(default_factory=flag.FlagConfig)
+    name: str = "flag"
+
+    def identity(self) -> dict[str, Any]:
+        return {"task": self.name, **asdict(self.config)}
+
+    def source_files(self) -> list[Path]:
+        return [Path(flag.__file__)]
+
+    def problems(self, n: int, seed: int) -> list[flag.FlagProblem]:
+        return flag.generate_problems(n, replace(self.config, seed=self.config.seed + seed))
+
+    def sft_dataset(self, n: int, seed: int):
+        return flag.make_dataset(n, replace(self.config, seed=self.config.seed + seed), for_sft=True)
+
+    def reward(self, prompts: list, completions: list, answer: list, **kwargs: Any) -> list[float]:
+        return flag.flag_reward(prompts, completions, answer)
+
+    def char_roles(self, prompt: str, completion: str) -> list[str]:
+        return flag.char_labels(prompt, completion)
+
+    def decision_chars(self, prompt: str, completion: str) -> list[bool]:
+        marks = [False] * len(completion)
+        for i in flag.decision_char_positions(prompt, completion):
+            marks[i] = True
+        return marks
+
+
+def flag_recipe():
+    """Defaults of ``oarl study`` / ``oarl demo`` on the flag task."""
+    from oarl.testbed.experiment import RLSettings
+    from oarl.testbed.tasks import TaskRecipe
+    from oarl.testbed.warmstart import WarmStartConfig
+
+    config = flag.FlagConfig()
+    ws = WarmStartConfig(train_problems=16000, epochs=1.0, max_steps=800)
+    rl = RLSettings(steps=40, learning_rate=1e-4, eval_every=10, noise_std=0.1, max_completion_length=64)
+    return TaskRecipe(config, FlagTask, ws, rl)
