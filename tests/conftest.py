@@ -30,7 +30,8 @@ def _torch_state_per_test() -> Iterator[None]:
     threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
     torch.manual_seed(0)
     yield
-    torch.set_num_threads(threads)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     torch.set_default_dtype(dtype)
 
 

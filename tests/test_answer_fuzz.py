@@ -107,7 +107,9 @@ def test_a_hanging_checker_off_the_main_thread_scores_zero_within_the_bound(monk
         return reward(completions=["\\boxed{7}"], answer=["7"])
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(1) as pool:
-        assert pool.submit(grade).result(timeout=60) == [0.0]
-    assert time.perf_counter() - start < 10
-    hung.close()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(grade).result(timeout=60) == [0.0]
+        assert time.perf_counter() - start < 10  # 1 s hard timeout + a child start-up, on a loaded machine
+    finally:
+        hung.close()  # never leave the sleeping child behind

@@ -174,6 +174,7 @@ def test_normalised_scores_match_the_gate():
     mask[1, :4] = False
     scores[2] = 0.7  # constant row -> all zeros
     norm = normalised_scores(scores, mask)
+    # Exact zeros: the row minimum is (lo - lo) / spread, and masked-out or constant rows are written as 0.
     assert norm[0].min() == 0 and norm[0].max() == pytest.approx(1.0)
     assert (norm[1, :4] == 0).all() and norm[1, 4:].max() == pytest.approx(1.0)
     assert (norm[2] == 0).all()
@@ -266,7 +267,7 @@ def test_png_and_html_share_one_colour_scale():
 
     lo, hi = 0.2, 3.0
     cmap = weight_cmap(lo, hi)
-    assert weight_rgb(1.0, lo, hi) == (255, 255, 255)
+    assert weight_rgb(1.0, lo, hi) == (255, 255, 255)  # integers: weight 1 has strength 0, i.e. white
     for w in (lo, 0.5, 0.9, 1.0, 1.7, hi):
         rgb = weight_rgb(w, lo, hi)
         assert shade(w, lo, hi).startswith(f"background:rgb({rgb[0]},{rgb[1]},{rgb[2]})")

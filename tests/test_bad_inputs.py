@@ -97,6 +97,8 @@ def test_odd_completions_fall_back_to_uniform_weights_and_are_counted(method):
     assert res.no_reasoning.tolist() == [n == "answer at position 0" for n in names]
     assert not res.too_long.any() and not res.nonfinite.any()
     for name in ("empty", "no span", "answer at position 0", "one reasoning token"):
+        # Bit-exact: unscored rows get weights written as ones; a lone reasoning token normalises to 0, so its
+        # weight is 1 + beta * 0 rescaled by 1 / 1. And A * 1.0 == A exactly.
         assert torch.equal(res.weights[row[name]], torch.ones(cids.shape[1])), name
         assert torch.equal(res.advantages[row[name]], adv[row[name]].expand(cids.shape[1]))
     for name in ("non-UTF-8 byte before the answer", "huge number answer", "normal"):
@@ -106,7 +108,7 @@ def test_odd_completions_fall_back_to_uniform_weights_and_are_counted(method):
         reasoning = spans.reasoning[0]
         assert reasoning.sum() >= 1 and spans.answer[0].any()
         assert res.weights[b][reasoning].sum().item() == pytest.approx(int(reasoning.sum()), rel=1e-5)
-        assert (res.weights[b][~reasoning] == 1).all()
+        assert (res.weights[b][~reasoning] == 1).all()  # exact: non-reasoning positions are written as ones
 
 
 def test_rows_longer_than_the_context_are_not_scored():
@@ -117,6 +119,7 @@ def test_rows_longer_than_the_context_are_not_scored():
         model, PieceTokenizer(), pids, pmask, cids, cmask, torch.tensor([1.0, -1.0]), OARSettings()
     )
     assert res.too_long.tolist() == [False, True] and res.scored.tolist() == [True, False]
+    # Bit-exact: an unscored row's weights are written as ones.
     assert torch.equal(res.weights[1], torch.ones(cids.shape[1]))
 
 

@@ -19,7 +19,8 @@ def test_demo_quick_end_to_end(tmp_path):
     # The warm start is cached: a second run reuses it (same checkpoint path).
     args = DemoArguments(quick=True, out_dir=str(tmp_path / "demo"), cache_dir=str(tmp_path / "cache"))
     assert run(args) == 0
-    again = sorted((tmp_path / "demo").iterdir())[-1]
+    # The new folder, found without relying on how the time-stamped names sort.
+    (again,) = set((tmp_path / "demo").iterdir()) - {run_dir}
     assert json.loads((again / "results.json").read_text())["checkpoint"] == results["checkpoint"]
 
 

@@ -12,7 +12,7 @@ def test_ess_ratio_extremes():
     mask = torch.ones(2, 4, dtype=torch.bool)
     w = torch.tensor([[1.0, 1.0, 1.0, 1.0], [4.0, 0.0, 0.0, 0.0]])
     assert ess_ratio(w, mask).tolist() == pytest.approx([1.0, 0.25])
-    assert ess_ratio(w, torch.zeros_like(mask)).tolist() == [1.0, 1.0]
+    assert ess_ratio(w, torch.zeros_like(mask)).tolist() == [1.0, 1.0]  # exact: empty rows are written as 1
 
 
 @settings(max_examples=100, deadline=None)
@@ -35,6 +35,7 @@ def test_top_mass_share():
 
 def test_oracle_recall_exact_and_ties():
     oracle = torch.tensor([[0, 1, 1, 0, 0, 0]], dtype=torch.bool)
+    # Exact: recall is hits / k of small integers (2/2, 1/2), exactly representable.
     assert oracle_recall(torch.tensor([[0.0, 5.0, 4.0, 1.0, 0.0, 0.0]]), oracle).item() == 1.0
     assert oracle_recall(torch.tensor([[9.0, 5.0, 0.0, 1.0, 0.0, 0.0]]), oracle).item() == 0.5
     # A constant scorer gets chance level (k/n of the candidates), not a position-dependent value.
@@ -45,6 +46,7 @@ def test_oracle_recall_exact_and_ties():
 
 def test_reshape_advantages():
     out = reshape_advantages(torch.tensor([2.0, -1.0]), torch.tensor([[1.0, 0.5], [2.0, 0.0]]))
+    # Exact: one multiplication of small powers of two per entry, whose products are representable.
     assert out.tolist() == [[2.0, 1.0], [-2.0, 0.0]]
     with pytest.raises(ValueError, match="seq_advantages"):
         reshape_advantages(torch.ones(3), torch.ones(2, 4))

@@ -78,6 +78,8 @@ def test_eval_on_five_math_jsonl_rows(tiny_math_model, tmp_path):
     assert summary["answer_rate"] > 0  # the fitted tiny model writes '#### x' in most samples
     for r in rows:  # the recorded answer and verdict are what the reward computes
         verdict = check_answer(r["completion"], r["reference"])
+        if "timeout" in (r["reason"], verdict.reason):
+            continue  # a wall-clock verdict: a loaded machine can time out in one run and not the other
         assert (r["answer"], r["correct"], r["reason"]) == (verdict.answer, verdict.correct, verdict.reason)
 
 
@@ -121,4 +123,5 @@ def test_grading_and_pass_at_k_with_known_completions(tmp_path, monkeypatch):
     assert summary["pass@2"] == pytest.approx(
         ((1 - comb(2, 2) / comb(4, 2)) + (1 - comb(3, 2) / comb(4, 2))) / 2
     )
+    # pass@4 == 1.0 exactly: with n - c < k the code returns 1.0 for each row, and so does their mean.
     assert summary["pass@4"] == 1.0 and summary["answer_rate"] == pytest.approx(7 / 8)

@@ -22,8 +22,7 @@ def test_answer_token_at_position_zero_has_no_predictor():
 
 
 def test_probes_match_hand_computation():
-    torch.manual_seed(0)
-    logits = torch.randn(1, 5, 7)
+    logits = torch.randn(1, 5, 7, generator=torch.Generator().manual_seed(0))
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     am = torch.tensor([[0, 0, 0, 1, 1]], dtype=torch.bool)  # answer tokens 4, 5 predicted at 2, 3
     lt = outcome_probe(logits, ids, am, "lt_logits")
@@ -40,6 +39,7 @@ def test_divergence_is_kl_and_drop():
     q = torch.log_softmax(torch.tensor([[3.0, 2.0, 1.0]]), -1)
     kl = (p.exp() * (p - q)).sum()
     torch.testing.assert_close(probe_divergence(p, q, "as_mean"), kl.reshape(1))
+    # Exact: KL(p || p) sums p * (x - x) = p * 0 terms; -1 - (-3) = 2 is one exact subtraction.
     assert probe_divergence(p, p, "lt_logits").item() == 0.0
     assert probe_divergence(torch.tensor([-1.0]), torch.tensor([-3.0]), "as_joint").item() == 2.0
 

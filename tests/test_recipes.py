@@ -54,6 +54,7 @@ def test_paper_recipes(size):
         task, config = parse(RECIPES / size / f"{name}.yaml", "--model_path", "/models/mine")
         assert task.model_path == "/models/mine"  # flags override the file (the placeholder path)
         assert (task.task, task.split, config.oar_method) == ("gsm8k", "train", method)
+        # Exact: the YAML literals 0.4 and 2.0 parse to the same doubles as these.
         assert (config.oar_tau, config.oar_beta, config.oar_probe) == (0.4, 2.0, "as_mean")
         warm = config.oar_probe_warmup_steps
         assert warm > 0 and config.oar_settings(None, step=0).probe == "lt_logits"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import single_thread
 
 from oarl.integrations.trl.resume import INTERRUPTED_EXIT_CODE, checkpoint_step, last_checkpoint
 from oarl.testbed.experiment import JsonlWriter
@@ -32,13 +33,14 @@ def tiny_arith_model(tmp_path_factory) -> Path:
     enc = tok([p.prompt + p.completion + tok.eos_token for p in probs], padding=True, return_tensors="pt")
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
     model.train()
-    for step in range(40):
-        idx = torch.arange(24) + (step * 24) % 232
-        ids, am = enc.input_ids[idx], enc.attention_mask[idx]
-        loss = model(input_ids=ids, attention_mask=am, labels=ids.masked_fill(am == 0, -100)).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with single_thread():  # the same weights whatever the core count (see conftest.single_thread)
+        for step in range(40):
+            idx = torch.arange(24) + (step * 24) % 232
+            ids, am = enc.input_ids[idx], enc.attention_mask[idx]
+            loss = model(input_ids=ids, attention_mask=am, labels=ids.masked_fill(am == 0, -100)).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
@@ -66,9 +68,14 @@ def comparable(row: dict) -> dict:
 
 
 def test_sigterm_then_resume_matches_an_uninterrupted_run(tiny_arith_model, tmp_path):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # One torch thread in all three runs, whatever the caller's OMP_NUM_THREADS: the exact comparison below
+    # needs the same thread count in each (it sets the order of float sums), and on a loaded machine one
+    # thread is much faster for this tiny model. The timeouts only turn a hang into a failure.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     full = tmp_path / "full"
-    done = subprocess.run(train_cmd(tiny_arith_model, full), env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        train_cmd(tiny_arith_model, full), env=env, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     cut = tmp_path / "cut"
@@ -94,12 +101,14 @@ def test_sigterm_then_resume_matches_an_uninterrupted_run(tiny_arith_model, tmp_
         f.write('{"step": 9, "lo')
 
     resumed = subprocess.run(
-        train_cmd(tiny_arith_model, cut, "--resume"), env=env, capture_output=True, text=True
+        train_cmd(tiny_arith_model, cut, "--resume"), env=env, capture_output=True, text=True, timeout=900
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {ckpt} (2 later metric line(s) dropped)" in resumed.stdout
     expected, got = read_metrics(full), read_metrics(cut)
     assert [r["step"] for r in got] == [r["step"] for r in expected]
+    # Bit-exact by design: the resumed run restores the weights, optimiser and every RNG from the checkpoint
+    # and then runs the same ops on the same thread count (env above), so every logged float is identical.
     assert [comparable(r) for r in got] == [comparable(r) for r in expected]
     assert any(r.get("oar/scored_frac", 0) > 0 for r in got[stopped:])  # OAR-G noise was drawn after resume
 

@@ -94,6 +94,8 @@ def test_model_text_is_never_evaluated(monkeypatch, tmp_path):
     import math_verify.parser
     import sympy.parsing.sympy_parser as sp
 
+    # Parses are memoised for the process: an answer another test parsed first would never reach the spy.
+    mathcheck._parse_cached.cache_clear()
     seen: list[str] = []
     original = sp.parse_expr
 

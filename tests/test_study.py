@@ -65,13 +65,14 @@ def test_study_runs_resumes_and_reports(warm, tmp_path):
     done = run_study(plan, out, workers=1)
     assert len(done) == 12 and set(done) == {s.key for s in plan.runs()}
     rec = done["plain__oracle__seed1"]
+    # Exact: tau is a setting passed through unchanged (no arithmetic), 0.4 and 0.6 are the literals given.
     assert rec["steps"] == 2 and rec["method"] == "oracle" and rec["rl"]["tau"] == 0.4
     assert done["tau=0.6,beta=1__grpo__seed0"]["rl"]["tau"] == 0.6
     lines = [json.loads(x) for x in (out / "runs" / "plain__grpo__seed0.jsonl").read_text().splitlines()]
     evals = [r for r in lines if "accuracy" in r]
     assert [r["step"] for r in evals] == [0, 1, 2] and any(k.startswith("entropy/") for k in evals[0])
     # Resume: a finished study runs nothing more.
-    assert run_study(plan, out, workers=1) == finished(out)
+    assert run_study(plan, out, workers=1) == finished(out)  # exact: both read the same finished records
     res = summarize(out, finished(out))
     plain = res["conditions"]["plain"]
     assert set(plain["arms"]) == {"grpo", "oracle", "trl_entropy"}

@@ -23,6 +23,10 @@ DEFAULT_ARMS = "grpo,oar_g,oar_p,entropy,trl_entropy,random,oracle"
 
 
 def _value(text: str):
+    if text in ("None", "none", "null") and text != "none":
+        return None
+    if text in ("true", "True", "false", "False"):
+        return text in ("true", "True")
     for cast in (int, float):
         try:
             return cast(text)

@@ -97,11 +97,15 @@ def probe_divergence(clean: Tensor, other: Tensor, probe: str) -> Tensor:
     """
     check_probe(probe)
     if probe in DISTRIBUTION_PROBES:
-        # KL >= 0; the clamp only removes float round-off below zero. Tokens with p_clean = 0 add nothing
-        # (0 * log 0 = 0), also where p_other = 0 too (else 0 * inf = NaN from very peaked distributions).
+        # KL >= 0; the clamp only removes float round-off below zero (values near 0 come out as -1e-7 in
+        # float32). It clamps the value only: the gradient is the raw KL's (straight through), because
+        # OAR-G differentiates J = KL at tiny noise, where the KL is often that round-off, and a plain clamp
+        # would zero every input gradient. Tokens with p_clean = 0 add nothing (0 * log 0 = 0), also where
+        # p_other = 0 too (else 0 * inf = NaN from very peaked distributions).
         p = clean.exp()
         terms = torch.where(p == 0, torch.zeros_like(p), p * (clean - other))  # NaN still propagates
-        return terms.sum(-1).clamp(min=0.0)
+        kl = terms.sum(-1)
+        return kl + (kl.clamp(min=0.0) - kl).detach()
     return clean - other
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 DATA_DIR_ENV = "OARL_DATA_DIR"
 #: The repository's ``../shared/data`` (next to the checkout); the default data folder.
-REPO_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+REPO_DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data"  # src/oarl/math/data.py
 BENCHMARKS = ("gsm8k", "gsm8k_train", "math500")
 
 

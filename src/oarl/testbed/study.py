@@ -75,20 +75,21 @@ def finished(out_dir: Path) -> dict[str, dict]:
 
 
 def _run_one(spec: RunSpec, condition: Condition, checkpoint: str, rl: RLSettings, n_eval: int, out_dir: str,
-             threads: int) -> dict:  # fmt: skip
-    """Worker: one run (a fresh process; torch threads pinned so that runs in parallel do not oversubscribe)."""
-    import warnings
+             threads: int | None) -> dict:  # fmt: skip
+    """One run. In a worker process ``threads`` pins torch's threads (parallel runs must not oversubscribe);
+    in the caller's process (``None``) its setting is left alone."""
+    if threads is not None:  # a worker process of its own: quiet, pinned threads
+        import warnings
 
-    import torch
-    from transformers.utils import logging as hf_logging
+        import datasets
+        import torch
+        from transformers.utils import logging as hf_logging
 
-    torch.set_num_threads(threads)
-    warnings.filterwarnings("ignore")
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    import datasets
-
-    datasets.disable_progress_bars()
+        torch.set_num_threads(threads)
+        warnings.filterwarnings("ignore")
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
     rl = replace(rl, **dict(condition.rl_overrides))
     out = Path(out_dir)
     metrics = out / "runs" / f"{spec.key}.jsonl"
@@ -134,7 +135,7 @@ def run_study(
     start = time.perf_counter()
     if workers <= 1:
         for a in args:
-            record(_run_one(*a))
+            record(_run_one(*a[:-1], None))
     else:
         # spawn: a fresh interpreter per worker (fork after torch has started threads can deadlock)
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
