@@ -7,7 +7,7 @@
 Conditions are the product of ``--vary`` (a field of the task config; each value gets its own warm start)
 and ``--sweep`` (fields of the RL settings). Every arm runs every seed of every condition with the same
 budget and learning rate. Writes ``OUT/{config.yaml, summaries.jsonl, runs/*.jsonl, results.json,
-curves.png, entropy.png[, sweep.png], table.md}``; run the same command again to resume.
+curves.png, entropy.png, gaps.png[, sweep.png], table.md}``; run the same command again to resume.
 """
 
 from __future__ import annotations
@@ -159,12 +159,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _figures(results: dict, out: Path, sweep) -> None:
-    from oarl.viz.study import learning_curves, role_entropy_curves, sweep_heatmaps
+    from oarl.viz.study import gap_plot, learning_curves, role_entropy_curves, sweep_heatmaps
 
     if not results["conditions"]:
         return
     learning_curves(results, out / "curves.png", ylabel="held-out accuracy (sampled)")
     role_entropy_curves(results, out / "entropy.png")
+    if any(c["paired"] for c in results["conditions"].values()) and not sweep:
+        gap_plot(results, out / "gaps.png")
     grid = dict(sweep)
     if {"tau", "beta"} <= grid.keys():
         panels = (("final_sampled", "final sampled accuracy"), ("policy_entropy", "policy entropy (mean over steps)"),

@@ -78,14 +78,25 @@ def role_entropy_curves(
 
 def sweep_heatmaps(results: dict, path: str | Path, taus: list[float], betas: list[float],
                    panels: tuple[tuple[str, str], ...]) -> Path:  # fmt: skip
-    """Heat maps over (tau, beta); ``panels`` = (quantity in the arm's results, title). Conditions must be
-    named ``tau=<t>,beta=<b>`` and hold one arm each."""
+    """Heat maps over (tau, beta); ``panels`` = (quantity in the arm's results, title). Condition names hold
+    ``tau=<t>`` and ``beta=<b>`` among their comma-separated fields (as ``oarl study --sweep`` names them); the
+    first arm of each condition is drawn."""
+
+    def fields(name: str) -> dict[str, str]:
+        return dict(kv.split("=", 1) for kv in name.split(",") if "=" in kv)
+
+    by_cell = {}
+    for name, cond in results["conditions"].items():
+        f = fields(name)
+        if "tau" in f and "beta" in f:
+            by_cell[(float(f["tau"]), float(f["beta"]))] = cond
+
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (qty, title) in zip(axes[0], panels, strict=True):
         grid = [[math.nan] * len(taus) for _ in betas]
         for i, b in enumerate(betas):
             for j, t in enumerate(taus):
-                cond = results["conditions"].get(f"tau={t:g},beta={b:g}")
+                cond = by_cell.get((float(t), float(b)))
                 if cond:
                     arm = next(iter(cond["arms"].values()))
                     grid[i][j] = arm.get(qty, {}).get("mean", math.nan)
@@ -100,6 +111,40 @@ def sweep_heatmaps(results: dict, path: str | Path, taus: list[float], betas: li
         ax.set_ylabel("beta (boost)")
         ax.set_title(title, fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return Path(path)
+
+
+def gap_plot(results: dict, path: str | Path, quantity: str = "auc_sampled") -> Path:
+    """Paired difference vs the baseline arm (mean and 95% CI over seeds) per condition, one marker per arm:
+    how each arm's gap to GRPO moves across conditions (e.g. chatter levels)."""
+    conds = list(results["conditions"])
+    order = list(ARM_COLORS)
+    arms = sorted({a for c in results["conditions"].values() for a in c["paired"]},
+                  key=lambda a: (order.index(a) if a in order else len(order), a))  # fmt: skip
+    fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(conds), 3.6))
+    width = 0.8 / max(len(arms), 1)
+    for k, arm in enumerate(arms):
+        xs, ys, lo, hi, label = [], [], [], [], arm
+        for i, cond in enumerate(conds):
+            c = results["conditions"][cond]
+            pr = c["paired"].get(arm, {}).get(quantity)
+            if not pr or pr["n"] < 1:
+                continue
+            d = pr["diff"]
+            label = c["arms"][arm]["label"]
+            xs.append(i - 0.4 + width * (k + 0.5))
+            ys.append(d["mean"])
+            lo.append(d["mean"] - d["lo"] if math.isfinite(d["lo"]) else 0.0)
+            hi.append(d["hi"] - d["mean"] if math.isfinite(d["hi"]) else 0.0)
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", color=ARM_COLORS.get(arm), label=label, capsize=3, ms=5)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xticks(range(len(conds)), conds)
+    ax.set_ylabel(f"{quantity}: arm − GRPO (paired, 95% CI)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)

@@ -75,7 +75,7 @@ class FlagConfig:
     num_constants: int = 3
     const_max: int = 9
     value_max: int = 19
-    modulus: int | None = 10  # values mod 10 (uniform single-digit answers); None: plain ints in 0..value_max
+    modulus: int | None = None  # None: plain ints in 0..value_max; 10: values mod 10 (harder to learn by SFT)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -162,6 +162,8 @@ def _all_branches_ok(consts: dict, steps: list[FlagStep], cfg: FlagConfig) -> bo
         new = []
         for env in envs:
             x, y = _value(s.x, env), _value(s.y, env)
+            if s.role != "plain" and y == 0:  # x+0 == x-0: a decision that decides nothing
+                return False
             for op in ops:
                 v = _OPS[op](x, y)
                 if not 0 <= v <= cfg.value_max:

@@ -49,7 +49,11 @@ def flag_recipe():
     from oarl.testbed.tasks import TaskRecipe
     from oarl.testbed.warmstart import WarmStartConfig
 
-    config = flag.FlagConfig()
-    ws = WarmStartConfig(train_problems=16000, epochs=1.0, max_steps=800)
-    rl = RLSettings(steps=40, learning_rate=1e-4, eval_every=10, noise_std=0.1, max_completion_length=64)
+    # Measured (README, "The study"): the warm policy executes reliably and follows the flag ~65% of the time,
+    # so RL has one thing to learn; the flagged distractor is a decision as uncertain as the causal one whose
+    # value the answer never reads (entropy credit cannot tell them apart; outcome credit can).
+    config = flag.FlagConfig(decisions=1, flagged_distractors=1, num_constants=2, fidelity=0.65, modulus=None,
+                             value_max=18, chatter_style="mixed")  # fmt: skip
+    ws = WarmStartConfig(train_problems=16000, epochs=1.0, max_steps=1500)
+    rl = RLSettings(steps=60, learning_rate=1e-4, eval_every=10, noise_std=0.1, max_completion_length=96)
     return TaskRecipe(config, FlagTask, ws, rl)
