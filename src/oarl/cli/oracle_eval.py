@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=200, help="held-out problems")
     p.add_argument("--completions", default="sample", choices=["sample", "greedy", "gold"])
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--methods", default="perturbation,gradient,entropy,random", help="comma list of scorers")
     p.add_argument("--probe", default="as_mean", choices=["lt_logits", "as_mean", "as_joint"])
     p.add_argument("--masks", default="pad,0,digits", help="OAR-P replacement ablation: pad, a token, digits")
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
 
 
 def demo_task():
-    """The task ``oarl demo`` trains on (the flag task with heavy chatter)."""
+    """The task ``oarl demo`` trains on (the flag task with some chatter)."""
     from oarl.cli.demo import DemoArguments, settings
 
     return settings(DemoArguments())[0]
