@@ -12,6 +12,7 @@ from oarl.testbed.experiment import ARMS, RLSettings, get_arm
 from oarl.testbed.report import summarize
 from oarl.testbed.study import Condition, StudyPlan, finished, run_study
 from oarl.testbed.tasks import arith
+from oarl.testbed.tasks.arith_task import ArithTask
 from oarl.testbed.tasks.base import completion_token_mask, token_roles
 from oarl.testbed.warmstart import WarmStartConfig, warm_start
 
@@ -23,7 +24,7 @@ TINY_RL = RLSettings(steps=2, prompts_per_step=2, num_generations=4, max_complet
 
 @pytest.fixture(scope="module")
 def warm(tmp_path_factory):
-    task = arith.ArithTask()
+    task = ArithTask()
     return task, str(warm_start(task, TINY_WS, tmp_path_factory.mktemp("cache"), progress=False))
 
 
@@ -38,7 +39,7 @@ def test_every_registered_scorer_is_an_arm():
 
 
 def test_decision_mask_follows_the_task_labels():
-    task = arith.ArithTask()
+    task = ArithTask()
     tok = arith.build_tokenizer()
     p = arith.generate_problems(1, arith.ArithConfig(seed=1))[0]
     prompt = tok([p.prompt], return_tensors="pt", add_special_tokens=False)

@@ -18,6 +18,7 @@ from oarl.core.diagnostics import auroc, oracle_recall, precision_at_k
 from oarl.core.gating import bilevel_weights
 from oarl.core.scorers import get_scorer, perturbation_scores
 from oarl.testbed.tasks import arith
+from oarl.testbed.tasks.arith_task import ArithTask
 from oarl.testbed.tasks.base import TestbedTask
 
 
@@ -26,7 +27,7 @@ def oracle_batch(
 ) -> dict[str, Tensor]:
     """Encode prompt + completion rows (left padded) with reasoning, answer, oracle (causal-role tokens) and
     chatter masks, all ``[B, L]``. ``task`` defaults to the arithmetic task."""
-    task = task or arith.ArithTask()
+    task = task or ArithTask()
     p = tokenizer(
         list(prompts), add_special_tokens=False, padding=True, padding_side="left", return_tensors="pt"
     )

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from oarl.testbed.tasks import arith
+from oarl.testbed.tasks.arith_task import ArithTask
 from oarl.testbed.tasks.base import TestbedTask
 
 
@@ -36,7 +37,7 @@ class WarmStartConfig:
 
 def as_task(task) -> TestbedTask:
     """A :class:`TestbedTask`; an ``ArithConfig`` is wrapped as the arithmetic task."""
-    return arith.ArithTask(task) if isinstance(task, arith.ArithConfig) else task
+    return ArithTask(task) if isinstance(task, arith.ArithConfig) else task
 
 
 def cache_key(task, ws: WarmStartConfig) -> str:

@@ -11,7 +11,6 @@ from oarl.testbed.tasks.arith import (
     ANSWER_MARKER,
     ArithConfig,
     ArithProblem,
-    ArithTask,
     arith_reward,
     build_tiny_model,
     build_tokenizer,
@@ -22,6 +21,7 @@ from oarl.testbed.tasks.arith import (
     make_dataset,
     oracle_char_spans_for,
 )
+from oarl.testbed.tasks.arith_task import ArithTask
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,9 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from oarl.testbed.tasks.arith import ANSWER_MARKER, build_tiny_model, build_tokenizer, extract_answer  # noqa: F401
+from oarl.testbed.tasks.arith import ANSWER_MARKER, arith_reward, build_tiny_model, build_tokenizer  # noqa: F401
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -382,19 +382,9 @@ def decision_char_positions(prompt: str, completion: str, with_values: bool = Fa
 # ---------------------------------------------------------------- rewards / data
 
 
-def _text(completion: Any) -> str:
-    if isinstance(completion, list):
-        return str(completion[-1].get("content", "")) if completion else ""
-    return completion if isinstance(completion, str) else ""
-
-
-def flag_reward(prompts: list[Any], completions: list[Any], answer: list[int], **kwargs: Any) -> list[float]:
-    """TRL reward: 1.0 iff the answer after ``ANSWER`` equals the gold (flag-rule) ``answer`` column."""
-    out = []
-    for c, a in zip(completions, answer, strict=True):
-        pred = extract_answer(_text(c))
-        out.append(1.0 if pred is not None and pred == int(a) else 0.0)
-    return out
+#: TRL reward: 1.0 iff the integer after ``ANSWER`` equals the gold (flag-rule) ``answer`` column. The flag task
+#: writes its answer as the arithmetic task does, so it is the same function.
+flag_reward = arith_reward
 
 
 def make_dataset(n: int, config: FlagConfig | None = None, for_sft: bool = False) -> Dataset:
