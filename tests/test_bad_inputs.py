@@ -170,3 +170,32 @@ def test_yaml_config_values_are_validated_too(monkeypatch, tmp_path):
     monkeypatch.setattr(train, "build_trainer", lambda *a, **k: pytest.fail("loaded a model"))
     with pytest.raises(ValueError, match="unknown task 'poetry'"):  # argparse choices skip file values
         train.main(["--config", str(cfg)])
+
+
+def test_scorer_options_reach_the_scorer_and_named_settings_win():
+    from oarl.core.scorers import SCORERS
+
+    seen = {}
+
+    def spy(model, input_ids, attention_mask, reasoning_mask, answer_mask, **options):
+        seen.update(options)
+        return reasoning_mask.float()
+
+    SCORERS["_spy"] = spy
+    try:
+        pids, pmask, cids, cmask = batch([COMPLETIONS["normal"]])
+        settings = OARSettings(method="_spy", scorer_options={"window": 4, "probe": "lt_logits"})
+        oar_token_advantages(tiny_lm(), PieceTokenizer(), pids, pmask, cids, cmask, torch.ones(1), settings)
+    finally:
+        del SCORERS["_spy"]
+    assert seen["window"] == 4 and seen["probe"] == "as_mean"
+
+
+def test_oar_scorer_options_json_string(tmp_path):
+    from oarl import OARConfig
+
+    CPU = dict(use_cpu=True, bf16=False, report_to="none")
+    args = OARConfig(output_dir=str(tmp_path), oar_scorer_options='{"window": 8}', **CPU)
+    assert args.oar_settings(None).scorer_options == {"window": 8}
+    with pytest.raises(ValueError, match="not valid JSON"):
+        OARConfig(output_dir=str(tmp_path), oar_scorer_options="{window", **CPU)

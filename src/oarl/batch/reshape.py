@@ -38,6 +38,8 @@ class OARSettings:
     mask_token_id: int | None = None
     max_batch_tokens: int = 2048
     span_finders: list[str] | None = field(default=None)
+    # Extra keyword options for the scorer (e.g. ``{"window": 8}``); the named fields above win on conflict.
+    scorer_options: dict | None = field(default=None)
 
     def __post_init__(self) -> None:
         if self.method not in methods():
@@ -46,6 +48,8 @@ class OARSettings:
         check_gate_params(self.tau, self.beta, self.floor)
         if not self.noise_std >= 0:
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
+        if self.scorer_options is not None and not isinstance(self.scorer_options, dict):
+            raise ValueError(f"scorer_options must be a dict, got {type(self.scorer_options).__name__}")
 
 
 @dataclass
@@ -165,19 +169,16 @@ def oar_token_advantages(
         oracle = (
             None if oracle_mask is None else torch.cat([pad, oracle_mask[rows].to(pad.device).bool()], dim=1)
         )
-        scores = get_scorer(settings.method)(
-            model,
-            ids,
-            attn,
-            reasoning,
-            answer,
-            probe=settings.probe,
-            noise_std=settings.noise_std,
-            mask_token_id=settings.mask_token_id,
-            max_batch_tokens=settings.max_batch_tokens,
-            generator=generator,
-            oracle_mask=oracle,
-        )
+        options = {
+            **(settings.scorer_options or {}),
+            "probe": settings.probe,
+            "noise_std": settings.noise_std,
+            "mask_token_id": settings.mask_token_id,
+            "max_batch_tokens": settings.max_batch_tokens,
+            "generator": generator,
+            "oracle_mask": oracle,
+        }
+        scores = get_scorer(settings.method)(model, ids, attn, reasoning, answer, **options)
         P = prompt_ids.shape[1]
         w, bad = safe_weights(scores[:, P:], spans.reasoning[rows], settings)
         weights[rows] = w.to(weights.dtype)

@@ -8,6 +8,7 @@ the rewards, so groups whose advantages are all zero are never scored.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -60,7 +61,17 @@ class OARConfig(GRPOConfig):
         default=2048, metadata={"help": "OAR-P: recomputed tokens per forward (memory bound; raise on GPUs)"}
     )
 
+    oar_scorer_options: dict | str | None = field(
+        default=None,
+        metadata={"help": "extra scorer options, a dict or a JSON string (e.g. '{\"window\": 8}')"},
+    )
+
     def __post_init__(self) -> None:
+        if isinstance(self.oar_scorer_options, str):
+            try:
+                self.oar_scorer_options = json.loads(self.oar_scorer_options)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"oar_scorer_options is not valid JSON: {e}") from None
         self.oar_settings(mask_token_id=None)  # validates every oar_* field first
         if self.oar_probe_warmup_steps < 0:
             raise ValueError(f"oar_probe_warmup_steps must be >= 0, got {self.oar_probe_warmup_steps}")
@@ -80,6 +91,7 @@ class OARConfig(GRPOConfig):
             noise_std=self.oar_noise_std,
             mask_token_id=mask_token_id,
             max_batch_tokens=self.oar_max_batch_tokens,
+            scorer_options=self.oar_scorer_options,
         )
 
 

@@ -1,0 +1,143 @@
+"""How faithfully a cheap scorer reproduces exact OAR-P: rank agreement per row, and what it costs.
+
+Per row, over the candidate (reasoning) tokens: Spearman's rho and Kendall's tau-b between a scorer's scores
+and the reference (exact OAR-P on the same probe), and the overlap of the two top-``frac`` token sets
+(``|top_k(s) & top_k(ref)| / k`` with ``k = ceil(frac * n)``). Rows where either side is constant have no
+defined rank correlation (NaN, skipped in the means). :class:`PassCounter` counts the decoder's forward
+token-passes (with and without autograd) so costs compare across scorers and machines, next to seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import Tensor, nn
+
+from oarl.core.model import decoder_and_head
+
+
+def top_overlap(scores: np.ndarray, reference: np.ndarray, frac: float = 0.1) -> float:
+    """``|top_k(scores) & top_k(reference)| / k`` with ``k = ceil(frac * n)``; ties broken by position."""
+    n = len(scores)
+    if n == 0:
+        return math.nan
+    k = max(1, math.ceil(frac * n))
+    a = set(np.argsort(-scores, kind="stable")[:k].tolist())
+    b = set(np.argsort(-reference, kind="stable")[:k].tolist())
+    return len(a & b) / k
+
+
+def row_fidelity(
+    scores: Tensor, reference: Tensor, candidates: Tensor, frac: float = 0.1
+) -> dict[str, list[float]]:
+    """Per-row ``spearman``, ``kendall`` and ``top_overlap`` of ``scores`` against ``reference``.
+
+    Args:
+        scores, reference: ``[B, L]`` token scores.
+        candidates: ``[B, L]`` bool, the tokens compared (reasoning tokens).
+        frac: share of tokens in the top set for ``top_overlap``.
+
+    Returns:
+        ``{metric: [B values]}``; NaN where a row has fewer than 2 candidates or a constant side.
+    """
+    if not 0.0 < frac <= 1.0:
+        raise ValueError(f"frac must be in (0, 1], got {frac}")
+    out: dict[str, list[float]] = {"spearman": [], "kendall": [], "top_overlap": []}
+    s_all = scores.detach().double().cpu().numpy()
+    r_all = reference.detach().double().cpu().numpy()
+    c_all = candidates.bool().cpu().numpy()
+    for s_row, r_row, c_row in zip(s_all, r_all, c_all, strict=True):
+        s, r = s_row[c_row], r_row[c_row]
+        constant = len(s) < 2 or np.ptp(s) == 0 or np.ptp(r) == 0  # ptp == 0: all equal, by definition
+        out["spearman"].append(math.nan if constant else float(stats.spearmanr(s, r).statistic))
+        out["kendall"].append(math.nan if constant else float(stats.kendalltau(s, r).statistic))
+        out["top_overlap"].append(top_overlap(s, r, frac) if len(s) else math.nan)
+    return out
+
+
+@dataclass
+class PassCounter:
+    """Counts decoder forwards, as token-passes (rows x new positions), split by whether autograd records.
+
+    A recorded forward is followed by (at most) one backward of about twice its cost, so
+    ``cost_units = no_grad + 3 * grad`` is a machine-independent cost in clean-forward token-passes.
+    Use as a context manager around a scorer call: ``with PassCounter(model) as c: ...``.
+    """
+
+    model: nn.Module
+    no_grad: int = 0
+    grad: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+    _handle: object = field(default=None, repr=False)
+    _t0: float = field(default=0.0, repr=False)
+
+    def _hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        x = kwargs.get("input_ids")
+        if x is None:
+            x = kwargs.get("inputs_embeds")
+        if x is None and args:
+            x = args[0]
+        tokens = int(x.shape[0] * x.shape[1]) if x is not None else 0
+        self.calls += 1
+        if torch.is_grad_enabled():
+            self.grad += tokens
+        else:
+            self.no_grad += tokens
+
+    def __enter__(self) -> PassCounter:
+        decoder, _ = decoder_and_head(self.model)
+        self._handle = decoder.register_forward_pre_hook(self._hook, with_kwargs=True)
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds += time.perf_counter() - self._t0
+        self._handle.remove()
+
+    @property
+    def cost_units(self) -> float:
+        """Forward token-passes plus 2x for the backward of each recorded one."""
+        return float(self.no_grad + 3 * self.grad)
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    """Mean, t 95% half-width and count over the finite values."""
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return {"mean": math.nan, "ci95": math.nan, "n": 0}
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+    return {"mean": float(v.mean()), "ci95": half, "n": int(len(v))}
+
+
+def scorer_fidelity(
+    score_fn: Callable[[dict[str, Tensor]], Tensor],
+    reference: Tensor,
+    batch: Mapping[str, Tensor],
+    model: nn.Module,
+    frac: float = 0.1,
+) -> dict[str, object]:
+    """Fidelity of ``score_fn(batch) -> [B, L]`` to ``reference`` on ``batch``, and its cost.
+
+    Returns ``{"spearman"|"kendall"|"top_overlap": summary, "rows": per-row dict, "cost": {...}}``; the cost
+    holds seconds, forward token-passes with/without grad, and ``cost_units``.
+    """
+    with PassCounter(model) as counter:
+        scores = score_fn(dict(batch))
+    rows = row_fidelity(scores, reference, batch["reasoning_mask"], frac)
+    out: dict[str, object] = {name: summarize(v) for name, v in rows.items()}
+    out["rows"] = rows
+    out["scores"] = scores
+    out["cost"] = {
+        "seconds": counter.seconds,
+        "no_grad_tokens": counter.no_grad,
+        "grad_tokens": counter.grad,
+        "cost_units": counter.cost_units,
+    }
+    return out

@@ -1,0 +1,63 @@
+"""Fidelity harness: rank agreement against a reference scorer, top-set overlap, pass counting."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import layout, tiny_lm
+from scipy import stats
+
+from oarl import perturbation_scores
+from oarl.testbed.fidelity import PassCounter, row_fidelity, scorer_fidelity, summarize, top_overlap
+
+
+def test_top_overlap_counts_shared_top_tokens():
+    ref = np.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert top_overlap(ref, ref, 0.2) == pytest.approx(1.0)
+    assert top_overlap(-ref, ref, 0.2) == pytest.approx(0.0)
+    assert top_overlap(np.array([5.0, 0, 4, 0, 0, 0, 0, 0, 0, 0]), ref, 0.2) == pytest.approx(0.5)
+
+
+def test_row_fidelity_matches_scipy_on_candidates_only():
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(3, 12, generator=g)
+    scores = ref + 0.3 * torch.rand(3, 12, generator=g)
+    cand = torch.zeros(3, 12, dtype=torch.bool)
+    cand[:, 2:10] = True
+    scores[:, :2] = 100.0  # outside the candidates: must not count
+    rows = row_fidelity(scores, ref, cand)
+    for b in range(3):
+        s, r = scores[b, 2:10].double().numpy(), ref[b, 2:10].double().numpy()
+        assert rows["spearman"][b] == pytest.approx(stats.spearmanr(s, r).statistic)
+        assert rows["kendall"][b] == pytest.approx(stats.kendalltau(s, r).statistic)
+
+
+def test_constant_rows_have_no_rank_correlation():
+    ref = torch.arange(8.0).unsqueeze(0)
+    rows = row_fidelity(torch.zeros(1, 8), ref, torch.ones(1, 8, dtype=torch.bool))
+    assert math.isnan(rows["spearman"][0]) and math.isnan(rows["kendall"][0])
+    assert summarize(rows["spearman"])["n"] == 0
+
+
+def test_summarize_t_interval():
+    s = summarize([1.0, 2.0, 3.0, float("nan")])
+    assert s["mean"] == pytest.approx(2.0) and s["n"] == 3
+    assert s["ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3))
+
+
+def test_pass_counter_and_self_fidelity():
+    model = tiny_lm("llama")
+    ids, am, rm, an = layout([(3, 6, 2), (2, 8, 2)])
+    batch = {"input_ids": ids, "attention_mask": am, "reasoning_mask": rm, "answer_mask": an}
+    with torch.no_grad():
+        ref = perturbation_scores(model, ids, am, rm, an)
+    out = scorer_fidelity(lambda b: perturbation_scores(model, *b.values()), ref, batch, model)
+    assert out["spearman"]["mean"] == pytest.approx(1.0)
+    assert out["top_overlap"]["mean"] == pytest.approx(1.0)
+    cost = out["cost"]
+    assert cost["grad_tokens"] == 0 and cost["no_grad_tokens"] > 0
+    with PassCounter(model) as c:
+        with torch.enable_grad():
+            model.model(input_ids=ids, attention_mask=am)
+    assert c.grad == ids.numel() and c.cost_units == pytest.approx(3 * ids.numel())
