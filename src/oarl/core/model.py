@@ -55,10 +55,33 @@ def decoder_hidden(
     return out.last_hidden_state, (out.past_key_values if use_cache else None)
 
 
+#: Vocabulary rows per float32 matmul in :func:`head_logits` (bounds the transient float32 weight copy).
+HEAD_CHUNK_ROWS = 32768
+
+
 def head_logits(model: nn.Module, hidden: Tensor) -> Tensor:
-    """Apply the LM head (and final-logit soft-capping where the config has it) to ``hidden[..., D]``."""
+    """Apply the LM head (and final-logit soft-capping where the config has it) to ``hidden[..., D]``.
+
+    Returns ``[..., V]`` logits. A plain ``nn.Linear`` head in bf16/fp16 is applied in float32 (weights upcast
+    ``HEAD_CHUNK_ROWS`` vocabulary rows at a time): the probes compare logits of two forwards, and bf16 logits
+    (about 3 significant digits) would round the difference away. Other heads run as they are.
+    """
     _, head = decoder_and_head(model)
-    logits = head(hidden)
+    if type(head) is nn.Linear and head.weight.dtype in (torch.bfloat16, torch.float16):
+        h = hidden.float()
+        logits = torch.cat(
+            [
+                nn.functional.linear(
+                    h,
+                    head.weight[i : i + HEAD_CHUNK_ROWS].float(),
+                    None if head.bias is None else head.bias[i : i + HEAD_CHUNK_ROWS].float(),
+                )
+                for i in range(0, head.weight.shape[0], HEAD_CHUNK_ROWS)
+            ],
+            dim=-1,
+        )
+    else:
+        logits = head(hidden)
     cap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap
@@ -90,6 +113,29 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for m, training in modes:
             m.training = training
+
+
+@contextlib.contextmanager
+def float32_weights(model: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
+    """Run ``model`` in float32: every bf16/fp16 parameter and buffer is upcast in place and cast back on exit.
+
+    The round trip is exact (bf16 and fp16 values are float32 values), every tensor keeps its identity (an
+    optimizer's references stay valid) and its own dtype (LoRA adapters kept in float32 stay float32). Costs
+    4 bytes per low-precision parameter while active. A no-op when ``enabled`` is False.
+    """
+    saved: list[tuple[Tensor, torch.dtype]] = []
+    if enabled:
+        seen: set[int] = set()
+        for t in [*model.parameters(), *model.buffers()]:
+            if id(t) not in seen and t.dtype in (torch.bfloat16, torch.float16):
+                seen.add(id(t))
+                saved.append((t, t.dtype))
+                t.data = t.data.float()
+    try:
+        yield model
+    finally:
+        for t, dtype in saved:
+            t.data = t.data.to(dtype)
 
 
 def default_mask_token_id(model: nn.Module, mask_token_id: int | None) -> int:

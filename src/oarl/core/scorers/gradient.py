@@ -15,6 +15,7 @@ from oarl.core.model import (
     check_layout,
     decoder_hidden,
     eval_mode,
+    float32_weights,
     gather_positions,
     head_logits,
     position_ids_from_mask,
@@ -31,6 +32,7 @@ def gradient_scores(
     probe: str = "as_mean",
     noise_std: float = 1e-3,
     generator: torch.Generator | None = None,
+    upcast: bool = False,
     **_: object,
 ) -> Tensor:
     """OAR-G token importance (paper: ``|<dJ/de_t, e_t>|``, ``J = KL(p_clean || p_noisy)`` on the probe).
@@ -42,6 +44,9 @@ def gradient_scores(
         noise_std: std of the Gaussian noise on reasoning embeddings (>= 0). With 0 and a KL probe the
             gradient vanishes (KL is minimal at p_noisy = p_clean): all scores are 0.
         generator: torch generator for the noise, for reproducible scores.
+        upcast: run the two passes in float32 (:func:`oarl.core.model.float32_weights`: bf16/fp16 weights
+            upcast in place, restored after). In bf16 the paper's 1e-3 noise is drowned by the rounding of
+            the activations (README, "GPU / scale"); costs 4 bytes per parameter while scoring.
 
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
@@ -54,7 +59,7 @@ def gradient_scores(
     targets = probe_targets(input_ids, positions)
     pos_ids = position_ids_from_mask(attention_mask)
     row_valid = valid.any(-1)
-    with eval_mode(model):
+    with eval_mode(model), float32_weights(model, enabled=upcast):
         with torch.no_grad():
             embeds = model.get_input_embeddings()(input_ids)
             hidden, _ = decoder_hidden(model, attention_mask, pos_ids, inputs_embeds=embeds)
@@ -63,7 +68,8 @@ def gradient_scores(
             )
         noise = torch.randn(embeds.shape, generator=generator, device=embeds.device, dtype=torch.float32)
         noise = noise * noise_std * reasoning_mask.unsqueeze(-1).float()
-        noisy_embeds = (embeds + noise.to(embeds.dtype)).requires_grad_(True)
+        # Added in float32, rounded once to the model's dtype (bf16 keeps ~3 digits of embedding + noise).
+        noisy_embeds = (embeds.float() + noise).to(embeds.dtype).requires_grad_(True)
         with torch.enable_grad():
             hidden, _ = decoder_hidden(model, attention_mask, pos_ids, inputs_embeds=noisy_embeds)
             noisy = probe_from_logits(
