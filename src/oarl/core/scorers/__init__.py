@@ -13,6 +13,9 @@ from torch import Tensor
 
 from oarl.core.scorers.baselines import entropy_scores, oracle_scores, random_scores, uniform_scores
 from oarl.core.scorers.gradient import gradient_scores
+from oarl.core.scorers.gradient_variants import gradient_avg_scores, gradient_rms_scores
+from oarl.core.scorers.linearized import linearized_scores
+from oarl.core.scorers.path import path_scores
 from oarl.core.scorers.perturbation import perturbation_scores
 from oarl.core.scorers.reference import naive_perturbation_scores
 
@@ -21,6 +24,12 @@ Scorer = Callable[..., Tensor]
 SCORERS: dict[str, Scorer] = {
     "perturbation": perturbation_scores,
     "gradient": gradient_scores,
+    # gradient-class variants (README "OAR-G fidelity"): noise relative to the embedding RMS, K noise draws,
+    # the linearised OAR-P counterfactual, integrated gradients from the masked sequence
+    "gradient_rms": gradient_rms_scores,
+    "gradient_avg": gradient_avg_scores,
+    "linearized": linearized_scores,
+    "path": path_scores,
     "entropy": entropy_scores,
     "random": random_scores,
     "uniform": uniform_scores,
@@ -50,9 +59,13 @@ __all__ = [
     "SCORERS",
     "entropy_scores",
     "get_scorer",
+    "gradient_avg_scores",
+    "gradient_rms_scores",
     "gradient_scores",
+    "linearized_scores",
     "naive_perturbation_scores",
     "oracle_scores",
+    "path_scores",
     "perturbation_scores",
     "random_scores",
     "register_scorer",

@@ -1,0 +1,86 @@
+"""OAR-G variants that keep the paper's estimator and change only its noise: relative scale, several draws.
+
+Both stay ``|<dJ/de_t, e_t>|`` with ``J = KL(p_clean || p_noisy)`` (see :mod:`.gradient`):
+
+- ``gradient_rms``: the noise std is ``noise_std`` times the RMS of the row's reasoning embeddings (the
+  paper's absolute 1e-3 means a different relative perturbation for every model's embedding scale).
+- ``gradient_avg``: the mean score over ``noise_samples`` independent noise draws (one forward + backward
+  each), reducing the variance of a single random draw.
+
+At small noise ``dJ/de ~ H eta`` (``H`` the probe's Gauss-Newton curvature, ``eta`` the noise), so both scale
+with the noise and neither changes the quantity the paper's OAR-G estimates; README "OAR-G fidelity".
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from oarl.core.scorers.gradient import gradient_scores
+
+
+def reasoning_rms(model: nn.Module, input_ids: Tensor, reasoning_mask: Tensor) -> Tensor:
+    """``[B]`` RMS over the coordinates of each row's reasoning-token embeddings (1 for rows without any)."""
+    with torch.no_grad():
+        e = model.get_input_embeddings()(input_ids).float()
+    m = reasoning_mask.bool()
+    sq = (e.pow(2).mean(-1) * m).sum(-1) / m.sum(-1).clamp(min=1)
+    return torch.where(m.any(-1), sq.sqrt(), torch.ones_like(sq))
+
+
+def gradient_rms_scores(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    reasoning_mask: Tensor,
+    answer_mask: Tensor,
+    probe: str = "as_mean",
+    noise_std: float = 1e-3,
+    generator: torch.Generator | None = None,
+    **_: object,
+) -> Tensor:
+    """OAR-G with the noise std relative to the embedding scale: ``std_b = noise_std * RMS(e_reasoning, b)``.
+
+    Rows are scored one noise scale each (a batch of rows with different scales is scored row by row when the
+    scales differ). Returns ``[B, L]`` float32, as :func:`gradient_scores`.
+    """
+    if not noise_std >= 0:
+        raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+    rms = reasoning_rms(model, input_ids, reasoning_mask)
+    out = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
+    for b in range(input_ids.shape[0]):
+        rows = (t[b : b + 1] for t in (input_ids, attention_mask, reasoning_mask, answer_mask))
+        out[b] = gradient_scores(
+            model, *rows, probe=probe, noise_std=noise_std * float(rms[b]), generator=generator
+        )[0]
+    return out
+
+
+def gradient_avg_scores(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    reasoning_mask: Tensor,
+    answer_mask: Tensor,
+    probe: str = "as_mean",
+    noise_std: float = 1e-3,
+    noise_samples: int = 4,
+    generator: torch.Generator | None = None,
+    **_: object,
+) -> Tensor:
+    """Mean OAR-G score over ``noise_samples`` noise draws (drawn in sequence from ``generator``). ``[B, L]``."""
+    if noise_samples < 1:
+        raise ValueError(f"noise_samples must be >= 1, got {noise_samples}")
+    total = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
+    for _k in range(noise_samples):
+        total += gradient_scores(
+            model,
+            input_ids,
+            attention_mask,
+            reasoning_mask,
+            answer_mask,
+            probe=probe,
+            noise_std=noise_std,
+            generator=generator,
+        )
+    return total / noise_samples

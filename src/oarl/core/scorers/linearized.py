@@ -1,0 +1,106 @@
+"""Linearised counterfactual: OAR-P's own replacement ``e_t -> e_mask``, estimated to first order in one pass.
+
+OAR-P scores ``KL(p_clean || p_{t <- mask})``. Write ``z`` for the probe's logits (the mean over the answer
+positions for AS-Mean, the first one for LT-Logits) and ``d_t = e_mask - e_t`` for the replacement at t. The KL
+has zero gradient at the clean point, but to second order it is the Fisher quadratic form of the logit change,
+``KL ~ 1/2 Var_{y ~ p}(dz_y)``, and the logit change is first order: ``dz_y ~ <grad_e z_y, d_t>``. So
+
+    score_t = 1/2 * sum_{y in top-M} p_y (dz_y,t - sum_y' p_y' dz_y',t)^2,   dz_y,t = <grad_{e_t} z_y, d_t>,
+
+with ``p`` renormalised over the ``M = fisher_classes`` most likely outcomes (answer distributions are peaked;
+M = 3 keeps ~all of the mass on the embedded task). Cost: one forward and M backwards for the whole batch.
+For AS-Joint (a scalar log-probability ``J``) the drop is first order already: ``score_t = -<grad_{e_t} J, d_t>``
+(signed, like OAR-P's AS-Joint). How good the first-order step is depends on how linear the model is over the
+distance ``|e_mask - e_t|``; README "OAR-G fidelity" measures it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from oarl.core.model import (
+    check_layout,
+    decoder_hidden,
+    default_mask_token_id,
+    eval_mode,
+    gather_positions,
+    head_logits,
+    position_ids_from_mask,
+)
+from oarl.core.probes import check_probe, probe_from_logits, probe_index, probe_targets
+
+
+def probe_logits(logits: Tensor, valid: Tensor, probe: str) -> Tensor:
+    """The logits behind a distribution probe, ``[B, K, V] -> [B, V]``: the mean over valid positions
+    (``as_mean``) or the first position (``lt_logits``). Float32 or wider."""
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    if probe == "lt_logits":
+        return logits[:, 0]
+    w = valid.to(logits.dtype).unsqueeze(-1)
+    return (logits * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+
+def fisher_quadratic(deltas: Tensor, probs: Tensor) -> Tensor:
+    """``1/2 Var_p(delta)`` per token: ``deltas[B, L, M]`` logit changes, ``probs[B, M]`` (sums to 1) -> ``[B, L]``."""
+    p = probs.unsqueeze(1)
+    mean = (deltas * p).sum(-1, keepdim=True)
+    return 0.5 * ((deltas - mean).pow(2) * p).sum(-1)
+
+
+def linearized_scores(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    reasoning_mask: Tensor,
+    answer_mask: Tensor,
+    probe: str = "as_mean",
+    mask_token_id: int | None = None,
+    fisher_classes: int = 3,
+    **_: object,
+) -> Tensor:
+    """First-order estimate of OAR-P's ``KL(p_clean || p_{t <- mask})`` for every token at once.
+
+    Args:
+        model, input_ids, attention_mask, reasoning_mask, answer_mask: as :func:`perturbation_scores`.
+        probe: ``"lt_logits"``, ``"as_mean"`` or ``"as_joint"`` (signed first-order drop of the answer's
+            mean log-probability).
+        mask_token_id: the replacement OAR-P uses (default: the model's pad token).
+        fisher_classes: outcomes ``M >= 2`` kept in the Fisher quadratic form (one backward each).
+
+    Returns:
+        ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
+    """
+    check_probe(probe)
+    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    if fisher_classes < 2:
+        raise ValueError(f"fisher_classes must be >= 2 (a variance needs two outcomes), got {fisher_classes}")
+    mask_id = default_mask_token_id(model, mask_token_id)
+    positions, valid = probe_index(answer_mask, probe)
+    row_valid = valid.any(-1)
+    embed = model.get_input_embeddings()
+    with eval_mode(model), torch.enable_grad():
+        e = embed(input_ids).detach().requires_grad_(True)
+        d = (embed.weight[mask_id].detach() - e.detach()).float()  # [B, L, D], d_t = e_mask - e_t
+        hidden, _ = decoder_hidden(
+            model, attention_mask, position_ids_from_mask(attention_mask), inputs_embeds=e
+        )
+        logits = head_logits(model, gather_positions(hidden, positions))
+        if probe == "as_joint":
+            J = probe_from_logits(logits, valid, probe_targets(input_ids, positions), probe)
+            (g,) = torch.autograd.grad((J * row_valid).sum(), e)
+            scores = -(g.float() * d).sum(-1)
+        else:
+            z = probe_logits(logits, valid, probe)  # [B, V]
+            M = min(fisher_classes, z.shape[-1])
+            top = z.detach().softmax(-1).topk(M, dim=-1)
+            probs = top.values / top.values.sum(-1, keepdim=True)
+            picked = z.gather(1, top.indices)  # [B, M]
+            deltas = []
+            for m in range(
+                M
+            ):  # rows are independent, so one backward of the row sum gives every row's gradient
+                (g,) = torch.autograd.grad(picked[:, m].sum(), e, retain_graph=m < M - 1)
+                deltas.append((g.float() * d).sum(-1))
+            scores = fisher_quadratic(torch.stack(deltas, -1), probs)
+    return scores.detach() * (reasoning_mask.bool() & row_valid.unsqueeze(-1)).float()

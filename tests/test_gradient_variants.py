@@ -1,0 +1,137 @@
+"""Gradient-class OAR-G variants against finite differences, their definitions and integrated-gradient
+completeness."""
+
+import pytest
+import torch
+from conftest import PAD, layout, tiny_lm
+
+from oarl.core.model import decoder_hidden, gather_positions, head_logits, position_ids_from_mask
+from oarl.core.probes import probe_divergence, probe_from_logits, probe_index, probe_targets
+from oarl.core.scorers import SCORERS, gradient_scores
+from oarl.core.scorers.gradient_variants import gradient_avg_scores, gradient_rms_scores, reasoning_rms
+from oarl.core.scorers.linearized import fisher_quadratic, linearized_scores, probe_logits
+from oarl.core.scorers.path import path_attributions
+
+ROWS = [(3, 7, 2), (2, 5, 3)]
+NEW = ("gradient_rms", "gradient_avg", "linearized", "path")
+
+
+def probe_raw(model, e, ids, am, an, probe):
+    """Probe logits [B, V] (distribution probes) or the AS-Joint value [B] at embeddings e, written out."""
+    pos, valid = probe_index(an, probe)
+    h, _ = decoder_hidden(model, am, position_ids_from_mask(am), inputs_embeds=e)
+    logits = head_logits(model, gather_positions(h, pos))
+    if probe == "as_joint":
+        return probe_from_logits(logits, valid, probe_targets(ids, pos), probe)
+    return probe_logits(logits, valid, probe)
+
+
+@pytest.mark.parametrize("probe", ["lt_logits", "as_mean", "as_joint"])
+def test_linearized_matches_finite_differences_of_the_replacement(probe):
+    model = tiny_lm("llama").double()
+    ids, am, rm, an = layout(ROWS)
+    scores = linearized_scores(model, ids, am, rm, an, probe=probe, fisher_classes=3)
+    E = model.get_input_embeddings()
+    with torch.no_grad():
+        e = E(ids)
+        z0 = probe_raw(model, e, ids, am, an, probe)
+        step = 1e-2  # well above the float32 round-off inside RMSNorm; central differences err O(step^2)
+        for b, t in [(0, 3), (0, 9), (1, 2), (1, 6)]:
+            d = torch.zeros_like(e)
+            d[b, t] = E.weight[PAD] - e[b, t]
+            dz = (
+                probe_raw(model, e + step * d, ids, am, an, probe)
+                - probe_raw(model, e - step * d, ids, am, an, probe)
+            ) / (2 * step)
+            if probe == "as_joint":
+                expected = -dz[b]
+            else:
+                top = z0[b].softmax(-1).topk(3)
+                p = top.values / top.values.sum()
+                expected = fisher_quadratic(dz[b, top.indices].view(1, 1, 3), p.view(1, 3))[0, 0]
+            assert scores[b, t].item() == pytest.approx(expected.item(), rel=2e-3, abs=1e-10)
+
+
+def test_fisher_quadratic_is_half_the_variance():
+    deltas = torch.tensor([[[1.0, 3.0]]])
+    probs = torch.tensor([[0.5, 0.5]])
+    assert fisher_quadratic(deltas, probs).item() == pytest.approx(0.5 * 1.0)  # Var = 1
+
+
+def test_path_attributions_are_complete():
+    model = tiny_lm("llama").double()
+    ids, am, rm, an = layout(ROWS)
+    attr = path_attributions(
+        model, ids, am, rm, an, path_steps=128
+    )  # row 1 bends sharply near a = 0: the midpoint rule needs many steps
+    E = model.get_input_embeddings()
+    pos, valid = probe_index(an, "as_mean")
+    targets = probe_targets(ids, pos)
+    with torch.no_grad():
+        e = E(ids)
+        masked = torch.where(rm.bool().unsqueeze(-1), E.weight[PAD].expand_as(e), e)
+
+        def probe(x):
+            h, _ = decoder_hidden(model, am, position_ids_from_mask(am), inputs_embeds=x)
+            return probe_from_logits(head_logits(model, gather_positions(h, pos)), valid, targets, "as_mean")
+
+        f0 = probe_divergence(probe(e), probe(masked), "as_mean")
+    assert attr.sum(-1).tolist() == pytest.approx((-f0).tolist(), rel=5e-3)
+
+
+def test_gradient_rms_is_gradient_with_the_noise_scaled_per_row():
+    model = tiny_lm("llama")
+    ids, am, rm, an = layout(ROWS)
+    rms = reasoning_rms(model, ids, rm)
+    got = gradient_rms_scores(
+        model, ids, am, rm, an, noise_std=0.5, generator=torch.Generator().manual_seed(1)
+    )
+    gen = torch.Generator().manual_seed(1)
+    for b in range(len(ROWS)):
+        row = [t[b : b + 1] for t in (ids, am, rm, an)]
+        want = gradient_scores(model, *row, noise_std=0.5 * float(rms[b]), generator=gen)
+        torch.testing.assert_close(got[b : b + 1], want)
+
+
+def test_gradient_avg_is_the_mean_of_successive_draws():
+    model = tiny_lm("llama")
+    ids, am, rm, an = layout(ROWS)
+    got = gradient_avg_scores(
+        model, ids, am, rm, an, noise_std=0.1, noise_samples=3, generator=torch.Generator().manual_seed(2)
+    )
+    gen = torch.Generator().manual_seed(2)
+    want = sum(gradient_scores(model, ids, am, rm, an, noise_std=0.1, generator=gen) for _ in range(3)) / 3
+    torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_variants_are_registered_finite_and_zero_outside_reasoning(name):
+    model = tiny_lm("llama")
+    ids, am, rm, an = layout(ROWS)
+    scores = SCORERS[name](model, ids, am, rm, an, noise_std=0.1, generator=torch.Generator().manual_seed(0))
+    assert scores.shape == ids.shape and torch.isfinite(scores).all()
+    assert (scores[~rm.bool()] == 0).all()  # exact: multiplied by the mask
+    assert (scores[rm.bool()] != 0).any()
+
+
+@pytest.mark.parametrize(
+    ("name", "kw", "message"),
+    [
+        ("linearized", {"fisher_classes": 1}, "fisher_classes"),
+        ("path", {"path_steps": 0}, "path_steps"),
+        ("gradient_avg", {"noise_samples": 0}, "noise_samples"),
+        ("gradient_rms", {"noise_std": -1.0}, "noise_std"),
+    ],
+)
+def test_bad_options_are_clear_errors(name, kw, message):
+    model = tiny_lm("llama")
+    ids, am, rm, an = layout(ROWS)
+    with pytest.raises(ValueError, match=message):
+        SCORERS[name](model, ids, am, rm, an, **kw)
+
+
+def test_linearized_leaves_parameter_grads_alone():
+    model = tiny_lm("llama")
+    ids, am, rm, an = layout(ROWS)
+    linearized_scores(model, ids, am, rm, an)
+    assert all(p.grad is None for p in model.parameters())
