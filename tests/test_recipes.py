@@ -10,6 +10,7 @@ import yaml
 from trl import TrlParser
 
 from oarl.cli.train import TaskArguments
+from oarl.integrations.trl.lora import LoraArguments, lora_config
 from oarl.integrations.trl.trainer import OARConfig
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -18,12 +19,12 @@ PAPER_SIZES = ("qwen2.5-7b", "qwen2.5-1.5b")
 METHODS = {"grpo": "none", "oar-g": "gradient", "oar-p": "perturbation"}
 
 
-def parse(path: Path, *flags: str) -> tuple[TaskArguments, OARConfig]:
+def parse(path: Path, *flags: str) -> tuple[TaskArguments, OARConfig, LoraArguments]:
     """``oarl train``'s parsing. The GPU recipes ask for bf16, which TrainingArguments refuses on a host
     without a bf16 GPU unless ``use_cpu`` is set: on such a host (CI) the test adds ``--use_cpu true``."""
     from transformers.utils import is_torch_bf16_gpu_available
 
-    parser = TrlParser([TaskArguments, OARConfig])
+    parser = TrlParser([TaskArguments, OARConfig, LoraArguments])
     host = [] if is_torch_bf16_gpu_available() else ["--use_cpu", "true"]
     return parser.parse_args_and_config(["--config", str(path), *host, *flags])
 
@@ -35,7 +36,7 @@ def test_recipes_are_found():
 
 @pytest.mark.parametrize("path", TRAIN_RECIPES, ids=lambda p: p.relative_to(RECIPES).as_posix())
 def test_every_recipe_parses(path):
-    task, config = parse(path)
+    task, config, _ = parse(path)
     assert isinstance(task, TaskArguments) and isinstance(config, OARConfig)
     raw = yaml.safe_load(path.read_text())
     assert task.task == raw["task"] and config.oar_method == raw["oar_method"]
@@ -51,7 +52,7 @@ def test_paper_recipes(size):
         }, name
         assert raw["output_dir"] == f"runs/paper/{size}/{name}"
     for name, method in METHODS.items():
-        task, config = parse(RECIPES / size / f"{name}.yaml", "--model_path", "/models/mine")
+        task, config, lora = parse(RECIPES / size / f"{name}.yaml", "--model_path", "/models/mine")
         assert task.model_path == "/models/mine"  # flags override the file (the placeholder path)
         assert (task.task, task.split, config.oar_method) == ("gsm8k", "train", method)
         # Exact: the YAML literals 0.4 and 2.0 parse to the same doubles as these.
@@ -60,6 +61,9 @@ def test_paper_recipes(size):
         assert warm > 0 and config.oar_settings(None, step=0).probe == "lt_logits"
         assert config.oar_settings(None, step=warm).probe == "as_mean"
         assert config.bf16 and config.gradient_checkpointing and config.num_generations == 8
+        # Generation with TRL's vLLM, one engine per training GPU; full fine-tuning (no LoRA).
+        assert config.use_vllm and config.vllm_mode == "colocate" and not lora.use_peft
+        assert config.vllm_max_model_length >= config.max_completion_length + 512
     assert "Qwen2.5-" in raws["grpo"]["model_path"] and raws["grpo"]["model_path"].startswith("/path/to/")
 
 
@@ -72,3 +76,14 @@ def test_accelerate_deepspeed_configs_load(stage):
     assert cfg.mixed_precision == "bf16" and not cfg.use_cpu
     ddp = load_config_from_file(str(RECIPES / "accelerate" / "ddp.yaml"))
     assert str(ddp.distributed_type).endswith("MULTI_GPU")
+
+
+def test_lora_recipe_is_one_gpu_lora_with_vllm():
+    pytest.importorskip("peft")
+    task, config, lora = parse(RECIPES / "qwen2.5-7b-lora" / "oar-g.yaml", "--model_path", "/models/mine")
+    assert lora.use_peft and config.use_vllm and config.oar_method == "gradient"
+    cfg = lora_config(lora)
+    assert cfg.r == 32 and cfg.lora_alpha == 64 and cfg.target_modules == "all-linear"
+    assert (
+        config.per_device_train_batch_size * config.gradient_accumulation_steps % config.num_generations == 0
+    )

@@ -5,7 +5,8 @@ command-line flags override it. Tasks: ``arith`` (the demo's embedded task; ``re
 ``gsm8k`` / ``math500`` (the local benchmark copies) and ``jsonl`` (any JSONL/Parquet file of questions and
 answers). Math tasks need ``model_path`` (a local model folder), are rewarded by
 :func:`oarl.math.rewards.make_math_reward` and are evaluated afterwards with ``oarl eval``. Runs under
-``accelerate launch`` as they are (see ``recipes/``). SIGTERM stops after the current step with a checkpoint
+``accelerate launch`` as they are (see ``recipes/``). ``--use_peft`` trains LoRA adapters (flags as in TRL's scripts,
+:mod:`oarl.integrations.trl.lora`); ``final`` then holds the merged model and ``final/adapter`` the adapters. SIGTERM stops after the current step with a checkpoint
 (exit code 143); ``--resume`` continues from the last complete checkpoint (see :mod:`oarl.integrations.trl.resume`).
 """
 
@@ -98,11 +99,14 @@ class TaskArguments:
 def main(argv: list[str]) -> int:
     from trl import TrlParser
 
+    from oarl.integrations.trl.lora import LoraArguments
     from oarl.integrations.trl.trainer import OARConfig
 
-    parser = TrlParser([TaskArguments, OARConfig], prog="oarl train", description=__doc__.splitlines()[0])
-    task_args, config = parser.parse_args_and_config(argv)
-    return run(task_args, config)
+    parser = TrlParser(
+        [TaskArguments, OARConfig, LoraArguments], prog="oarl train", description=__doc__.splitlines()[0]
+    )
+    task_args, config, lora_args = parser.parse_args_and_config(argv)
+    return run(task_args, config, lora_args)
 
 
 def prompt_template(task_args: TaskArguments):
@@ -135,10 +139,14 @@ def math_train_dataset(task_args: TaskArguments, tokenizer):
     return add_prompts(ds, tokenizer, prompt_template(task_args))
 
 
-def build_trainer(task_args: TaskArguments, config):
-    """The ``OARGRPOTrainer`` for a task (not yet trained) and its held-out callback (arith only, else None)."""
+def build_trainer(task_args: TaskArguments, config, lora_args=None):
+    """The ``OARGRPOTrainer`` for a task (not yet trained) and its held-out callback (arith only, else None).
+
+    ``lora_args`` (:class:`oarl.integrations.trl.lora.LoraArguments`) with ``use_peft`` trains LoRA adapters.
+    """
     from transformers import PrinterCallback
 
+    from oarl.integrations.trl.lora import lora_config
     from oarl.integrations.trl.trainer import OARGRPOTrainer
     from oarl.testbed.experiment import JsonlWriter, StepProgress
     from oarl.utils.checkpoint import load_tokenizer
@@ -164,7 +172,7 @@ def build_trainer(task_args: TaskArguments, config):
     callbacks = [held_out or MetricsLog(writer, tag), progress]
     trainer = OARGRPOTrainer(
         model=model, reward_funcs=reward, args=config, train_dataset=train, processing_class=tok,
-        callbacks=callbacks,
+        callbacks=callbacks, peft_config=lora_config(lora_args),
     )  # fmt: skip
     trainer.remove_callback(PrinterCallback)
     return trainer, held_out
@@ -222,11 +230,12 @@ def resume_checkpoint(task_args: TaskArguments, config) -> str | None:
     return ckpt
 
 
-def run(task_args: TaskArguments, config) -> int:
+def run(task_args: TaskArguments, config, lora_args=None) -> int:
+    from oarl.integrations.trl.lora import save_merged
     from oarl.integrations.trl.resume import INTERRUPTED_EXIT_CODE, GracefulStop
 
     ckpt = resume_checkpoint(task_args, config)
-    trainer, held_out = build_trainer(task_args, config)
+    trainer, held_out = build_trainer(task_args, config, lora_args)
     stop = GracefulStop()
     trainer.add_callback(stop)
     trainer.train(resume_from_checkpoint=ckpt)
@@ -235,7 +244,8 @@ def run(task_args: TaskArguments, config) -> int:
         if trainer.accelerator.is_main_process:
             print(f"interrupted: checkpoint saved at step {stop.stopped_at} in {out}; continue with --resume")
         return INTERRUPTED_EXIT_CODE
-    trainer.save_model(str(out / "final"))
+    if not (lora_args is not None and lora_args.use_peft and save_merged(trainer, out / "final")):
+        trainer.save_model(str(out / "final"))
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(str(out / "final"))
         done = f"model in {out / 'final'}; metrics in {out / 'metrics.jsonl'}"
