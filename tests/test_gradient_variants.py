@@ -9,7 +9,7 @@ from oarl.core.model import decoder_hidden, gather_positions, head_logits, posit
 from oarl.core.probes import probe_divergence, probe_from_logits, probe_index, probe_targets
 from oarl.core.scorers import SCORERS, gradient_scores
 from oarl.core.scorers.gradient_variants import gradient_avg_scores, gradient_rms_scores, reasoning_rms
-from oarl.core.scorers.linearized import fisher_quadratic, linearized_scores, probe_logits
+from oarl.core.scorers.linearized import coarse_logits, fisher_quadratic, linearized_scores, probe_logits
 from oarl.core.scorers.path import path_attributions
 
 ROWS = [(3, 7, 2), (2, 5, 3)]
@@ -46,10 +46,25 @@ def test_linearized_matches_finite_differences_of_the_replacement(probe):
             if probe == "as_joint":
                 expected = -dz[b]
             else:
-                top = z0[b].softmax(-1).topk(3)
-                p = top.values / top.values.sum()
-                expected = fisher_quadratic(dz[b, top.indices].view(1, 1, 3), p.view(1, 3))[0, 0]
+                p = z0[b].softmax(-1)
+                top = p.topk(3).indices
+                rest = torch.ones_like(p, dtype=torch.bool)
+                rest[top] = False
+                # the rest bucket's logit is logsumexp over the rest: its change is the p-weighted mean change
+                d_rest = (dz[b][rest] * p[rest]).sum() / p[rest].sum()
+                coarse_p = torch.cat([p[top], p[rest].sum().view(1)])
+                deltas = torch.cat([dz[b, top], d_rest.view(1)])
+                expected = fisher_quadratic(deltas.view(1, 1, 4), coarse_p.view(1, 4))[0, 0]
             assert scores[b, t].item() == pytest.approx(expected.item(), rel=2e-3, abs=1e-10)
+
+
+def test_coarse_logits_keep_the_probabilities():
+    z = torch.tensor([[2.0, -1.0, 0.5, 0.0, 3.0]])
+    coarse = coarse_logits(z, 2)
+    p = z.softmax(-1)[0]
+    want = torch.stack([p[4], p[0], p[1] + p[2] + p[3]])
+    torch.testing.assert_close(coarse.softmax(-1)[0], want)
+    assert coarse_logits(z, 10).shape == (1, 5)  # at most V - 1 kept apart, so the rest is never empty
 
 
 def test_fisher_quadratic_is_half_the_variance():
@@ -117,7 +132,7 @@ def test_variants_are_registered_finite_and_zero_outside_reasoning(name):
 @pytest.mark.parametrize(
     ("name", "kw", "message"),
     [
-        ("linearized", {"fisher_classes": 1}, "fisher_classes"),
+        ("linearized", {"fisher_classes": 0}, "fisher_classes"),
         ("path", {"path_steps": 0}, "path_steps"),
         ("gradient_avg", {"noise_samples": 0}, "noise_samples"),
         ("gradient_rms", {"noise_std": -1.0}, "noise_std"),

@@ -7,8 +7,10 @@ has zero gradient at the clean point, but to second order it is the Fisher quadr
 
     score_t = 1/2 * sum_{y in top-M} p_y (dz_y,t - sum_y' p_y' dz_y',t)^2,   dz_y,t = <grad_{e_t} z_y, d_t>,
 
-with ``p`` renormalised over the ``M = fisher_classes`` most likely outcomes (answer distributions are peaked;
-M = 3 keeps ~all of the mass on the embedded task). Cost: one forward and M backwards for the whole batch.
+over the ``M = fisher_classes`` likeliest outcomes and one bucket holding all the others (the coarse-grained
+distribution's KL, a lower bound of the full one and equal to it when the rest bucket moves as one; answer
+distributions are peaked, so M = 2 already holds nearly all of the mass). Cost: one forward and M + 1
+backwards for the whole batch (OAR-G: two forwards and one backward).
 For AS-Joint (a scalar log-probability ``J``) the drop is first order already: ``score_t = -<grad_{e_t} J, d_t>``
 (signed, like OAR-P's AS-Joint). How good the first-order step is depends on how linear the model is over the
 distance ``|e_mask - e_t|``; README "OAR-G fidelity" measures it.
@@ -41,6 +43,19 @@ def probe_logits(logits: Tensor, valid: Tensor, probe: str) -> Tensor:
     return (logits * w).sum(1) / w.sum(1).clamp(min=1.0)
 
 
+def coarse_logits(z: Tensor, classes: int) -> Tensor:
+    """The outcome distribution coarse-grained to its ``classes`` likeliest outcomes plus one "rest" bucket.
+
+    ``z[B, V]`` logits -> ``[B, M + 1]`` logits whose softmax is exactly ``(p_top1, ..., p_topM, p_rest)``
+    (the rest bucket's logit is the log-sum-exp of the others). ``M = min(classes, V - 1)``; the top set is
+    chosen without gradient.
+    """
+    M = max(1, min(classes, z.shape[-1] - 1))
+    top = z.detach().topk(M, dim=-1).indices
+    rest = z.scatter(1, top, float("-inf")).logsumexp(-1, keepdim=True)
+    return torch.cat([z.gather(1, top), rest], dim=-1)
+
+
 def fisher_quadratic(deltas: Tensor, probs: Tensor) -> Tensor:
     """``1/2 Var_p(delta)`` per token: ``deltas[B, L, M]`` logit changes, ``probs[B, M]`` (sums to 1) -> ``[B, L]``."""
     p = probs.unsqueeze(1)
@@ -56,7 +71,7 @@ def linearized_scores(
     answer_mask: Tensor,
     probe: str = "as_mean",
     mask_token_id: int | None = None,
-    fisher_classes: int = 3,
+    fisher_classes: int = 2,
     **_: object,
 ) -> Tensor:
     """First-order estimate of OAR-P's ``KL(p_clean || p_{t <- mask})`` for every token at once.
@@ -66,15 +81,16 @@ def linearized_scores(
         probe: ``"lt_logits"``, ``"as_mean"`` or ``"as_joint"`` (signed first-order drop of the answer's
             mean log-probability).
         mask_token_id: the replacement OAR-P uses (default: the model's pad token).
-        fisher_classes: outcomes ``M >= 2`` kept in the Fisher quadratic form (one backward each).
+        fisher_classes: outcomes ``M >= 1`` kept apart in the Fisher quadratic form; the others form one
+            "rest" bucket (M + 1 backwards).
 
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
     """
     check_probe(probe)
     check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
-    if fisher_classes < 2:
-        raise ValueError(f"fisher_classes must be >= 2 (a variance needs two outcomes), got {fisher_classes}")
+    if fisher_classes < 1:
+        raise ValueError(f"fisher_classes must be >= 1, got {fisher_classes}")
     mask_id = default_mask_token_id(model, mask_token_id)
     positions, valid = probe_index(answer_mask, probe)
     row_valid = valid.any(-1)
@@ -92,15 +108,13 @@ def linearized_scores(
             scores = -(g.float() * d).sum(-1)
         else:
             z = probe_logits(logits, valid, probe)  # [B, V]
-            M = min(fisher_classes, z.shape[-1])
-            top = z.detach().softmax(-1).topk(M, dim=-1)
-            probs = top.values / top.values.sum(-1, keepdim=True)
-            picked = z.gather(1, top.indices)  # [B, M]
+            coarse = coarse_logits(z, fisher_classes)  # [B, M + 1]
+            probs = coarse.detach().softmax(-1)
             deltas = []
             for m in range(
-                M
-            ):  # rows are independent, so one backward of the row sum gives every row's gradient
-                (g,) = torch.autograd.grad(picked[:, m].sum(), e, retain_graph=m < M - 1)
+                coarse.shape[-1]
+            ):  # rows are independent: one backward of the row sum serves all rows
+                (g,) = torch.autograd.grad(coarse[:, m].sum(), e, retain_graph=m < coarse.shape[-1] - 1)
                 deltas.append((g.float() * d).sum(-1))
             scores = fisher_quadratic(torch.stack(deltas, -1), probs)
     return scores.detach() * (reasoning_mask.bool() & row_valid.unsqueeze(-1)).float()
