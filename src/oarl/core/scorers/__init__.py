@@ -11,9 +11,15 @@ from collections.abc import Callable
 
 from torch import Tensor
 
+from oarl.core.scorers.approximate import (
+    prerank_perturbation_scores,
+    refine_perturbation_scores,
+    span_perturbation_scores,
+)
 from oarl.core.scorers.baselines import entropy_scores, oracle_scores, random_scores, uniform_scores
 from oarl.core.scorers.gradient import gradient_scores
 from oarl.core.scorers.gradient_variants import gradient_avg_scores, gradient_rms_scores
+from oarl.core.scorers.horizon import horizon_perturbation_scores
 from oarl.core.scorers.linearized import linearized_scores
 from oarl.core.scorers.path import path_scores
 from oarl.core.scorers.perturbation import perturbation_scores
@@ -34,6 +40,11 @@ SCORERS: dict[str, Scorer] = {
     "random": random_scores,
     "uniform": uniform_scores,
     "oracle": oracle_scores,  # needs oracle_mask: synthetic tasks with labelled tokens only
+    # Approximate OAR-P for long reasoning (approximate.py): span masking, pre-rank + exact, window + refine.
+    "perturbation_span": span_perturbation_scores,
+    "perturbation_prerank": prerank_perturbation_scores,
+    "perturbation_refine": refine_perturbation_scores,
+    "perturbation_horizon": horizon_perturbation_scores,  # horizon.py: truncated propagation + span correction
 }
 
 
@@ -62,12 +73,16 @@ __all__ = [
     "gradient_avg_scores",
     "gradient_rms_scores",
     "gradient_scores",
+    "horizon_perturbation_scores",
     "linearized_scores",
     "naive_perturbation_scores",
     "oracle_scores",
     "path_scores",
     "perturbation_scores",
+    "prerank_perturbation_scores",
     "random_scores",
+    "refine_perturbation_scores",
     "register_scorer",
+    "span_perturbation_scores",
     "uniform_scores",
 ]

@@ -1,0 +1,351 @@
+"""Approximate OAR-P for long reasoning: fewer or cheaper masked copies than one per token.
+
+Exact OAR-P (:func:`~oarl.core.scorers.perturbation.perturbation_scores`) runs one masked copy per reasoning
+token, and a copy masked at ``t`` recomputes positions ``t .. p_max``: about ``T^2 / 2`` token-passes per row.
+The scorers here trade fidelity to it for cost:
+
+* ``perturbation_span`` (span masking): one copy masks a whole span (``window`` consecutive reasoning tokens,
+  or one reasoning step ending at a ``step_end_ids`` token); every token of the span gets the span's
+  ``KL(p_clean || p_masked_span)``, spread uniformly or in proportion to a pre-rank scorer. ``~T^2 / (2w)``.
+* ``perturbation_prerank``: a gradient-class scorer (``prerank``, default OAR-G) ranks the tokens; exact
+  OAR-P runs only on the top ``fraction`` of them; the rest keep their pre-rank score, scaled by the median
+  exact / pre-rank ratio of the refined tokens.
+* ``perturbation_refine`` (window, then refine): span scores first; exact OAR-P on the tokens of the
+  highest-scoring spans until ``fraction`` of the tokens are covered; the rest keep their (spread, scaled)
+  span score.
+
+All share :func:`group_divergences`, which masks arbitrary position groups with the same KV-cache reuse as
+exact OAR-P (a group is recomputed from its first position), so singleton groups give exact OAR-P.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from oarl.core.model import (
+    check_layout,
+    decoder_hidden,
+    default_mask_token_id,
+    eval_mode,
+    gather_positions,
+    head_logits,
+    position_ids_from_mask,
+)
+from oarl.core.probes import check_probe, probe_divergence, probe_from_logits, probe_index, probe_targets
+from oarl.core.scorers.perturbation import _prefix_cache, _reusable, perturbation_scores
+
+SPREADS = ("uniform", "linear", "prerank")
+
+
+def _group_chunks(starts: list[int], p_max: int, max_batch_tokens: int) -> list[range]:
+    """Index ranges over groups sorted by start; a chunk recomputes at most ``max_batch_tokens`` tokens."""
+    out, i = [], 0
+    while i < len(starts):
+        size = max(1, max_batch_tokens // (p_max - starts[i] + 1))
+        out.append(range(i, min(i + size, len(starts))))
+        i += size
+    return out
+
+
+@torch.no_grad()
+def group_divergences(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    answer_mask: Tensor,
+    groups: Sequence[Sequence[Sequence[int]]],
+    probe: str = "as_mean",
+    mask_token_id: int | None = None,
+    max_batch_tokens: int = 2048,
+) -> list[Tensor]:
+    """``KL(p_clean || p_masked_G)`` of the probe for every position group ``G`` masked at once.
+
+    Args:
+        model: a transformers causal LM (eval mode inside; modes restored).
+        input_ids, attention_mask, answer_mask: ``[B, L]`` as in ``perturbation_scores``.
+        groups: per row ``b``, a list of position groups (each a list of positions in ``[0, L)``).
+        probe, mask_token_id, max_batch_tokens: as in ``perturbation_scores``.
+
+    Returns:
+        per row, a float32 tensor ``[len(groups[b])]``; 0 for groups with no position at or before the last
+        probe position (they cannot change the probe) and in rows without an answer span.
+    """
+    check_probe(probe)
+    mask_id = default_mask_token_id(model, mask_token_id)
+    B = input_ids.shape[0]
+    if len(groups) != B:
+        raise ValueError(f"groups has {len(groups)} rows, input_ids {B}")
+    out = [torch.zeros(len(g), dtype=torch.float32) for g in groups]
+    positions, valid = probe_index(answer_mask, probe)
+    targets = probe_targets(input_ids, positions)
+    pos_ids = position_ids_from_mask(attention_mask)
+    config = getattr(model, "config", None)
+    with eval_mode(model):
+        hidden, cache = decoder_hidden(model, attention_mask, pos_ids, input_ids=input_ids, use_cache=True)
+        clean_h = gather_positions(hidden, positions)  # [B, K, D]
+        clean = probe_from_logits(head_logits(model, clean_h), valid, targets, probe)
+        reuse = _reusable(cache)
+        for b in range(B):
+            if not valid[b].any():
+                continue
+            p_max = int(positions[b][valid[b]].max())
+            kept = [(i, sorted(p for p in g if p <= p_max)) for i, g in enumerate(groups[b])]
+            kept = sorted(((i, g) for i, g in kept if g), key=lambda ig: ig[1][0])
+            starts = [g[0] for _, g in kept]
+            for chunk in _group_chunks(starts, p_max, max_batch_tokens):
+                t0 = starts[chunk[0]] if reuse else 0
+                copies = len(chunk)
+                ids = input_ids[b, t0 : p_max + 1].repeat(copies, 1)
+                for c, j in enumerate(chunk):
+                    ids[c, torch.tensor(kept[j][1]) - t0] = mask_id
+                h_new, _ = decoder_hidden(
+                    model,
+                    attention_mask[b : b + 1, : p_max + 1].expand(copies, -1),
+                    pos_ids[b : b + 1, t0 : p_max + 1].expand(copies, -1),
+                    input_ids=ids,
+                    past_key_values=_prefix_cache(cache, b, t0, copies, config) if reuse else None,
+                    use_cache=reuse and t0 > 0,
+                )
+                h = clean_h[b : b + 1].expand(copies, -1, -1).clone()
+                recomputed = valid[b] & (positions[b] >= t0)
+                h[:, recomputed] = h_new[:, positions[b][recomputed] - t0]
+                masked = probe_from_logits(
+                    head_logits(model, h),
+                    valid[b : b + 1].expand(copies, -1),
+                    targets[b : b + 1].expand(copies, -1),
+                    probe,
+                )
+                div = probe_divergence(clean[b : b + 1].expand_as(masked), masked, probe).float().cpu()
+                out[b][torch.tensor([kept[j][0] for j in chunk])] = div
+    return out
+
+
+def reasoning_spans(
+    input_ids: Tensor, reasoning_mask: Tensor, window: int, step_end_ids: Sequence[int] | None = None
+) -> list[list[list[int]]]:
+    """Per row, the reasoning positions cut into spans.
+
+    Windows of ``window`` consecutive reasoning tokens; or, with ``step_end_ids``, reasoning steps (a step
+    ends after a token whose id is in ``step_end_ids``), each further cut into windows of at most ``window``.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    ends = set(int(t) for t in step_end_ids) if step_end_ids is not None else None
+    out = []
+    for b in range(input_ids.shape[0]):
+        ts = reasoning_mask[b].bool().nonzero().flatten().tolist()
+        steps: list[list[int]] = [[]]
+        for t in ts:
+            steps[-1].append(t)
+            if ends is not None and int(input_ids[b, t]) in ends:
+                steps.append([])
+        spans = [s[i : i + window] for s in steps if s for i in range(0, len(s), window)]
+        out.append(spans)
+    return out
+
+
+def _prerank(model, input_ids, attention_mask, reasoning_mask, answer_mask, prerank: str, options) -> Tensor:
+    from oarl.core.scorers import get_scorer  # the registry imports this module
+
+    if prerank.startswith("perturbation"):
+        raise ValueError(f"prerank must be a cheap scorer, got {prerank!r}")
+    opts = {k: v for k, v in options.items() if k not in ("window", "fraction", "spread", "prerank")}
+    s = get_scorer(prerank)(model, input_ids, attention_mask, reasoning_mask, answer_mask, **opts)
+    return s.float().abs()
+
+
+def _spread(
+    span_scores: list[Tensor], spans: list[list[list[int]]], shape, pre: Tensor | None, linear: bool = False
+) -> Tensor:
+    """Token scores ``[B, L]``: each span's score on its tokens, uniformly, in proportion to ``pre``, or
+    (``linear``) interpolated between span centres along the reasoning tokens (flat beyond the end ones)."""
+    scores = torch.zeros(shape, dtype=torch.float32)
+    for b, (row_spans, row_scores) in enumerate(zip(spans, span_scores, strict=True)):
+        if linear and row_spans:
+            sizes = torch.tensor([len(s) for s in row_spans], dtype=torch.float64)
+            centres = sizes.cumsum(0) - (sizes + 1) / 2  # in reasoning-token order
+            order = torch.arange(int(sizes.sum()), dtype=torch.float64)
+            vals = torch.from_numpy(np.interp(order.numpy(), centres.numpy(), row_scores.double().numpy()))
+            scores[b, torch.tensor([t for s in row_spans for t in s])] = vals.float()
+            continue
+        for span, s in zip(row_spans, row_scores.tolist(), strict=True):
+            idx = torch.tensor(span)
+            if pre is None:
+                scores[b, idx] = s
+            else:
+                share = pre[b, idx].cpu()
+                mean = share.mean()
+                scores[b, idx] = s * (share / mean if mean > 0 else torch.ones_like(share))
+    return scores
+
+
+def _merge(rough: Tensor, exact: Tensor, refined: Tensor) -> Tensor:
+    """Exact scores on ``refined`` tokens; elsewhere ``rough`` scaled by the median exact / rough ratio there.
+
+    All ``[B, L]``; the ratio is per row (1 where it is undefined).
+    """
+    out = rough.clone()
+    for b in range(rough.shape[0]):
+        sel = refined[b]
+        ok = sel & (rough[b] > 0)
+        scale = (exact[b, ok] / rough[b, ok]).median() if ok.any() else torch.tensor(1.0)
+        out[b] = rough[b] * scale
+        out[b, sel] = exact[b, sel]
+    return out
+
+
+def _top_tokens(order_scores: Tensor, reasoning_mask: Tensor, fraction: float) -> Tensor:
+    """``[B, L]`` bool: the top ``ceil(fraction * n)`` reasoning tokens of each row by ``order_scores``."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    sel = torch.zeros_like(reasoning_mask, dtype=torch.bool)
+    for b in range(reasoning_mask.shape[0]):
+        ts = reasoning_mask[b].bool().nonzero().flatten()
+        k = math.ceil(fraction * len(ts))
+        if k:
+            top = order_scores[b, ts].argsort(descending=True, stable=True)[:k]
+            sel[b, ts[top]] = True
+    return sel
+
+
+def span_perturbation_scores(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    reasoning_mask: Tensor,
+    answer_mask: Tensor,
+    window: int = 16,
+    step_end_ids: Sequence[int] | None = None,
+    spread: str = "uniform",
+    prerank: str = "gradient",
+    probe: str = "as_mean",
+    mask_token_id: int | None = None,
+    max_batch_tokens: int = 2048,
+    **options: object,
+) -> Tensor:
+    """Span-masked OAR-P: ``score_t = KL(p_clean || p_masked_S)`` for the span ``S`` holding ``t``.
+
+    Args:
+        window: tokens per span (``window=1`` is exact OAR-P).
+        step_end_ids: if given, spans are reasoning steps ending at these token ids (cut to ``window``).
+        spread: ``"uniform"`` (every token of a span gets its score), ``"linear"`` (interpolated between span
+            centres) or ``"prerank"`` (score times the token's pre-rank score over the span's mean pre-rank
+            score; one extra ``prerank`` scorer call).
+        prerank: registered cheap scorer used by ``spread="prerank"``.
+        Others: as in ``perturbation_scores``; remaining options go to the pre-rank scorer.
+
+    Returns:
+        ``[B, L]`` float32 scores, 0 outside ``reasoning_mask``. Cost ``~T^2 / (2 window)`` token-passes a row.
+    """
+    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    if spread not in SPREADS:
+        raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
+    spans = reasoning_spans(input_ids, reasoning_mask, window, step_end_ids)
+    span_scores = group_divergences(
+        model, input_ids, attention_mask, answer_mask, spans, probe, mask_token_id, max_batch_tokens
+    )
+    pre = None
+    if spread == "prerank":
+        pre = _prerank(
+            model,
+            input_ids,
+            attention_mask,
+            reasoning_mask,
+            answer_mask,
+            prerank,
+            {"probe": probe, **options},
+        )
+    return _spread(span_scores, spans, input_ids.shape, pre, linear=spread == "linear").to(input_ids.device)
+
+
+def prerank_perturbation_scores(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    reasoning_mask: Tensor,
+    answer_mask: Tensor,
+    fraction: float = 0.05,
+    prerank: str = "gradient",
+    probe: str = "as_mean",
+    mask_token_id: int | None = None,
+    max_batch_tokens: int = 2048,
+    **options: object,
+) -> Tensor:
+    """Exact OAR-P on the top ``fraction`` of tokens by a cheap pre-rank scorer; scaled pre-rank elsewhere.
+
+    Args:
+        fraction: share of each row's reasoning tokens scored exactly (``1.0`` is exact OAR-P).
+        prerank: registered cheap scorer (default ``"gradient"``, OAR-G; its options, e.g. ``noise_std``,
+            ``generator``, come from ``options``).
+        Others: as in ``perturbation_scores``.
+
+    Returns:
+        ``[B, L]`` float32 scores, 0 outside ``reasoning_mask``.
+    """
+    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    pre = _prerank(
+        model, input_ids, attention_mask, reasoning_mask, answer_mask, prerank, {"probe": probe, **options}
+    )
+    pre = pre.cpu() * reasoning_mask.bool().cpu()
+    sel = _top_tokens(pre, reasoning_mask.cpu(), fraction)
+    exact = perturbation_scores(
+        model, input_ids, attention_mask, sel.to(input_ids.device), answer_mask, probe=probe,
+        mask_token_id=mask_token_id, max_batch_tokens=max_batch_tokens,
+    ).cpu()  # fmt: skip
+    return _merge(pre, exact, sel).to(input_ids.device)
+
+
+def refine_perturbation_scores(
+    model: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    reasoning_mask: Tensor,
+    answer_mask: Tensor,
+    window: int = 16,
+    fraction: float = 0.05,
+    step_end_ids: Sequence[int] | None = None,
+    spread: str = "uniform",
+    prerank: str = "gradient",
+    probe: str = "as_mean",
+    mask_token_id: int | None = None,
+    max_batch_tokens: int = 2048,
+    **options: object,
+) -> Tensor:
+    """Window, then refine: span-masked OAR-P, then exact OAR-P on the tokens of the top-scoring spans.
+
+    Spans are taken in order of their score until ``ceil(fraction * n)`` tokens are covered (whole spans);
+    those tokens get exact scores, the others their span score (spread as ``spread``) scaled by the median
+    exact / span ratio on the refined tokens. ``fraction=1.0`` is exact OAR-P.
+
+    Returns:
+        ``[B, L]`` float32 scores, 0 outside ``reasoning_mask``.
+    """
+    rough = span_perturbation_scores(
+        model, input_ids, attention_mask, reasoning_mask, answer_mask, window=window,
+        step_end_ids=step_end_ids, spread=spread, prerank=prerank, probe=probe, mask_token_id=mask_token_id,
+        max_batch_tokens=max_batch_tokens, **options,
+    ).cpu()  # fmt: skip
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    # Rank spans by their (uniform) span score: order tokens by span score, ties within a span by position.
+    spans = reasoning_spans(input_ids, reasoning_mask, window, step_end_ids)
+    sel = torch.zeros(reasoning_mask.shape, dtype=torch.bool)
+    for b, row_spans in enumerate(spans):
+        n = sum(len(s) for s in row_spans)
+        need = math.ceil(fraction * n)
+        keyed = sorted(row_spans, key=lambda s: -float(rough[b, s].mean()))
+        for s in keyed:
+            if need <= 0:
+                break
+            sel[b, torch.tensor(s)] = True
+            need -= len(s)
+    exact = perturbation_scores(
+        model, input_ids, attention_mask, sel.to(input_ids.device), answer_mask, probe=probe,
+        mask_token_id=mask_token_id, max_batch_tokens=max_batch_tokens,
+    ).cpu()  # fmt: skip
+    return _merge(rough, exact, sel).to(input_ids.device)
