@@ -8,14 +8,18 @@ the rewards, so groups whose advantages are all zero are never scored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 from trl import GRPOConfig, GRPOTrainer
+from trl.distributed import DistributedBackend
+from trl.models.utils import unwrap_model_for_generation
 from trl.trainer.utils import nanstd
 
 from oarl.batch.reshape import OARSettings, context_limit, methods, oar_token_advantages
@@ -26,6 +30,32 @@ TokenLabeler = Callable[..., torch.Tensor]
 #: Saved next to transformers' ``rng_state.pth`` in each checkpoint (one per process, ``_{rank}.pth``): the
 #: state of the OAR-G noise / random-score generator.
 OAR_RNG_PREFIX = "oar_rng_state"
+#: Methods whose scores never run the model (nothing to gather when parameters are sharded).
+MODEL_FREE_METHODS = ("none", "random", "uniform", "oracle")
+
+
+def check_sharding(method: str, zero_stage: int, fsdp: bool, gather_zero3: bool) -> None:
+    """Refuse, before training, a sharding under which OAR's scorer cannot run on the policy.
+
+    Under ZeRO-3 each process holds a slice of every weight, and each module's forward is an all-gather that
+    every process must join in the same order. The scorers run a data-dependent number of forwards per process
+    (rows, chunks, skipped groups), so they run on the full weights gathered once per step, as TRL's generation
+    does (``ds3_gather_for_generation``); with that off there is no safe way to score. FSDP is not supported.
+    """
+    if method in MODEL_FREE_METHODS:
+        return
+    if fsdp:
+        raise ValueError(
+            f"oar_method={method!r} does not run under FSDP (the scorer needs the full weights). Use DeepSpeed "
+            "ZeRO-2 or ZeRO-3 (recipes/accelerate/zero2.yaml, zero3.yaml), DDP, or oar_method='none'."
+        )
+    if zero_stage == 3 and not gather_zero3:
+        raise ValueError(
+            f"oar_method={method!r} under DeepSpeed ZeRO-3 scores on the full weights gathered on every GPU once per "
+            "step (as TRL's generation does), but ds3_gather_for_generation=False says they do not fit. Use ZeRO-2 "
+            "(recipes/accelerate/zero2.yaml) with LoRA or more GPUs, set ds3_gather_for_generation=True, or "
+            "oar_method='none' (plain GRPO)."
+        )
 
 
 @dataclass
@@ -130,6 +160,12 @@ class OARGRPOTrainer(GRPOTrainer):
         self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
         self._oar_generator: torch.Generator | None = None
         self._oar_rewards_per_func: torch.Tensor | None = None
+        backend = DistributedBackend(self.accelerator)
+        self._oar_zero3 = backend.is_zero3
+        check_sharding(
+            self.args.oar_method, backend.zero_stage, backend.fsdp_version is not None,
+            self.args.ds3_gather_for_generation,
+        )  # fmt: skip
         limit = context_limit(self.accelerator.unwrap_model(self.model))
         if limit is not None and self.args.max_completion_length > limit:
             logger.warning(
@@ -138,6 +174,20 @@ class OARGRPOTrainer(GRPOTrainer):
                 self.args.max_completion_length,
                 limit,
             )
+
+    @contextlib.contextmanager
+    def _oar_scoring_model(self, method: str) -> Iterator[nn.Module]:
+        """The policy to score with: the unwrapped model; under ZeRO-3 with its weights gathered on every process
+        and DeepSpeed's hooks removed for the duration (TRL's ``unwrap_model_for_generation``), so that each
+        process's own number of forwards needs no collective."""
+        if self._oar_zero3 and method not in MODEL_FREE_METHODS:
+            with unwrap_model_for_generation(
+                self.model_wrapped, self.accelerator, gather_deepspeed3_params=True,
+                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+            ) as model:  # fmt: skip
+                yield model
+        else:
+            yield self.accelerator.unwrap_model(self.model)
 
     def _oar_rng_file(self, folder: str) -> str:
         return os.path.join(folder, f"{OAR_RNG_PREFIX}_{self.args.process_index}.pth")
@@ -186,7 +236,6 @@ class OARGRPOTrainer(GRPOTrainer):
             return out  # evaluation does not update the policy: no need to pay for scoring
         n = out["completion_ids"].shape[0]
         skip = self._zero_advantage_rows(n, mode) if self.args.oar_skip_zero_advantage else None
-        model = self.accelerator.unwrap_model(self.model)
         if self._oar_generator is None:
             self._oar_generator = torch.Generator(device=out["completion_ids"].device)
             self._oar_generator.manual_seed(self.args.seed + 7919 * self.accelerator.process_index)
@@ -196,19 +245,20 @@ class OARGRPOTrainer(GRPOTrainer):
             oracle = self.token_labeler(
                 self._tokenizer, out["prompt_ids"], out["completion_ids"], out["completion_mask"]
             )
-        res = oar_token_advantages(
-            model,
-            self._tokenizer,
-            out["prompt_ids"],
-            out["prompt_mask"],
-            out["completion_ids"],
-            out["completion_mask"],
-            out["advantages"],
-            settings,
-            skip_rows=skip,
-            generator=self._oar_generator,
-            oracle_mask=oracle,
-        )
+        with self._oar_scoring_model(settings.method) as model:
+            res = oar_token_advantages(
+                model,
+                self._tokenizer,
+                out["prompt_ids"],
+                out["prompt_mask"],
+                out["completion_ids"],
+                out["completion_mask"],
+                out["advantages"],
+                settings,
+                skip_rows=skip,
+                generator=self._oar_generator,
+                oracle_mask=oracle,
+            )
         out["advantages"] = res.advantages
         self._log_oar(mode, res, out["completion_mask"], skip)
         return out
