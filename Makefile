@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.oarl-installed
 PYTHON ?= python3
 
-.PHONY: setup demo test lint fmt bench clean
+.PHONY: setup demo test lint fmt bench clean gpu-check
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest
+
+# On a GPU machine with vllm installed (README, "GPU / scale"): bf16 vs float32 scores, then 2 trainer steps of
+# GRPO / OAR-G / OAR-P with vLLM generation, timed. Without a GPU, oarl gpu-check says so and exits 2.
+gpu-check: setup
+	@test -n "$(MODEL)" || { echo "usage: make gpu-check MODEL=/path/to/local/model (e.g. Qwen2.5-1.5B-Instruct)"; exit 2; }
+	$(VENV)/bin/oarl gpu-check --model "$(MODEL)" $(ARGS)
 
 fmt: setup
 	$(VENV)/bin/ruff format src tests

@@ -24,6 +24,7 @@ def setup():
 # noise 1e-3 in bf16), 0.999 (OAR-G at 1e-3 with upcast=True, or at noise 0.1). Thresholds leave room.
 CASES = [
     ("perturbation", {}, 0.98, 0.9),
+    ("perturbation", {"upcast": True}, 0.98, 0.9),
     ("entropy", {}, 0.98, 0.75),  # near-tied entropies swap places in the top set; the ranks still agree
     ("gradient", {"noise_std": 0.1}, 0.98, 0.9),
     ("gradient", {"noise_std": 1e-3, "upcast": True}, 0.98, 0.9),

@@ -19,6 +19,7 @@ from oarl.core.model import (
     decoder_hidden,
     default_mask_token_id,
     eval_mode,
+    float32_weights,
     gather_positions,
     head_logits,
     position_ids_from_mask,
@@ -68,6 +69,7 @@ def perturbation_scores(
     probe: str = "as_mean",
     mask_token_id: int | None = None,
     max_batch_tokens: int = 2048,
+    upcast: bool = False,
     **_: object,
 ) -> Tensor:
     """OAR-P token importance (paper: ``KL(p_clean || p_masked)`` of the outcome probe).
@@ -80,6 +82,9 @@ def perturbation_scores(
         probe: ``"lt_logits"``, ``"as_mean"`` or ``"as_joint"`` (score = clean minus masked mean log-prob).
         mask_token_id: replacement token (default: ``model.config.pad_token_id``).
         max_batch_tokens: recomputed tokens per forward; bounds activation memory.
+        upcast: score in float32 (:func:`oarl.core.model.float32_weights`; bf16/fp16 weights upcast in place
+            and restored). In bf16 the recomputed copies and the clean pass round differently, a noise floor
+            under the small scores (README, "GPU / scale"); costs 4 bytes per parameter while scoring.
 
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
@@ -95,7 +100,7 @@ def perturbation_scores(
     targets = probe_targets(input_ids, positions)
     pos_ids = position_ids_from_mask(attention_mask)
     config = getattr(model, "config", None)
-    with eval_mode(model):
+    with eval_mode(model), float32_weights(model, enabled=upcast):
         hidden, cache = decoder_hidden(model, attention_mask, pos_ids, input_ids=input_ids, use_cache=True)
         clean_h = gather_positions(hidden, positions)  # [B, K, D]
         clean = probe_from_logits(head_logits(model, clean_h), valid, targets, probe)
