@@ -18,6 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "oarl.cli.oracle_eval",
         "recall / precision / AUROC of scorers vs the oracle causal tokens",
     ),
+    "fidelity": (
+        "oarl.cli.fidelity",
+        "cheap scorers (OAR-G and variants) vs exact OAR-P: agreement and cost",
+    ),
     "study": ("oarl.cli.study", "seeds x arms x conditions on a testbed task, with CIs and paired tests"),
     "plot": ("oarl.cli.plot", "training curves of several runs on one figure"),
     "bench": ("oarl.cli.bench", "scorer and training-step cost: oarl vs naive, OAR vs GRPO"),

@@ -30,7 +30,7 @@ def gradient_scores(
     reasoning_mask: Tensor,
     answer_mask: Tensor,
     probe: str = "as_mean",
-    noise_std: float = 1e-3,
+    noise_std: float | Tensor = 1e-3,
     generator: torch.Generator | None = None,
     upcast: bool = False,
     **_: object,
@@ -41,8 +41,9 @@ def gradient_scores(
         model: a transformers causal LM (run in eval mode here; modes are restored).
         input_ids, attention_mask, reasoning_mask, answer_mask: ``[B, L]``, as in ``perturbation_scores``.
         probe: ``"lt_logits"``, ``"as_mean"`` or ``"as_joint"`` (``J`` = clean minus noisy mean log-prob).
-        noise_std: std of the Gaussian noise on reasoning embeddings (>= 0). With 0 and a KL probe the
-            gradient vanishes (KL is minimal at p_noisy = p_clean): all scores are 0.
+        noise_std: std of the Gaussian noise on reasoning embeddings (>= 0), or a ``[B]`` tensor of one std
+            per row. With 0 and a KL probe the gradient vanishes (KL is minimal at p_noisy = p_clean): all
+            scores are 0.
         generator: torch generator for the noise, for reproducible scores.
         upcast: run the two passes in float32 (:func:`oarl.core.model.float32_weights`: bf16/fp16 weights
             upcast in place, restored after). In bf16 the paper's 1e-3 noise is drowned by the rounding of
@@ -53,8 +54,9 @@ def gradient_scores(
     """
     check_probe(probe)
     check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
-    if not noise_std >= 0:
-        raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+    std = torch.as_tensor(noise_std, dtype=torch.float32, device=input_ids.device)
+    if std.dim() > 1 or (std.dim() == 1 and len(std) != input_ids.shape[0]) or not bool((std >= 0).all()):
+        raise ValueError(f"noise_std must be >= 0 (a number or one per row), got {noise_std}")
     positions, valid = probe_index(answer_mask, probe)
     targets = probe_targets(input_ids, positions)
     pos_ids = position_ids_from_mask(attention_mask)
@@ -67,7 +69,7 @@ def gradient_scores(
                 head_logits(model, gather_positions(hidden, positions)), valid, targets, probe
             )
         noise = torch.randn(embeds.shape, generator=generator, device=embeds.device, dtype=torch.float32)
-        noise = noise * noise_std * reasoning_mask.unsqueeze(-1).float()
+        noise = noise * std.reshape(-1, 1, 1) * reasoning_mask.unsqueeze(-1).float()
         # Added in float32, rounded once to the model's dtype (bf16 keeps ~3 digits of embedding + noise).
         noisy_embeds = (embeds.float() + noise).to(embeds.dtype).requires_grad_(True)
         with torch.enable_grad():

@@ -41,19 +41,14 @@ def gradient_rms_scores(
 ) -> Tensor:
     """OAR-G with the noise std relative to the embedding scale: ``std_b = noise_std * RMS(e_reasoning, b)``.
 
-    Rows are scored one noise scale each (a batch of rows with different scales is scored row by row when the
-    scales differ). Returns ``[B, L]`` float32, as :func:`gradient_scores`.
+    One noise scale per row, one batched forward + backward. Returns ``[B, L]`` float32, as
+    :func:`gradient_scores`.
     """
     if not noise_std >= 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std}")
     rms = reasoning_rms(model, input_ids, reasoning_mask)
-    out = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
-    for b in range(input_ids.shape[0]):
-        rows = (t[b : b + 1] for t in (input_ids, attention_mask, reasoning_mask, answer_mask))
-        out[b] = gradient_scores(
-            model, *rows, probe=probe, noise_std=noise_std * float(rms[b]), generator=generator
-        )[0]
-    return out
+    args = (model, input_ids, attention_mask, reasoning_mask, answer_mask)
+    return gradient_scores(*args, probe=probe, noise_std=noise_std * rms, generator=generator)
 
 
 def gradient_avg_scores(

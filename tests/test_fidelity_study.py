@@ -1,0 +1,74 @@
+"""`oarl fidelity`: scorers vs exact OAR-P on a checkpoint's task and a random-init model, noise sweep."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from oarl.cli import fidelity
+from oarl.testbed import fidelity_study as fs
+
+
+@pytest.fixture(scope="module")
+def task_model(tmp_path_factory):
+    from oarl.testbed.tasks import arith
+
+    d = tmp_path_factory.mktemp("flag")
+    tok = arith.build_tokenizer()
+    arith.build_tiny_model(
+        tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64
+    ).save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+def test_random_batch_layout():
+    b = fs.random_batch(vocab_size=50, rows=3, prompt=4, reasoning=6, answer=2, seed=1)
+    assert b["input_ids"].shape == (3, 12) and (b["input_ids"] >= 1).all()
+    assert b["reasoning_mask"].sum().item() == 18 and b["answer_mask"][:, -2:].all()
+    with pytest.raises(ValueError, match="unknown shape"):
+        fs.random_model("huge")
+
+
+def test_evaluate_and_noise_sweep_on_a_random_model():
+    model = fs.random_model("tiny")
+    batch = fs.random_batch(model.config.vocab_size, rows=2, prompt=3, reasoning=8, answer=2)
+    res = fs.evaluate(model, batch, ["gradient", "linearized"], ["as_mean"], other_mask_id=1, noise_std=1e-2)
+    rows = res["as_mean"]
+    assert list(rows) == ["perturbation", "perturbation@other_mask", "gradient", "linearized"]
+    assert rows["perturbation"]["spearman"]["mean"] == pytest.approx(1.0)
+    assert rows["gradient"]["cost_ratio"]["seconds"] == pytest.approx(1.0)
+    assert rows["linearized"]["cost"]["grad_tokens"] == batch["input_ids"].numel()  # one recorded forward
+    sweep = fs.noise_sweep(model, batch, [1e-3, 1e-1])
+    assert [r["dtype"] for r in sweep["rows"]] == ["float32", "float32", "float64", "float64"]
+    assert next(model.parameters()).dtype == torch.float32  # restored
+    # float32 and float64 agree on the ranking at moderate noise (precision is not what limits OAR-G here)
+    s32, s64 = sweep["rows"][1]["spearman"]["mean"], sweep["rows"][3]["spearman"]["mean"]
+    assert s32 == pytest.approx(s64, abs=0.05)
+
+
+def test_cli_fidelity_writes_json_tables_and_figures(task_model, tmp_path, capsys):
+    out = tmp_path / "f.json"
+    argv = ["--models", f"tiny={task_model}", "--samples", "6", "--completions", "gold", "--shape", "tiny", "--random-rows", "2",
+            "--random-reasoning", "6", "--probes", "as_mean", "--methods", "gradient,linearized",
+            "--noises", "1e-3,1e-1", "--out", str(out)]  # fmt: skip
+    assert fidelity.main(argv) == 0
+    res = json.loads(out.read_text())["settings"]
+    assert set(res) == {"tiny", "random-tiny"}
+    assert "recall" in res["tiny"]["results"]["as_mean"]["linearized"]
+    assert "recall" not in res["random-tiny"]["results"]["as_mean"]["linearized"]
+    assert len(res["tiny"]["noise_sweep"]["rows"]) == 4
+    assert (tmp_path / "fidelity_cost.png").stat().st_size > 0 and (tmp_path / "fidelity_noise.png").exists()
+    assert "Spearman" in capsys.readouterr().out
+
+
+def test_cli_fidelity_rejects_bad_input(task_model, tmp_path):
+    base = ["--shape", "none", "--samples", "2", "--completions", "gold", "--noises", "", "--out",
+            str(tmp_path / "x.json")]  # fmt: skip
+    assert fidelity.main(["--models", f"m={task_model}", "--methods", "nope", *base]) == 2
+    assert fidelity.main(["--models", f"m={task_model}", "--other-mask", "zz", *base]) == 2
+    assert fidelity.main(["--models", "none", "--shape", "huge", "--out", str(tmp_path / "y.json")]) == 2
+    sampled = ["--shape", "none", "--samples", "2", "--noises", "", "--out", str(tmp_path / "z.json")]
+    assert fidelity.main(["--models", f"m={task_model}", *sampled]) == 2  # random weights: no answer spans
