@@ -53,13 +53,15 @@ def test_cli_fidelity_writes_json_tables_and_figures(task_model, tmp_path, capsy
     out = tmp_path / "f.json"
     argv = ["--models", f"tiny={task_model}", "--samples", "6", "--completions", "gold", "--shape", "tiny", "--random-rows", "2",
             "--random-reasoning", "6", "--probes", "as_mean", "--methods", "gradient,linearized",
-            "--noises", "1e-3,1e-1", "--out", str(out)]  # fmt: skip
+            "--noises", "1e-3,1e-1", "--time-repeats", "1", "--out", str(out)]  # fmt: skip
     assert fidelity.main(argv) == 0
     res = json.loads(out.read_text())["settings"]
     assert set(res) == {"tiny", "random-tiny"}
     assert "recall" in res["tiny"]["results"]["as_mean"]["linearized"]
     assert "recall" not in res["random-tiny"]["results"]["as_mean"]["linearized"]
     assert len(res["tiny"]["noise_sweep"]["rows"]) == 4
+    assert res["tiny"]["timing_ratio"]["gradient"] == pytest.approx(1.0)
+    assert set(res["tiny"]["timing"]) == {"perturbation", "gradient", "linearized"}
     assert (tmp_path / "fidelity_cost.png").stat().st_size > 0 and (tmp_path / "fidelity_noise.png").exists()
     assert "Spearman" in capsys.readouterr().out
 

@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--noise-std", type=float, default=1e-3, help="noise for the gradient scorers (paper 1e-3)"
     )
     p.add_argument("--noises", default=NOISES, help="OAR-G noise sweep (comma list; '' to skip)")
+    p.add_argument("--time-repeats", type=int, default=3, help="round-robin timing repeats (0: skip)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/fidelity/fidelity.json")
     p.add_argument("--figures", default=None, help="folder for figures (default: next to --out)")
@@ -70,6 +71,21 @@ def print_table(name: str, results: dict, console) -> None:
             table.add_row(probe, method, _cell(r["spearman"]), _cell(r["kendall"]), _cell(r["top_overlap"]),
                           _cell(r.get("recall")), _cell(r.get("auroc")), f"{r['cost']['seconds']:.2f}",
                           "–" if ratio is None else f"{ratio:.2f}")  # fmt: skip
+    console.print(table)
+
+
+def print_timing(name: str, entry: dict, probe: str, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{name}: median seconds, round-robin ({probe}); units = token-passes, backward = 2")
+    for c in ("scorer", "seconds", "× OAR-G (s)", "× OAR-G (units)"):
+        table.add_column(c, justify="right")
+    rows = entry["results"][probe]
+    for m, t in entry["timing"].items():
+        ratio = entry.get("timing_ratio", {}).get(m)
+        units = rows.get(m, {}).get("cost_ratio", {}).get("units")
+        table.add_row(m, f"{t:.3f}", "–" if ratio is None else f"{ratio:.2f}",
+                      "–" if units is None else f"{units:.2f}")  # fmt: skip
     console.print(table)
 
 
@@ -134,6 +150,15 @@ def run(args: argparse.Namespace) -> int:
             model, batch, methods, probes, args.seed, progress, other_mask_id=other, noise_std=args.noise_std
         )
         entry = {"description": description, "rows": len(batch["input_ids"]), "results": res}
+        if args.time_repeats > 0:
+            timed = [m for m in methods if m not in ("random", "uniform", "oracle")]
+            entry["timing"] = fs.time_scorers(
+                model, batch, timed, probes[0], args.time_repeats, noise_std=args.noise_std
+            )
+            if "gradient" in entry["timing"]:
+                base = entry["timing"]["gradient"]
+                entry["timing_ratio"] = {m: t / base for m, t in entry["timing"].items()}
+            print_timing(name, entry, probes[0], console)
         if noises:
             entry["noise_sweep"] = fs.noise_sweep(model, batch, noises, probe=probes[0], seed=args.seed)
         entry["seconds"] = time.perf_counter() - t0

@@ -168,6 +168,29 @@ def evaluate(
     return out
 
 
+def time_scorers(
+    model: nn.Module,
+    batch: Mapping[str, Tensor],
+    methods: Sequence[str],
+    probe: str = "as_mean",
+    repeats: int = 3,
+    **options: object,
+) -> dict[str, float]:
+    """Median seconds of each scorer on ``batch``, timed round-robin ``repeats`` times in this process (so a
+    shared machine's load falls on every scorer alike). ``perturbation`` is included."""
+    import statistics
+
+    names = ["perturbation", *[m for m in methods if m != "perturbation"]]
+    times: dict[str, list[float]] = {m: [] for m in names}
+    for _ in range(repeats):
+        for m in names:
+            gen = torch.Generator().manual_seed(0)
+            t0 = time.perf_counter()
+            get_scorer(m)(model, *_layout(batch), probe=probe, generator=gen, **options)
+            times[m].append(time.perf_counter() - t0)
+    return {m: statistics.median(v) for m, v in times.items()}
+
+
 def noise_sweep(
     model: nn.Module,
     batch: Mapping[str, Tensor],
