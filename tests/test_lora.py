@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the task fixture imported from test_trainer is redefined as a test argument)
 """LoRA (peft): every scorer scores the adapted policy, adapters train, the base stays frozen."""
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def test_gradient_scorer_leaves_frozen_and_adapter_grads_untouched():
 
 
 @pytest.mark.parametrize("method", ["gradient", "perturbation", "entropy", "random", "uniform", "oracle"])
-def test_trainer_with_peft_config_trains_adapters_only(task, tmp_path, method):  # noqa: F811
+def test_trainer_with_peft_config_trains_adapters_only(task, tmp_path, method):
     args = OARConfig(output_dir=str(tmp_path), oar_method=method, **COMMON)
     cfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0)
     tok, state, config, data = task
