@@ -141,7 +141,7 @@ def test_variants_are_registered_finite_and_zero_outside_reasoning(name):
         ("linearized", {"fisher_classes": 0}, "fisher_classes"),
         ("path", {"path_steps": 0}, "path_steps"),
         ("gradient_avg", {"noise_samples": 0}, "noise_samples"),
-        ("gradient_rms", {"noise_std": -1.0}, "noise_std"),
+        ("gradient_rms", {"relative_noise": -1.0}, "relative_noise"),
     ],
 )
 def test_bad_options_are_clear_errors(name, kw, message):
