@@ -135,3 +135,13 @@ def test_bad_options_raise(model, batch):
         SCORERS["perturbation_prerank"](model, *batch, prerank="perturbation")
     with pytest.raises(ValueError, match="horizon"):
         SCORERS["perturbation_horizon"](model, *batch, horizon=-1)
+
+
+def test_exact_compute_limit_is_a_mac_ratio():
+    from oarl.bench.scorer import ScorerCase, exact_compute_limit
+
+    big = exact_compute_limit(ScorerCase(model="qwen2-30m"))
+    tiny = exact_compute_limit(ScorerCase(model="tiny"))
+    # A large vocabulary makes the naive baseline's full logits dominate its cost.
+    assert 4.0 < big["limit"] < 6.0 and 1.5 < tiny["limit"] < 3.0
+    assert big["limit"] == pytest.approx(big["naive_macs"] / big["exact_macs"])

@@ -48,6 +48,33 @@ def build_model(name: str, device: str = "cpu") -> torch.nn.Module:
     return Qwen2ForCausalLM(cfg).to(device).eval()
 
 
+def exact_compute_limit(case: ScorerCase) -> dict[str, float]:
+    """The speed-up over the naive baseline that exact OAR-P can reach at most, from multiply-accumulates.
+
+    Naive: every masked copy is a full forward of all ``L`` positions with logits at every position. Exact
+    limit: one clean forward, then a copy masked at ``t`` recomputes only positions ``t .. p_max`` (the last
+    probe position) and applies the LM head only at the ``K`` probe positions. Per token of a layer:
+    q/k/v/o projections and the MLP, plus ``2 * context * hidden`` for attention scores and values.
+    Returns ``{"naive_macs", "exact_macs", "limit"}``; ``limit = naive / exact`` (a measured OAR-P speed-up
+    should stay at >= 0.8 of it: the regression guard ``oarl bench`` prints).
+    """
+    vocab, d, layers, heads, kv, inter = MODELS[case.model]
+    P, T, A = case.prompt_len, case.reasoning_len, case.answer_len
+    L = P + T + A
+    linear = d * d * 2 + 2 * d * (d // heads * kv) + 3 * d * inter
+
+    def span(a: int, b: int) -> float:  # MACs of positions a..b-1 (0-based), all layers
+        n = b - a
+        ctx = (a + 1 + b) * n / 2  # sum of (pos + 1)
+        return layers * (linear * n + 2 * d * ctx)
+
+    K = A  # as_mean probe: one position per answer token
+    p_max = L - 2
+    naive = T * (span(0, L) + L * vocab * d) + span(0, L) + L * vocab * d  # + the clean forward
+    exact = span(0, L) + K * vocab * d + sum(span(t, p_max + 1) + K * vocab * d for t in range(P, P + T))
+    return {"naive_macs": float(naive), "exact_macs": float(exact), "limit": naive / exact}
+
+
 def build_batch(case: ScorerCase, vocab: int) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(0)
     L = case.prompt_len + case.reasoning_len + case.answer_len
@@ -94,6 +121,9 @@ def time_scorers(case: ScorerCase, reps: int = 3, names: tuple[str, ...] | None 
             times[n].append(time.perf_counter() - t0)
     result = {"case": asdict(case), "seconds": {n: statistics.median(v) for n, v in times.items()}}
     if "oar_p" in outs and "naive_oar_p" in outs:
+        limit = exact_compute_limit(case)["limit"]
+        speedup = result["seconds"]["naive_oar_p"] / result["seconds"]["oar_p"]
+        result["exact_limit"] = {"limit": limit, "speedup": speedup, "of_limit": speedup / limit}
         result["max_abs_diff"] = (outs["oar_p"] - outs["naive_oar_p"]).abs().max().item()
     return result
 

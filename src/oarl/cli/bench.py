@@ -133,19 +133,35 @@ def _plot(curve: dict, path: Path, machine: str) -> None:
     plt.close(fig)
 
 
+GUARD = 0.8  # regression guard: a measured OAR-P speed-up should stay at >= 0.8 of the exact-compute limit
+
+
+def _limit_cells(res: dict) -> str:
+    """``limit | speed-up / limit`` cells of the headline row, flagged when below :data:`GUARD`."""
+    lim = res.get("exact_limit")
+    if not lim:
+        return "- | -"
+    flag = "" if lim["of_limit"] >= GUARD else " (below guard)"
+    return f"{lim['limit']:.1f}x | {lim['of_limit']:.2f}{flag}"
+
+
 def _markdown(r: dict) -> str:
+    from oarl.bench.scorer import ScorerCase, exact_compute_limit
+
     lines = [f"Machine: {r['machine']}, torch {r['torch']}, {r['date']}", ""]
     lines += [
-        "| model | T | naive OAR-P s | oarl OAR-P s | speed-up | OAR-G s | max abs diff | peak mem naive | peak mem oarl | mem ratio |"
+        "| model | T | naive OAR-P s | oarl OAR-P s | speed-up | exact-compute limit | of limit (guard >= 0.8) | OAR-G s "
+        "| max abs diff | peak mem naive | peak mem oarl | mem ratio |"
     ]
-    lines += ["|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, res in r["scorer"].items():
         s = res["seconds"]
         mem = res.get("peak_bytes", {})
         ratio = mem["oar_p"] / mem["naive_oar_p"] if mem.get("naive_oar_p") else float("nan")
         lines.append(
             f"| {name} | {res['case']['reasoning_len']} | {s['naive_oar_p']:.3f} | {s['oar_p']:.3f} | "
-            f"{s['naive_oar_p'] / s['oar_p']:.1f}x | {s['oar_g']:.3f} | {res.get('max_abs_diff', float('nan')):.1e} | "
+            f"{s['naive_oar_p'] / s['oar_p']:.1f}x | {_limit_cells(res)} | {s['oar_g']:.3f} | "
+            f"{res.get('max_abs_diff', float('nan')):.1e} | "
             f"{mem.get('naive_oar_p', 0) / 2**20:.0f} MiB | {mem.get('oar_p', 0) / 2**20:.0f} MiB | {ratio:.2f} |"
         )
     if "step" in r:
@@ -159,11 +175,18 @@ def _markdown(r: dict) -> str:
                 f"| {m} | {v['step_seconds']:.3f} | {v['ratio_vs_grpo']:.2f}x | {v['scorer_seconds']:.3f} | "
                 f"{v['zero_adv_scored']} | {v['n_steps']} |"
             )
-    lines += ["", "| model | T | naive s | oarl OAR-P s | speed-up | OAR-G s |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| model | T | naive s | oarl OAR-P s | speed-up | exact-compute limit | of limit | OAR-G s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, by_t in r["scaling"].items():
         for t, s in sorted(by_t.items(), key=lambda kv: int(kv[0])):
+            sp = s["naive_oar_p"] / s["oar_p"]
+            lim = exact_compute_limit(ScorerCase(model=name, reasoning_len=int(t)))["limit"]
             lines.append(
-                f"| {name} | {t} | {s['naive_oar_p']:.3f} | {s['oar_p']:.3f} | {s['naive_oar_p'] / s['oar_p']:.1f}x | {s['oar_g']:.3f} |"
+                f"| {name} | {t} | {s['naive_oar_p']:.3f} | {s['oar_p']:.3f} | {sp:.1f}x | {lim:.1f}x | "
+                f"{sp / lim:.2f}{'' if sp / lim >= GUARD else ' (below guard)'} | {s['oar_g']:.3f} |"
             )
     return "\n".join(lines) + "\n"
 

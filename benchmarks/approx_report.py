@@ -1,0 +1,116 @@
+"""Tables and figures from benchmarks/approx_fidelity.py's JSON (and the realistic step benchmark).
+
+.venv/bin/python benchmarks/approx_report.py      # writes benchmarks/results/approx.md, approx_*.png
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from oarl.viz.plots import plt
+
+R = Path("benchmarks/results")
+
+
+def _load(name: str) -> dict | None:
+    p = R / name
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def fidelity_md(fid: dict) -> list[str]:
+    out = ["| init std | T | scorer | Spearman vs exact | top-10% overlap | cheaper (token-passes) | cheaper (s) |",
+           "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for case in fid["cases"]:
+        out.append(
+            f"| {case['init']} | {case['T']} | exact OAR-P ({case['exact']['seconds']:.1f} s/row) | 1 | 1 | 1x | 1x |"
+        )
+        for label, v in case["approx"].items():
+            out.append(
+                f"| {case['init']} | {case['T']} | {label} | {v['spearman']['mean']:.3f} | "
+                f"{v['top_overlap']['mean']:.3f} | {v['cheaper_units']:.1f}x | {v['cheaper_seconds']:.1f}x |"
+            )
+    return out
+
+
+def fidelity_png(fid: dict, path: Path) -> None:
+    cases = fid["cases"]
+    fig, axes = plt.subplots(1, len(cases), figsize=(4.2 * len(cases), 4), squeeze=False)
+    for ax, case in zip(axes[0], cases, strict=True):
+        for label, v in case["approx"].items():
+            ax.scatter(v["cheaper_units"], v["spearman"]["mean"], s=18)
+            ax.annotate(label, (v["cheaper_units"], v["spearman"]["mean"]), fontsize=6)
+        ax.axhline(0.9, ls=":", c="gray")
+        ax.axvline(20, ls=":", c="gray")
+        ax.set_xscale("log")
+        ax.set_xlabel("cheaper than exact (forward token-passes)")
+        ax.set_ylabel("mean Spearman vs exact OAR-P")
+        ax.set_title(f"T={case['T']}, init std {case['init']}", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def timing_md_png(tim: dict, path: Path) -> list[str]:
+    ts = sorted(tim["seconds"], key=int)
+    labels = sorted({k for t in ts for k in tim["seconds"][t]}, key=lambda k: (k != "naive", k != "exact", k))
+    out = ["| scorer | " + " | ".join(f"T={t}" for t in ts) + " |", "|---|" + "---|" * len(ts)]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for label in labels:
+        row = [tim["seconds"][t].get(label) for t in ts]
+        out.append(f"| {label} | " + " | ".join(f"{v:.2f}" if v is not None else "" for v in row) + " |")
+        pts = [(int(t), v) for t, v in zip(ts, row, strict=True) if v is not None]
+        ax.plot(
+            *zip(*pts, strict=True), marker="o", label=label, ls="--" if label in ("naive", "exact") else "-"
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("reasoning tokens T")
+    ax.set_ylabel("seconds per sequence (1 thread, shared CPU)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def oracle_md(orc: dict) -> list[str]:
+    out = ["| chatter chars | mean T | scorer | recall@k | AUROC | Spearman vs exact | token-passes / row |",
+           "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for case in orc["cases"]:
+        for label, v in case["scorers"].items():
+            out.append(
+                f"| {case['chatter'][0]}-{case['chatter'][1]} | {case['mean_T']:.0f} | {label} | "
+                f"{v['recall']['mean']:.3f} ± {v['recall']['ci95']:.3f} | {v['auroc']['mean']:.3f} | "
+                f"{v['spearman_vs_exact']['mean']:.3f} | {v['units']:.0f} |"
+            )
+    return out
+
+
+def step_md(step: dict) -> list[str]:
+    out = ["| method | step s (median) | ratio vs GRPO | scorer s | steps |", "|---|---|---|---|---|"]
+    for label, v in step.items():
+        out.append(f"| {label} | {v['step_seconds']:.2f} | {v['ratio_vs_grpo']:.2f}x | {v['scorer_seconds']:.2f} | "
+                   f"{v['n_steps']} |")  # fmt: skip
+    return out
+
+
+def main() -> None:
+    md: list[str] = []
+    if fid := _load("approx_fidelity.json"):
+        md += ["## Fidelity vs cost", "", *fidelity_md(fid), ""]
+        fidelity_png(fid, R / "approx_fidelity.png")
+    if tim := _load("approx_timing.json"):
+        md += ["## Seconds per sequence vs T", "", *timing_md_png(tim, R / "approx_timing.png"), ""]
+    if orc := _load("approx_oracle.json"):
+        md += ["## Oracle recall (flag task)", "", *oracle_md(orc), ""]
+    if step := _load("step_realistic.json"):
+        md += ["## Step time, ~30M policy, 256-token completions", "", *step_md(step), ""]
+    (R / "approx.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
