@@ -59,5 +59,9 @@ def test_pass_counter_and_self_fidelity():
     assert cost["grad_tokens"] == 0 and cost["no_grad_tokens"] > 0
     with PassCounter(model) as c:
         with torch.enable_grad():
-            model.model(input_ids=ids, attention_mask=am)
-    assert c.grad == ids.numel() and c.cost_units == pytest.approx(3 * ids.numel())
+            e = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+            h = model.model(inputs_embeds=e, attention_mask=am).last_hidden_state
+            for _ in range(3):  # one graph, differentiated three times
+                torch.autograd.grad(h.sum(), e, retain_graph=True)
+    assert c.grad == ids.numel() and c.backward == 3 * ids.numel()
+    assert c.cost_units == pytest.approx(7 * ids.numel())

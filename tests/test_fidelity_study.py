@@ -40,7 +40,12 @@ def test_evaluate_and_noise_sweep_on_a_random_model():
     assert list(rows) == ["perturbation", "perturbation@other_mask", "gradient", "linearized"]
     assert rows["perturbation"]["spearman"]["mean"] == pytest.approx(1.0)
     assert rows["gradient"]["cost_ratio"]["seconds"] == pytest.approx(1.0)
-    assert rows["linearized"]["cost"]["grad_tokens"] == batch["input_ids"].numel()  # one recorded forward
+    n = batch["input_ids"].numel()
+    assert (
+        rows["linearized"]["cost"]["grad_tokens"] == n
+    )  # one recorded forward, three backwards (M = 2 + rest)
+    assert rows["linearized"]["cost"]["backward_tokens"] == 3 * n
+    assert rows["gradient"]["cost"]["backward_tokens"] == n
     sweep = fs.noise_sweep(model, batch, [1e-3, 1e-1])
     assert [r["dtype"] for r in sweep["rows"]] == ["float32", "float32", "float64", "float64"]
     assert next(model.parameters()).dtype == torch.float32  # restored

@@ -63,19 +63,22 @@ def row_fidelity(
 
 @dataclass
 class PassCounter:
-    """Counts decoder forwards, as token-passes (rows x new positions), split by whether autograd records.
+    """Counts decoder passes as token-passes (rows x new positions): forwards with and without autograd
+    recording, and backwards through the decoder (one per backward call, so a graph kept with
+    ``retain_graph`` and differentiated M times counts M).
 
-    A recorded forward is followed by (at most) one backward of about twice its cost, so
-    ``cost_units = no_grad + 3 * grad`` is a machine-independent cost in clean-forward token-passes.
-    Use as a context manager around a scorer call: ``with PassCounter(model) as c: ...``.
+    A backward costs about twice a forward, so ``cost_units = no_grad + grad + 2 * backward`` is a
+    machine-independent cost in forward token-passes. Use around a scorer call: ``with PassCounter(model) as c``.
     """
 
     model: nn.Module
     no_grad: int = 0
     grad: int = 0
+    backward: int = 0
     calls: int = 0
     seconds: float = 0.0
     _handle: object = field(default=None, repr=False)
+    _post: object = field(default=None, repr=False)
     _t0: float = field(default=0.0, repr=False)
 
     def _hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -91,20 +94,32 @@ class PassCounter:
         else:
             self.no_grad += tokens
 
+    def _post_hook(self, module: nn.Module, args: tuple, output: object) -> None:
+        hidden = getattr(output, "last_hidden_state", None)
+        if hidden is not None and hidden.requires_grad:
+            tokens = int(hidden.shape[0] * hidden.shape[1])
+
+            def count(grad: Tensor) -> None:
+                self.backward += tokens
+
+            hidden.register_hook(count)
+
     def __enter__(self) -> PassCounter:
         decoder, _ = decoder_and_head(self.model)
         self._handle = decoder.register_forward_pre_hook(self._hook, with_kwargs=True)
+        self._post = decoder.register_forward_hook(self._post_hook)
         self._t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.seconds += time.perf_counter() - self._t0
         self._handle.remove()
+        self._post.remove()
 
     @property
     def cost_units(self) -> float:
-        """Forward token-passes plus 2x for the backward of each recorded one."""
-        return float(self.no_grad + 3 * self.grad)
+        """Forward token-passes plus 2x the backward token-passes."""
+        return float(self.no_grad + self.grad + 2 * self.backward)
 
 
 def summarize(values: list[float]) -> dict[str, float]:
@@ -138,6 +153,7 @@ def scorer_fidelity(
         "seconds": counter.seconds,
         "no_grad_tokens": counter.no_grad,
         "grad_tokens": counter.grad,
+        "backward_tokens": counter.backward,
         "cost_units": counter.cost_units,
     }
     return out
