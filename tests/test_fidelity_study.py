@@ -69,6 +69,8 @@ def test_cli_fidelity_writes_json_tables_and_figures(task_model, tmp_path, capsy
     assert set(res["tiny"]["timing"]) == {"perturbation", "gradient", "linearized"}
     assert (tmp_path / "fidelity_cost.png").stat().st_size > 0 and (tmp_path / "fidelity_noise.png").exists()
     assert "Spearman" in capsys.readouterr().out
+    table = out.with_suffix(".md").read_text()
+    assert table.count("\n") == 2 + 2 * 4  # header + (perturbation, other mask, gradient, linearized) x 2
 
 
 def test_cli_fidelity_rejects_bad_input(task_model, tmp_path):

@@ -74,6 +74,27 @@ def print_table(name: str, results: dict, console) -> None:
     console.print(table)
 
 
+def markdown_table(out: dict) -> str:
+    """Every setting x probe x scorer as one markdown table (the README shows the AS-Mean rows)."""
+
+    def cell(m: dict | None) -> str:
+        return "–" if not m or m.get("n", 0) == 0 else f"{m['mean']:.3f} ± {m['ci95']:.3f}"
+
+    lines = ["| setting | probe | scorer | Spearman | Kendall | top-10% | recall@k | AUROC | cost × OAR-G (s / passes) |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, entry in out["settings"].items():
+        timing = entry.get("timing_ratio", {})
+        for probe, rows in entry["results"].items():
+            for method, r in rows.items():
+                units = r.get("cost_ratio", {}).get("units")
+                secs = timing.get(method) if probe == out["config"]["probes"].split(",")[0] else None
+                secs = r.get("cost_ratio", {}).get("seconds") if secs is None else secs
+                cost = "–" if units is None else f"{secs:.2f} / {units:.2f}"
+                lines.append(f"| {name} | {probe} | {method} | {cell(r['spearman'])} | {cell(r['kendall'])} | "
+                             f"{cell(r['top_overlap'])} | {cell(r.get('recall'))} | {cell(r.get('auroc'))} | {cost} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def print_timing(name: str, entry: dict, probe: str, console) -> None:
     from rich.table import Table
 
@@ -166,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         print_table(name, res, console)
     out_path = Path(args.out)
     atomic_write_json(out_path, out, indent=2)
+    out_path.with_suffix(".md").write_text(markdown_table(out))
     figures = Path(args.figures) if args.figures else out_path.parent
     made = [
         fidelity_vs_cost({n: e["results"] for n, e in out["settings"].items()}, figures / "fidelity_cost.png")
