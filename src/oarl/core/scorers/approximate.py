@@ -29,30 +29,14 @@ from torch import Tensor, nn
 
 from oarl.core.model import (
     check_layout,
-    decoder_hidden,
     default_mask_token_id,
-    eval_mode,
-    gather_positions,
-    head_logits,
-    position_ids_from_mask,
 )
-from oarl.core.probes import check_probe, probe_divergence, probe_from_logits, probe_index, probe_targets
-from oarl.core.scorers.perturbation import _prefix_cache, _reusable, perturbation_scores
+from oarl.core.probes import check_probe
+from oarl.core.scorers.perturbation import masked_group_divergences, perturbation_scores
 
 SPREADS = ("uniform", "linear", "prerank")
 
 
-def _group_chunks(starts: list[int], p_max: int, max_batch_tokens: int) -> list[range]:
-    """Index ranges over groups sorted by start; a chunk recomputes at most ``max_batch_tokens`` tokens."""
-    out, i = [], 0
-    while i < len(starts):
-        size = max(1, max_batch_tokens // (p_max - starts[i] + 1))
-        out.append(range(i, min(i + size, len(starts))))
-        i += size
-    return out
-
-
-@torch.no_grad()
 def group_divergences(
     model: nn.Module,
     input_ids: Tensor,
@@ -81,47 +65,13 @@ def group_divergences(
     if len(groups) != B:
         raise ValueError(f"groups has {len(groups)} rows, input_ids {B}")
     out = [torch.zeros(len(g), dtype=torch.float32) for g in groups]
-    positions, valid = probe_index(answer_mask, probe)
-    targets = probe_targets(input_ids, positions)
-    pos_ids = position_ids_from_mask(attention_mask)
-    config = getattr(model, "config", None)
-    with eval_mode(model):
-        hidden, cache = decoder_hidden(model, attention_mask, pos_ids, input_ids=input_ids, use_cache=True)
-        clean_h = gather_positions(hidden, positions)  # [B, K, D]
-        clean = probe_from_logits(head_logits(model, clean_h), valid, targets, probe)
-        reuse = _reusable(cache)
-        for b in range(B):
-            if not valid[b].any():
-                continue
-            p_max = int(positions[b][valid[b]].max())
-            kept = [(i, sorted(p for p in g if p <= p_max)) for i, g in enumerate(groups[b])]
-            kept = sorted(((i, g) for i, g in kept if g), key=lambda ig: ig[1][0])
-            starts = [g[0] for _, g in kept]
-            for chunk in _group_chunks(starts, p_max, max_batch_tokens):
-                t0 = starts[chunk[0]] if reuse else 0
-                copies = len(chunk)
-                ids = input_ids[b, t0 : p_max + 1].repeat(copies, 1)
-                for c, j in enumerate(chunk):
-                    ids[c, torch.tensor(kept[j][1]) - t0] = mask_id
-                h_new, _ = decoder_hidden(
-                    model,
-                    attention_mask[b : b + 1, : p_max + 1].expand(copies, -1),
-                    pos_ids[b : b + 1, t0 : p_max + 1].expand(copies, -1),
-                    input_ids=ids,
-                    past_key_values=_prefix_cache(cache, b, t0, copies, config) if reuse else None,
-                    use_cache=reuse and t0 > 0,
-                )
-                h = clean_h[b : b + 1].expand(copies, -1, -1).clone()
-                recomputed = valid[b] & (positions[b] >= t0)
-                h[:, recomputed] = h_new[:, positions[b][recomputed] - t0]
-                masked = probe_from_logits(
-                    head_logits(model, h),
-                    valid[b : b + 1].expand(copies, -1),
-                    targets[b : b + 1].expand(copies, -1),
-                    probe,
-                )
-                div = probe_divergence(clean[b : b + 1].expand_as(masked), masked, probe).float().cpu()
-                out[b][torch.tensor([kept[j][0] for j in chunk])] = div
+
+    def write(b: int, group: Tensor, div: Tensor) -> None:
+        out[b][group] = div.cpu()
+
+    masked_group_divergences(
+        model, input_ids, attention_mask, answer_mask, groups, write, probe, mask_id, max_batch_tokens
+    )
     return out
 
 
