@@ -23,6 +23,37 @@ from oarl.core.model import (
 from oarl.core.probes import check_probe, probe_divergence, probe_from_logits, probe_index, probe_targets
 
 
+class EmbeddingProbe:
+    """The outcome probe as a function of the input embeddings, for one batch layout (gradient-class scorers).
+
+    ``probe(embeds[B, L, D])`` runs the decoder on the embeddings and applies the LM head only at the probe
+    positions: ``[B, V]`` log-probs or ``[B]`` (AS-Joint), as :func:`probe_from_logits`. ``row_valid[B]``: rows
+    with an answer span (the others score 0).
+    """
+
+    def __init__(
+        self, model: nn.Module, input_ids: Tensor, attention_mask: Tensor, answer_mask: Tensor, probe: str
+    ):
+        self.model, self.attention_mask, self.probe = model, attention_mask, probe
+        self.positions, self.valid = probe_index(answer_mask, probe)
+        self.targets = probe_targets(input_ids, self.positions)
+        self.position_ids = position_ids_from_mask(attention_mask)
+        self.row_valid = self.valid.any(-1)
+
+    def __call__(self, embeds: Tensor) -> Tensor:
+        hidden, _ = decoder_hidden(self.model, self.attention_mask, self.position_ids, inputs_embeds=embeds)
+        logits = head_logits(self.model, gather_positions(hidden, self.positions))
+        return probe_from_logits(logits, self.valid, self.targets, self.probe)
+
+    def divergence(self, clean: Tensor, embeds: Tensor) -> Tensor:
+        """``sum_b D(clean_b, probe(embeds)_b)`` over rows with an answer span (a scalar to differentiate)."""
+        return (probe_divergence(clean, self(embeds), self.probe) * self.row_valid).sum()
+
+    def scored(self, reasoning_mask: Tensor) -> Tensor:
+        """``[B, L]`` float: 1 on the reasoning tokens of rows with an answer span (where scores may be non-zero)."""
+        return (reasoning_mask.bool() & self.row_valid.unsqueeze(-1)).float()
+
+
 def gradient_scores(
     model: nn.Module,
     input_ids: Tensor,
@@ -57,29 +88,19 @@ def gradient_scores(
     std = torch.as_tensor(noise_std, dtype=torch.float32, device=input_ids.device)
     if std.dim() > 1 or (std.dim() == 1 and len(std) != input_ids.shape[0]) or not bool((std >= 0).all()):
         raise ValueError(f"noise_std must be >= 0 (a number or one per row), got {noise_std}")
-    positions, valid = probe_index(answer_mask, probe)
-    targets = probe_targets(input_ids, positions)
-    pos_ids = position_ids_from_mask(attention_mask)
-    row_valid = valid.any(-1)
+    probe_of = EmbeddingProbe(model, input_ids, attention_mask, answer_mask, probe)
     with eval_mode(model), float32_weights(model, enabled=upcast):
         with torch.no_grad():
             embeds = model.get_input_embeddings()(input_ids)
-            hidden, _ = decoder_hidden(model, attention_mask, pos_ids, inputs_embeds=embeds)
-            clean = probe_from_logits(
-                head_logits(model, gather_positions(hidden, positions)), valid, targets, probe
-            )
+            clean = probe_of(embeds)
         noise = torch.randn(embeds.shape, generator=generator, device=embeds.device, dtype=torch.float32)
         noise = noise * std.reshape(-1, 1, 1) * reasoning_mask.unsqueeze(-1).float()
         # Added in float32, rounded once to the model's dtype (bf16 keeps ~3 digits of embedding + noise).
         noisy_embeds = (embeds.float() + noise).to(embeds.dtype).requires_grad_(True)
         with torch.enable_grad():
-            hidden, _ = decoder_hidden(model, attention_mask, pos_ids, inputs_embeds=noisy_embeds)
-            noisy = probe_from_logits(
-                head_logits(model, gather_positions(hidden, positions)), valid, targets, probe
-            )
-            J = (probe_divergence(clean, noisy, probe) * row_valid).sum()
+            J = probe_of.divergence(clean, noisy_embeds)
             (grad,) = torch.autograd.grad(J, noisy_embeds, allow_unused=True)
     if grad is None:
         grad = torch.zeros_like(embeds)
     scores = (grad.float() * embeds.float()).sum(-1).abs()
-    return scores * (reasoning_mask.bool() & row_valid.unsqueeze(-1)).float()
+    return scores * probe_of.scored(reasoning_mask)

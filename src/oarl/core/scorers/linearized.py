@@ -30,7 +30,8 @@ from oarl.core.model import (
     head_logits,
     position_ids_from_mask,
 )
-from oarl.core.probes import check_probe, probe_from_logits, probe_index, probe_targets
+from oarl.core.probes import check_probe, probe_from_logits
+from oarl.core.scorers.gradient import EmbeddingProbe
 
 
 def probe_logits(logits: Tensor, valid: Tensor, probe: str) -> Tensor:
@@ -92,8 +93,8 @@ def linearized_scores(
     if fisher_classes < 1:
         raise ValueError(f"fisher_classes must be >= 1, got {fisher_classes}")
     mask_id = default_mask_token_id(model, mask_token_id)
-    positions, valid = probe_index(answer_mask, probe)
-    row_valid = valid.any(-1)
+    probe_of = EmbeddingProbe(model, input_ids, attention_mask, answer_mask, probe)
+    positions, valid, row_valid = probe_of.positions, probe_of.valid, probe_of.row_valid
     embed = model.get_input_embeddings()
     with eval_mode(model), torch.enable_grad():
         e = embed(input_ids).detach().requires_grad_(True)
@@ -103,7 +104,7 @@ def linearized_scores(
         )
         logits = head_logits(model, gather_positions(hidden, positions))
         if probe == "as_joint":
-            J = probe_from_logits(logits, valid, probe_targets(input_ids, positions), probe)
+            J = probe_from_logits(logits, valid, probe_of.targets, probe)
             (g,) = torch.autograd.grad((J * row_valid).sum(), e)
             scores = -(g.float() * d).sum(-1)
         else:
@@ -117,4 +118,4 @@ def linearized_scores(
                 (g,) = torch.autograd.grad(coarse[:, m].sum(), e, retain_graph=m < coarse.shape[-1] - 1)
                 deltas.append((g.float() * d).sum(-1))
             scores = fisher_quadratic(torch.stack(deltas, -1), probs)
-    return scores.detach() * (reasoning_mask.bool() & row_valid.unsqueeze(-1)).float()
+    return scores.detach() * probe_of.scored(reasoning_mask)

@@ -17,14 +17,11 @@ from torch import Tensor, nn
 
 from oarl.core.model import (
     check_layout,
-    decoder_hidden,
     default_mask_token_id,
     eval_mode,
-    gather_positions,
-    head_logits,
-    position_ids_from_mask,
 )
-from oarl.core.probes import check_probe, probe_divergence, probe_from_logits, probe_index, probe_targets
+from oarl.core.probes import check_probe
+from oarl.core.scorers.gradient import EmbeddingProbe
 
 
 def path_attributions(
@@ -48,34 +45,25 @@ def path_attributions(
     if path_steps < 1:
         raise ValueError(f"path_steps must be >= 1, got {path_steps}")
     mask_id = default_mask_token_id(model, mask_token_id)
-    positions, valid = probe_index(answer_mask, probe)
-    targets = probe_targets(input_ids, positions)
-    pos_ids = position_ids_from_mask(attention_mask)
-    row_valid = valid.any(-1)
+    probe_of = EmbeddingProbe(model, input_ids, attention_mask, answer_mask, probe)
     embed = model.get_input_embeddings()
     r = reasoning_mask.bool().unsqueeze(-1)
-
-    def probe_at(x: Tensor) -> Tensor:
-        hidden, _ = decoder_hidden(model, attention_mask, pos_ids, inputs_embeds=x)
-        return probe_from_logits(
-            head_logits(model, gather_positions(hidden, positions)), valid, targets, probe
-        )
 
     with eval_mode(model):
         with torch.no_grad():
             e = embed(input_ids)
             e_mask = embed.weight[mask_id].to(e.dtype).expand_as(e)
-            clean = probe_at(e)
+            clean = probe_of(e)
         total = torch.zeros(e.shape, dtype=torch.float32, device=e.device)
         for s in range(path_steps):
             a = (s + 0.5) / path_steps
             x = torch.where(r, e_mask + a * (e - e_mask), e).requires_grad_(True)
             with torch.enable_grad():
-                f = (probe_divergence(clean, probe_at(x), probe) * row_valid).sum()
+                f = probe_of.divergence(clean, x)
                 (g,) = torch.autograd.grad(f, x)
             total += g.float()
     attributions = (total / path_steps * (e - e_mask).float()).sum(-1)
-    return attributions * (reasoning_mask.bool() & row_valid.unsqueeze(-1)).float()
+    return attributions * probe_of.scored(reasoning_mask)
 
 
 def path_scores(
