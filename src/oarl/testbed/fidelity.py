@@ -20,6 +20,7 @@ from scipy import stats
 from torch import Tensor, nn
 
 from oarl.core.model import decoder_and_head
+from oarl.testbed.stats import t_interval
 
 
 def top_overlap(scores: np.ndarray, reference: np.ndarray, frac: float = 0.1) -> float:
@@ -123,12 +124,10 @@ class PassCounter:
 
 
 def summarize(values: list[float]) -> dict[str, float]:
-    """Mean, t 95% half-width and count over the finite values."""
-    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
-    if len(v) == 0:
-        return {"mean": math.nan, "ci95": math.nan, "n": 0}
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
-    return {"mean": float(v.mean()), "ci95": half, "n": int(len(v))}
+    """Mean, t 95% half-width (0 for a single value) and count over the finite values
+    (:func:`oarl.testbed.stats.t_interval`)."""
+    iv = t_interval(values)
+    return {"mean": iv.mean, "ci95": 0.0 if iv.n == 1 else iv.half_width, "n": iv.n}
 
 
 def scorer_fidelity(
