@@ -132,19 +132,22 @@ def summarize(values: list[float]) -> dict[str, float]:
 
 def scorer_fidelity(
     score_fn: Callable[[dict[str, Tensor]], Tensor],
-    reference: Tensor,
+    reference: Tensor | None,
     batch: Mapping[str, Tensor],
     model: nn.Module,
     frac: float = 0.1,
 ) -> dict[str, object]:
     """Fidelity of ``score_fn(batch) -> [B, L]`` to ``reference`` on ``batch``, and its cost.
 
+    ``reference=None``: ``score_fn`` computes the reference itself (its scores are compared with themselves,
+    and ``out["scores"]`` is the reference for the other scorers).
+
     Returns ``{"spearman"|"kendall"|"top_overlap": summary, "rows": per-row dict, "cost": {...}}``; the cost
     holds seconds, forward token-passes with/without grad, and ``cost_units``.
     """
     with PassCounter(model) as counter:
         scores = score_fn(dict(batch))
-    rows = row_fidelity(scores, reference, batch["reasoning_mask"], frac)
+    rows = row_fidelity(scores, scores if reference is None else reference, batch["reasoning_mask"], frac)
     out: dict[str, object] = {name: summarize(v) for name, v in rows.items()}
     out["rows"] = rows
     out["scores"] = scores
