@@ -64,6 +64,7 @@ def gradient_scores(
     noise_std: float | Tensor = 1e-3,
     generator: torch.Generator | None = None,
     upcast: bool = False,
+    noise_samples: int = 1,
     **_: object,
 ) -> Tensor:
     """OAR-G token importance (paper: ``|<dJ/de_t, e_t>|``, ``J = KL(p_clean || p_noisy)`` on the probe).
@@ -79,6 +80,8 @@ def gradient_scores(
         upcast: run the two passes in float32 (:func:`oarl.core.model.float32_weights`: bf16/fp16 weights
             upcast in place, restored after). In bf16 the paper's 1e-3 noise is drowned by the rounding of
             the activations (README, "GPU / scale"); costs 4 bytes per parameter while scoring.
+        noise_samples: noise draws averaged (one noisy forward + backward each, one clean forward in all);
+            1 is the paper's OAR-G.
 
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
@@ -88,19 +91,22 @@ def gradient_scores(
     std = torch.as_tensor(noise_std, dtype=torch.float32, device=input_ids.device)
     if std.dim() > 1 or (std.dim() == 1 and len(std) != input_ids.shape[0]) or not bool((std >= 0).all()):
         raise ValueError(f"noise_std must be >= 0 (a number or one per row), got {noise_std}")
+    if noise_samples < 1:
+        raise ValueError(f"noise_samples must be >= 1, got {noise_samples}")
     probe_of = EmbeddingProbe(model, input_ids, attention_mask, answer_mask, probe)
     with eval_mode(model), float32_weights(model, enabled=upcast):
         with torch.no_grad():
             embeds = model.get_input_embeddings()(input_ids)
             clean = probe_of(embeds)
-        noise = torch.randn(embeds.shape, generator=generator, device=embeds.device, dtype=torch.float32)
-        noise = noise * std.reshape(-1, 1, 1) * reasoning_mask.unsqueeze(-1).float()
-        # Added in float32, rounded once to the model's dtype (bf16 keeps ~3 digits of embedding + noise).
-        noisy_embeds = (embeds.float() + noise).to(embeds.dtype).requires_grad_(True)
-        with torch.enable_grad():
-            J = probe_of.divergence(clean, noisy_embeds)
-            (grad,) = torch.autograd.grad(J, noisy_embeds, allow_unused=True)
-    if grad is None:
-        grad = torch.zeros_like(embeds)
-    scores = (grad.float() * embeds.float()).sum(-1).abs()
-    return scores * probe_of.scored(reasoning_mask)
+        total = torch.zeros(embeds.shape[:2], dtype=torch.float32, device=embeds.device)
+        for _draw in range(noise_samples):
+            noise = torch.randn(embeds.shape, generator=generator, device=embeds.device, dtype=torch.float32)
+            noise = noise * std.reshape(-1, 1, 1) * reasoning_mask.unsqueeze(-1).float()
+            # Added in float32, rounded once to the model's dtype (bf16 keeps ~3 digits of embedding + noise).
+            noisy_embeds = (embeds.float() + noise).to(embeds.dtype).requires_grad_(True)
+            with torch.enable_grad():
+                J = probe_of.divergence(clean, noisy_embeds)
+                (grad,) = torch.autograd.grad(J, noisy_embeds, allow_unused=True)
+            if grad is not None:  # None: J does not depend on the embeddings (no answer span): scores 0
+                total += (grad.float() * embeds.float()).sum(-1).abs()
+    return total / noise_samples * probe_of.scored(reasoning_mask)

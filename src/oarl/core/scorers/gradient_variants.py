@@ -6,8 +6,8 @@ Both stay ``|<dJ/de_t, e_t>|`` with ``J = KL(p_clean || p_noisy)`` (see :mod:`.g
   paper's absolute 1e-3 is a different relative perturbation for every model's embedding scale: 1.3% of the
   RMS on the flag warm start, 5% on a fresh 30M model). Default 0.5, where agreement with OAR-P peaked on both
   models measured (README "OAR-G fidelity").
-- ``gradient_avg``: the mean score over ``noise_samples`` independent noise draws (one forward + backward
-  each), reducing the variance of a single random draw.
+- ``gradient_avg``: the mean score over ``noise_samples`` independent noise draws (one noisy forward +
+  backward each, one shared clean forward), reducing the variance of a single random draw.
 
 At small noise ``dJ/de ~ H eta`` (``H`` the probe's Gauss-Newton curvature, ``eta`` the noise): the score is a
 random projection of the curvature, its ranking the same for every small std. Noise near the embedding scale
@@ -66,19 +66,9 @@ def gradient_avg_scores(
     generator: torch.Generator | None = None,
     **_: object,
 ) -> Tensor:
-    """Mean OAR-G score over ``noise_samples`` noise draws (drawn in sequence from ``generator``). ``[B, L]``."""
-    if noise_samples < 1:
-        raise ValueError(f"noise_samples must be >= 1, got {noise_samples}")
-    total = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
-    for _k in range(noise_samples):
-        total += gradient_scores(
-            model,
-            input_ids,
-            attention_mask,
-            reasoning_mask,
-            answer_mask,
-            probe=probe,
-            noise_std=noise_std,
-            generator=generator,
-        )
-    return total / noise_samples
+    """Mean OAR-G score over ``noise_samples`` noise draws (drawn in sequence from ``generator``; one clean
+    forward shared by all draws). ``[B, L]``."""
+    args = (model, input_ids, attention_mask, reasoning_mask, answer_mask)
+    return gradient_scores(
+        *args, probe=probe, noise_std=noise_std, generator=generator, noise_samples=noise_samples
+    )
