@@ -118,7 +118,8 @@ def precision_check(args) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from oarl.testbed.precision import precision_fidelity, text_batch
+    from oarl.testbed.oracle import text_batch
+    from oarl.testbed.precision import precision_fidelity
     from oarl.utils.checkpoint import load_tokenizer
 
     device = "cpu" if args.cpu else "cuda"

@@ -22,12 +22,12 @@ from oarl.testbed.tasks.arith_task import ArithTask
 from oarl.testbed.tasks.base import TestbedTask
 
 
-def oracle_batch(
-    tokenizer, prompts: Sequence[str], completions: Sequence[str], task: TestbedTask | None = None
+def text_batch(
+    tokenizer, prompts: Sequence[str], completions: Sequence[str], offsets: bool = False
 ) -> dict[str, Tensor]:
-    """Encode prompt + completion rows (left padded) with reasoning, answer, oracle (causal-role tokens) and
-    chatter masks, all ``[B, L]``. ``task`` defaults to the arithmetic task."""
-    task = task or ArithTask()
+    """Prompt (left padded) + completion (right padded) rows with the answer span and the reasoning before it
+    (:func:`oarl.batch.spans.completion_span_masks`), as the trainer lays them out. All ``[B, P + T]``; with
+    ``offsets``, also ``completion_offsets`` (``[B, T, 2]`` character spans of the completion tokens)."""
     p = tokenizer(
         list(prompts), add_special_tokens=False, padding=True, padding_side="left", return_tensors="pt"
     )
@@ -37,26 +37,43 @@ def oracle_batch(
         padding=True,
         padding_side="right",
         return_tensors="pt",
-        return_offsets_mapping=True,
+        return_offsets_mapping=offsets,
     )
     spans = completion_span_masks(tokenizer, c["input_ids"], c["attention_mask"])
-    oracle = torch.zeros_like(spans.reasoning)
-    chatter = torch.zeros_like(spans.reasoning)
-    for b, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
-        roles = task.char_roles(prompt, completion)
-        offsets = c["offset_mapping"][b].tolist()
-        for role, out in (("causal", oracle), ("chatter", chatter)):
-            spans_of_role = [(i, i + 1) for i, r in enumerate(roles) if r == role]
-            out[b] = torch.tensor(arith.char_spans_to_token_mask(offsets, spans_of_role)) & spans.reasoning[b]
     pad = torch.zeros_like(p["input_ids"], dtype=torch.bool)
-    return {
+    out = {
         "input_ids": torch.cat([p["input_ids"], c["input_ids"]], 1),
         "attention_mask": torch.cat([p["attention_mask"], c["attention_mask"]], 1),
         "reasoning_mask": torch.cat([pad, spans.reasoning], 1),
         "answer_mask": torch.cat([pad, spans.answer], 1),
-        "oracle_mask": torch.cat([pad, oracle], 1),
-        "chatter_mask": torch.cat([pad, chatter], 1),
     }
+    if offsets:
+        out["completion_offsets"] = c["offset_mapping"]
+    return out
+
+
+def oracle_batch(
+    tokenizer, prompts: Sequence[str], completions: Sequence[str], task: TestbedTask | None = None
+) -> dict[str, Tensor]:
+    """:func:`text_batch` plus the oracle (causal-role tokens) and chatter masks, all ``[B, L]``. ``task``
+    defaults to the arithmetic task."""
+    task = task or ArithTask()
+    batch = text_batch(tokenizer, prompts, completions, offsets=True)
+    offsets = batch.pop("completion_offsets")
+    P = batch["input_ids"].shape[1] - offsets.shape[1]
+    reasoning = batch["reasoning_mask"][:, P:]
+    oracle = torch.zeros_like(reasoning)
+    chatter = torch.zeros_like(reasoning)
+    for b, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+        roles = task.char_roles(prompt, completion)
+        row_offsets = offsets[b].tolist()
+        for role, out in (("causal", oracle), ("chatter", chatter)):
+            spans_of_role = [(i, i + 1) for i, r in enumerate(roles) if r == role]
+            out[b] = torch.tensor(arith.char_spans_to_token_mask(row_offsets, spans_of_role)) & reasoning[b]
+    pad = torch.zeros(len(prompts), P, dtype=torch.bool)
+    batch["oracle_mask"] = torch.cat([pad, oracle], 1)
+    batch["chatter_mask"] = torch.cat([pad, chatter], 1)
+    return batch
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:

@@ -16,32 +16,12 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from oarl.batch.spans import completion_span_masks
 from oarl.core.scorers import get_scorer
 from oarl.testbed.fidelity import row_fidelity
 
 #: The scorers whose output depends on the model's arithmetic (random / uniform / oracle do not).
 MODEL_SCORERS = ("perturbation", "gradient", "entropy")
 BATCH_KEYS = ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")
-
-
-def text_batch(tokenizer, prompts: Sequence[str], completions: Sequence[str]) -> dict[str, Tensor]:
-    """Prompt (left padded) + completion (right padded) rows with the answer span and the reasoning before it
-    (:func:`oarl.batch.spans.completion_span_masks`), as the trainer lays them out. All ``[B, P + T]``."""
-    p = tokenizer(
-        list(prompts), add_special_tokens=False, padding=True, padding_side="left", return_tensors="pt"
-    )
-    c = tokenizer(
-        list(completions), add_special_tokens=False, padding=True, padding_side="right", return_tensors="pt"
-    )
-    spans = completion_span_masks(tokenizer, c["input_ids"], c["attention_mask"])
-    pad = torch.zeros_like(p["input_ids"], dtype=torch.bool)
-    return {
-        "input_ids": torch.cat([p["input_ids"], c["input_ids"]], 1),
-        "attention_mask": torch.cat([p["attention_mask"], c["attention_mask"]], 1),
-        "reasoning_mask": torch.cat([pad, spans.reasoning], 1),
-        "answer_mask": torch.cat([pad, spans.answer], 1),
-    }
 
 
 def cast_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
