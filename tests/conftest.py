@@ -177,3 +177,17 @@ def tiny_math_model(tmp_path_factory) -> Path:
     with single_thread():  # the fit is tiny; more threads only contend on a shared CI machine
         cfg = TinyMathConfig(fit_steps=40, fit_learning_rate=1e-2)
         return build_tiny_math_checkpoint(tmp_path_factory.mktemp("tiny_math"), cfg, data_dir=subset)
+
+
+@pytest.fixture(scope="session")
+def arith_model(tmp_path_factory):
+    """A saved tiny arithmetic-task checkpoint (random weights, 1 layer): a model folder for CLI tests."""
+    from oarl.testbed.tasks import arith
+
+    d = tmp_path_factory.mktemp("arith")
+    tok = arith.build_tokenizer()
+    arith.build_tiny_model(
+        tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64
+    ).save_pretrained(d)
+    tok.save_pretrained(d)
+    return d

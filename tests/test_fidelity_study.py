@@ -11,19 +11,6 @@ from oarl.cli import fidelity
 from oarl.testbed import fidelity_study as fs
 
 
-@pytest.fixture(scope="module")
-def task_model(tmp_path_factory):
-    from oarl.testbed.tasks import arith
-
-    d = tmp_path_factory.mktemp("flag")
-    tok = arith.build_tokenizer()
-    arith.build_tiny_model(
-        tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64
-    ).save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
-
-
 def test_random_batch_layout():
     b = fs.random_batch(vocab_size=50, rows=3, prompt=4, reasoning=6, answer=2, seed=1)
     assert b["input_ids"].shape == (3, 12) and (b["input_ids"] >= 1).all()
@@ -54,9 +41,9 @@ def test_evaluate_and_noise_sweep_on_a_random_model():
     assert s32 == pytest.approx(s64, abs=0.05)
 
 
-def test_cli_fidelity_writes_json_tables_and_figures(task_model, tmp_path, capsys):
+def test_cli_fidelity_writes_json_tables_and_figures(arith_model, tmp_path, capsys):
     out = tmp_path / "f.json"
-    argv = ["--models", f"tiny={task_model}", "--samples", "6", "--completions", "gold", "--shape", "tiny", "--random-rows", "2",
+    argv = ["--models", f"tiny={arith_model}", "--samples", "6", "--completions", "gold", "--shape", "tiny", "--random-rows", "2",
             "--random-reasoning", "6", "--probes", "as_mean", "--methods", "gradient,linearized",
             "--noises", "1e-3,1e-1", "--time-repeats", "1", "--out", str(out)]  # fmt: skip
     assert fidelity.main(argv) == 0
@@ -73,11 +60,11 @@ def test_cli_fidelity_writes_json_tables_and_figures(task_model, tmp_path, capsy
     assert table.count("\n") == 2 + 2 * 4  # header + (perturbation, other mask, gradient, linearized) x 2
 
 
-def test_cli_fidelity_rejects_bad_input(task_model, tmp_path):
+def test_cli_fidelity_rejects_bad_input(arith_model, tmp_path):
     base = ["--shape", "none", "--samples", "2", "--completions", "gold", "--noises", "", "--out",
             str(tmp_path / "x.json")]  # fmt: skip
-    assert fidelity.main(["--models", f"m={task_model}", "--methods", "nope", *base]) == 2
-    assert fidelity.main(["--models", f"m={task_model}", "--other-mask", "zz", *base]) == 2
+    assert fidelity.main(["--models", f"m={arith_model}", "--methods", "nope", *base]) == 2
+    assert fidelity.main(["--models", f"m={arith_model}", "--other-mask", "zz", *base]) == 2
     assert fidelity.main(["--models", "none", "--shape", "huge", "--out", str(tmp_path / "y.json")]) == 2
     sampled = ["--shape", "none", "--samples", "2", "--noises", "", "--out", str(tmp_path / "z.json")]
-    assert fidelity.main(["--models", f"m={task_model}", *sampled]) == 2  # random weights: no answer spans
+    assert fidelity.main(["--models", f"m={arith_model}", *sampled]) == 2  # random weights: no answer spans

@@ -128,19 +128,6 @@ def test_scorer_metrics_perfect_uniform_and_mask_rows(qwen):
     assert evaluate_scorer(perfect, batch)["auroc"]["n"] == 2
 
 
-@pytest.fixture(scope="module")
-def arith_model(tmp_path_factory):
-    from oarl.testbed.tasks import arith
-
-    d = tmp_path_factory.mktemp("arith")
-    tok = arith.build_tokenizer()
-    arith.build_tiny_model(
-        tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64
-    ).save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
-
-
 def test_cli_oracle_eval_writes_tables_and_json(arith_model, tmp_path, capsys):
     out = tmp_path / "o.json"
     argv = ["--models", f"tiny={arith_model}", "--samples", "8", "--completions", "gold",
