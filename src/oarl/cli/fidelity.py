@@ -77,9 +77,6 @@ def print_table(name: str, results: dict, console) -> None:
 def markdown_table(out: dict) -> str:
     """Every setting x probe x scorer as one markdown table (the README shows the AS-Mean rows)."""
 
-    def cell(m: dict | None) -> str:
-        return "–" if not m or m.get("n", 0) == 0 else f"{m['mean']:.3f} ± {m['ci95']:.3f}"
-
     lines = ["| setting | probe | scorer | Spearman | Kendall | top-10% | recall@k | AUROC | cost × OAR-G (s / passes) |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, entry in out["settings"].items():
@@ -90,8 +87,8 @@ def markdown_table(out: dict) -> str:
                 secs = timing.get(method) if probe == out["config"]["probes"].split(",")[0] else None
                 secs = r.get("cost_ratio", {}).get("seconds") if secs is None else secs
                 cost = "–" if units is None else f"{secs:.2f} / {units:.2f}"
-                lines.append(f"| {name} | {probe} | {method} | {cell(r['spearman'])} | {cell(r['kendall'])} | "
-                             f"{cell(r['top_overlap'])} | {cell(r.get('recall'))} | {cell(r.get('auroc'))} | {cost} |")  # fmt: skip
+                lines.append(f"| {name} | {probe} | {method} | {_cell(r['spearman'])} | {_cell(r['kendall'])} | "
+                             f"{_cell(r['top_overlap'])} | {_cell(r.get('recall'))} | {_cell(r.get('auroc'))} | {cost} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
