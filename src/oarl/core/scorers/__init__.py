@@ -20,6 +20,7 @@ from oarl.core.scorers.baselines import entropy_scores, oracle_scores, random_sc
 from oarl.core.scorers.gradient import gradient_scores
 from oarl.core.scorers.gradient_variants import gradient_avg_scores, gradient_rms_scores
 from oarl.core.scorers.horizon import horizon_perturbation_scores
+from oarl.core.scorers.kv_linear import linear_perturbation_scores
 from oarl.core.scorers.linearized import linearized_scores
 from oarl.core.scorers.path import path_scores
 from oarl.core.scorers.perturbation import perturbation_scores
@@ -45,6 +46,7 @@ SCORERS: dict[str, Scorer] = {
     "perturbation_prerank": prerank_perturbation_scores,
     "perturbation_refine": refine_perturbation_scores,
     "perturbation_horizon": horizon_perturbation_scores,  # horizon.py: truncated propagation + span correction
+    "perturbation_linear": linear_perturbation_scores,  # kv_linear.py: masked position exact, propagation linear
 }
 
 
@@ -74,6 +76,7 @@ __all__ = [
     "gradient_rms_scores",
     "gradient_scores",
     "horizon_perturbation_scores",
+    "linear_perturbation_scores",
     "linearized_scores",
     "naive_perturbation_scores",
     "oracle_scores",
