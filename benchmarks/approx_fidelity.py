@@ -42,10 +42,20 @@ APPROX = {
     "horizon h=0 m=8 w=64": ("perturbation_horizon", {"horizon": 0, "copies_per_chunk": 8, "window": 64}),
     "horizon h=0 m=8 w=128": ("perturbation_horizon", {"horizon": 0, "copies_per_chunk": 8, "window": 128}),
     "horizon h=16 m=16 w=64": ("perturbation_horizon", {"horizon": 16, "copies_per_chunk": 16, "window": 64}),
+    "linear r=4": ("perturbation_linear", {"fisher_rank": 4}),
+    "linear r=8": ("perturbation_linear", {"fisher_rank": 8}),
+    "linear r=16": ("perturbation_linear", {"fisher_rank": 16}),
     "OAR-G noise 1e-3": ("gradient", {"noise_std": 1e-3}),
     "OAR-G noise 0.1": ("gradient", {"noise_std": 0.1}),
 }
-TIMED = ("span w=64", "prerank f=0.05", "refine w=32 f=0.03", "horizon h=0 m=8 w=64", "OAR-G noise 1e-3")
+TIMED = (
+    "span w=64",
+    "prerank f=0.05",
+    "refine w=32 f=0.03",
+    "horizon h=0 m=8 w=64",
+    "linear r=8",
+    "OAR-G noise 1e-3",
+)
 
 
 def tiny_model(init: float, vocab: int = 49) -> torch.nn.Module:
@@ -85,7 +95,7 @@ def fidelity(a: argparse.Namespace) -> dict:
             ref, c_ex = _run(model, batch, "perturbation", {})
             case = {"init": init, "T": T, "exact": {"seconds": c_ex.seconds / a.n, "units": c_ex.cost_units / a.n},
                     "approx": {}}  # fmt: skip
-            for label, (name, opts) in APPROX.items():
+            for label, (name, opts) in _selected(a).items():
                 s, c = _run(model, batch, name, opts)
                 r = row_fidelity(s, ref, batch["reasoning_mask"])
                 case["approx"][label] = {
@@ -96,7 +106,7 @@ def fidelity(a: argparse.Namespace) -> dict:
                 print(init, T, label, {k: round(v["mean"], 3) if isinstance(v, dict) else round(v, 3)
                                        for k, v in case["approx"][label].items()}, flush=True)  # fmt: skip
             out["cases"].append(case)
-            atomic_write_json(Path(a.out) / "approx_fidelity.json", out, indent=1)
+            atomic_write_json(Path(a.out) / f"approx_fidelity{a.tag}.json", out, indent=1)
     return out
 
 
@@ -115,12 +125,12 @@ def timing(a: argparse.Namespace) -> dict:
             t0 = time.perf_counter()
             perturbation_scores(model, *args)
             row["exact"] = time.perf_counter() - t0
-        for label in TIMED:
+        for label in (t for t in TIMED if t in _selected(a)):
             name, opts = APPROX[label]
             row[label] = _run(model, batch, name, opts)[1].seconds
         out["seconds"][T] = row
         print(T, {k: round(v, 3) for k, v in row.items()}, flush=True)
-        atomic_write_json(Path(a.out) / "approx_timing.json", out, indent=1)
+        atomic_write_json(Path(a.out) / f"approx_timing{a.tag}.json", out, indent=1)
     return out
 
 
@@ -146,7 +156,7 @@ def oracle(a: argparse.Namespace) -> dict:
         batch = {k: v[keep] for k, v in batch.items()}
         T = batch["reasoning_mask"].sum(-1).float().mean().item()
         case: dict = {"chatter": [lo, hi], "rows": int(keep.sum()), "mean_T": T, "scorers": {}}
-        labels = ["exact", *(k for k in APPROX if "OAR-G noise 0.1" != k)] + ["OAR-G noise 0.1"]
+        labels = ["exact", *_selected(a)]
         ref = None
         for label in labels:
             name, opts = ("perturbation", {}) if label == "exact" else APPROX[label]
@@ -163,8 +173,18 @@ def oracle(a: argparse.Namespace) -> dict:
             print(lo, hi, round(T), label, round(case["scorers"][label]["recall"]["mean"], 3),
                   round(case["scorers"][label]["spearman_vs_exact"]["mean"], 3), flush=True)  # fmt: skip
         out["cases"].append(case)
-        atomic_write_json(Path(a.out) / "approx_oracle.json", out, indent=1)
+        atomic_write_json(Path(a.out) / f"approx_oracle{a.tag}.json", out, indent=1)
     return out
+
+
+def _selected(a: argparse.Namespace) -> dict:
+    """The approximations to run: ``--labels`` (comma-separated), else all of :data:`APPROX`."""
+    if not a.labels:
+        return APPROX
+    unknown = set(a.labels.split(",")) - set(APPROX)
+    if unknown:
+        raise SystemExit(f"unknown labels {sorted(unknown)}; known: {list(APPROX)}")
+    return {k: APPROX[k] for k in a.labels.split(",")}
 
 
 def _scale_options(opts: dict, T: float) -> dict:
@@ -183,6 +203,8 @@ def main() -> None:
     p.add_argument("--max-naive", type=int, default=512)
     p.add_argument("--max-exact", type=int, default=1024)
     p.add_argument("--model", default="runs/cache/flag-sft-latest")
+    p.add_argument("--labels", default="", help="comma-separated approximations to run (default: all)")
+    p.add_argument("--tag", default="", help="suffix of the JSON file names (keeps earlier runs)")
     p.add_argument("--chatter", default="16-24,60-80", help="chatter length ranges (oracle part)")
     a = p.parse_args()
     torch.set_num_threads(1)

@@ -88,7 +88,12 @@ def build_batch(case: ScorerCase, vocab: int) -> tuple[torch.Tensor, ...]:
 
 
 def scorer_fns(case: ScorerCase) -> dict:
-    from oarl.core.scorers import gradient_scores, naive_perturbation_scores, perturbation_scores
+    from oarl.core.scorers import (
+        gradient_scores,
+        linear_perturbation_scores,
+        naive_perturbation_scores,
+        perturbation_scores,
+    )
 
     return {
         "naive_oar_p": lambda m, b: naive_perturbation_scores(
@@ -96,6 +101,7 @@ def scorer_fns(case: ScorerCase) -> dict:
         ),
         "oar_p": lambda m, b: perturbation_scores(m, *b, max_batch_tokens=case.max_batch_tokens),
         "oar_g": lambda m, b: gradient_scores(m, *b, generator=torch.Generator(case.device).manual_seed(0)),
+        "oar_p_linear": lambda m, b: linear_perturbation_scores(m, *b),  # approximate OAR-P, linear in T
     }
 
 

@@ -27,7 +27,7 @@ class StepTimer(TrainerCallback):
 
 def step_times(
     model_path: str | Path,
-    methods: tuple[str, ...] = ("none", "gradient", "perturbation"),
+    methods: tuple[str, ...] = ("none", "gradient", "perturbation", "perturbation_linear"),
     steps: int = 6,
     rounds: int = 2,
     prompts_per_step: int = 8,

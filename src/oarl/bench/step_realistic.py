@@ -24,6 +24,7 @@ METHODS: dict[str, tuple[str, dict]] = {
     "OAR-G": ("gradient", {}),
     "OAR-P exact": ("perturbation", {}),
     "OAR-P horizon": ("perturbation_horizon", {"horizon": 0, "copies_per_chunk": 8, "window": 64}),
+    "OAR-P linear": ("perturbation_linear", {"fisher_rank": 8}),
 }
 
 
