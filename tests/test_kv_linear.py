@@ -1,4 +1,4 @@
-"""perturbation_linear: the masked position exact, its propagation to the probe first order.
+"""perturbation_linear: the masked position and its direct paths exact, the other paths first order.
 
 As the replacement embedding approaches the token's own, OAR-P's KL is second order in the distance and the
 scorer's (first-order logit change, exact Fisher form at full rank) must agree with exact OAR-P to relative
@@ -52,12 +52,15 @@ def test_matches_exact_oarp_for_small_replacements(arch, pad_side, probe):
     assert (got[~rm] == 0).all()
 
 
-def test_error_shrinks_with_the_replacement_distance():
+@pytest.mark.parametrize("direct", [True, False])
+def test_error_shrinks_with_the_replacement_distance(direct):
     batch, errs = _batch("right"), []
     for eps in (1e-2, 1e-3):
         model = _near_mask_model("llama", eps)
         exact = perturbation_scores(model, *batch, mask_token_id=MASK)
-        got = linear_perturbation_scores(model, *batch, mask_token_id=MASK, fisher_rank=V, fisher_top=V)
+        got = linear_perturbation_scores(
+            model, *batch, mask_token_id=MASK, fisher_rank=V, fisher_top=V, direct=direct
+        )
         errs.append(float((got - exact)[batch[2]].norm() / exact[batch[2]].norm()))
     assert errs[1] < errs[0] / 4, errs  # first order: ~10x smaller
 
@@ -97,3 +100,14 @@ def test_restores_the_attention_implementation_and_rejects_sliding_window():
     assert model.config._attn_implementation == before
     with pytest.raises(ValueError, match="fisher_rank"):
         linear_perturbation_scores(tiny_lm("llama", vocab=V), *batch, fisher_rank=0)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+@pytest.mark.parametrize("pad_side", ["right", "left"])
+@pytest.mark.parametrize("probe", ["as_mean", "lt_logits", "as_joint"])
+def test_exact_for_one_layer_models(arch, pad_side, probe):
+    """One layer: every path from t to the probe is direct, so the streams forward is exact OAR-P."""
+    model, batch = tiny_lm(arch, vocab=V, layers=1), layout(ROWS, pad_side=pad_side, vocab=V)
+    exact = perturbation_scores(model, *batch, probe=probe)
+    got = linear_perturbation_scores(model, *batch, probe=probe, fisher_rank=1)
+    torch.testing.assert_close(got, exact, atol=1e-5, rtol=1e-4)
