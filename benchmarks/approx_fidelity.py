@@ -45,6 +45,7 @@ APPROX = {
     "linear r=4": ("perturbation_linear", {"fisher_rank": 4}),
     "linear r=8": ("perturbation_linear", {"fisher_rank": 8}),
     "linear r=16": ("perturbation_linear", {"fisher_rank": 16}),
+    "linear r=8 all-linear": ("perturbation_linear", {"fisher_rank": 8, "direct": False}),
     "OAR-G noise 1e-3": ("gradient", {"noise_std": 1e-3}),
     "OAR-G noise 0.1": ("gradient", {"noise_std": 0.1}),
 }

@@ -97,9 +97,57 @@ def step_md(step: dict) -> list[str]:
     return out
 
 
+def merged_fidelity() -> dict | None:
+    """approx_fidelity.json, its linear rows replaced by approx_fidelity_linear.json's (same init and T; the
+    current perturbation_linear), and the T = 4096 cases of approx_fidelity_4096.json appended."""
+    fid = _load("approx_fidelity.json")
+    if fid is None:
+        return None
+    lin = {
+        (c["init"], c["T"]): c["approx"]
+        for c in (_load("approx_fidelity_linear.json") or {"cases": []})["cases"]
+    }
+    for case in fid["cases"]:
+        new = lin.get((case["init"], case["T"]))
+        if new:
+            case["approx"] = {k: v for k, v in case["approx"].items() if not k.startswith("linear")} | new
+    fid["cases"] += (_load("approx_fidelity_4096.json") or {"cases": []})["cases"]
+    return fid
+
+
+# Cost model for trainer steps, in forward token-passes F of the policy per completion token. Scoring
+# backwards take input gradients only (~1 F); training's backward also computes weight gradients (~2 F).
+TRAIN_UNITS = 3.0  # GRPO's policy forward + backward per completion token (beta = 0: no reference model)
+PAPER_G = 3.0 / 0.4 - TRAIN_UNITS  # generation cost at which OAR-G's 3 F/token is the paper's 1.4x step
+
+
+def scorer_units(name: str, T: int, K: int = 4, rank: int = 8, window: int = 64) -> float:
+    """Forward-token-pass equivalents per completion token (prompt ignored, answer of K tokens)."""
+    return {
+        "OAR-G": 3.0,  # clean forward, noisy forward, input backward
+        "OAR-P exact": (T + 1) / 2 + 1,  # a copy masked at t recomputes t .. T; plus the clean forward
+        f"OAR-P linear r={rank}": (2 + K) + 1 + rank,  # streams (L + C + C K), cross forward, r backwards
+        f"OAR-P span w={window}": (T / window + 1) / 2 + 1,
+    }[name]
+
+
+def estimate_md() -> list[str]:
+    """Step-time ratios vs GRPO for a 7B policy, from the cost model above and the generation cost ``G``."""
+    out = ["| completion tokens | generation G (F / token) | " + " | ".join(
+        ["OAR-G", "OAR-P linear r=8", "OAR-P span w=64", "OAR-P exact"]) + " |", "|---|---|---|---|---|---|"]  # fmt: skip
+    # G = 4.5 F/token makes OAR-G cost the paper's measured 1.4x at ~1k tokens (the calibration); at 8k
+    # tokens a decode step reads ~8x more KV cache, so G grows (20: half of a 1k decode step is KV reads).
+    for T, G in ((1024, PAPER_G), (8192, PAPER_G), (8192, 20.0)):
+        base = G + TRAIN_UNITS
+        names = ["OAR-G", "OAR-P linear r=8", "OAR-P span w=64", "OAR-P exact"]
+        out.append(f"| {T} | {G:.1f} | " + " | ".join(f"{(base + scorer_units(n, T)) / base:.2f}x" for n in names)
+                   + " |")  # fmt: skip
+    return out
+
+
 def main() -> None:
     md: list[str] = []
-    if fid := _load("approx_fidelity.json"):
+    if fid := merged_fidelity():
         md += ["## Fidelity vs cost", "", *fidelity_md(fid), ""]
         fidelity_png(fid, R / "approx_fidelity.png")
     if tim := _load("approx_timing.json"):
@@ -108,6 +156,7 @@ def main() -> None:
         md += ["## Oracle recall (flag task)", "", *oracle_md(orc), ""]
     if step := _load("step_realistic.json"):
         md += ["## Step time, ~30M policy, 256-token completions", "", *step_md(step), ""]
+    md += ["## Estimated step time vs GRPO, 7B policy (cost model, not measured)", "", *estimate_md(), ""]
     (R / "approx.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

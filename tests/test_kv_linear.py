@@ -111,3 +111,5 @@ def test_exact_for_one_layer_models(arch, pad_side, probe):
     exact = perturbation_scores(model, *batch, probe=probe)
     got = linear_perturbation_scores(model, *batch, probe=probe, fisher_rank=1)
     torch.testing.assert_close(got, exact, atol=1e-5, rtol=1e-4)
+    direct_only = linear_perturbation_scores(model, *batch, probe=probe, indirect=False)  # no backward at all
+    torch.testing.assert_close(direct_only, exact, atol=1e-5, rtol=1e-4)

@@ -98,6 +98,7 @@ def linear_perturbation_scores(
     fisher_rank: int = 8,
     fisher_top: int = 512,
     direct: bool = True,
+    indirect: bool = True,
     **_: object,
 ) -> Tensor:
     """OAR-P's ``KL(p_clean || p_{t <- mask})``, the masked position and its direct paths exact, the rest linear.
@@ -109,6 +110,7 @@ def linear_perturbation_scores(
         fisher_rank: directions of the Fisher form the indirect change is kept along (one backward each).
         fisher_top: likeliest outcomes the Fisher form is built from (renormalised).
         direct: compute the direct paths to the probe exactly (False: first order too; the ablation).
+        indirect: add the first-order indirect change (False: direct paths only, no backward at all).
 
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
@@ -143,47 +145,63 @@ def linear_perturbation_scores(
                                    torch.cat(ids, 1), inputs_embeds=torch.cat(parts, 1))  # fmt: skip
         h_probe = gather_positions(hs[:, :L], P)  # [B, K, D] clean
         h_copy = hs[:, L + C :].reshape(B, C, K, -1) if direct else h_probe.unsqueeze(1)  # [B, C | 1, K, D]
-        deltas = [d for layer in sorted(st.deltas) for d in st.deltas[layer]]
+    deltas = [d for layer in sorted(st.deltas) for d in st.deltas[layer]]
     cross = Streams("cross", valid, reads_eps=~probe_at if direct else torch.ones_like(valid))
-    with eval_mode(model), torch.enable_grad(), kv_pass(model, cross):
-        hidden, _ = decoder_hidden(model, attention_mask, pos, inputs_embeds=e)
-        leaves = [t for layer in sorted(cross.eps) for t in cross.eps[layer]]
 
-        def indirect(out: Tensor, retain: bool) -> Tensor:  # [B, C]: sum_l <d out / d eps_l, delta_l> at t_c
-            grads = torch.autograd.grad(out, leaves, retain_graph=retain, allow_unused=True)
-            at = copy_pos[:, None, :, None]
-            return sum(
-                (g.gather(2, at.expand(-1, g.shape[1], -1, g.shape[-1])) * d)
-                .to(torch.promote_types(g.dtype, torch.float32))
-                .sum((1, 3))
-                for g, d in zip(grads, deltas, strict=True)
-                if g is not None
-            )
+    def changes(outputs) -> Tensor:  # [B, C, n]: first-order indirect change of each output, copy by copy
+        return _indirect(model, e, attention_mask, pos, cross, copy_pos, deltas, outputs)
 
-        if probe == "as_joint":
-            J = _joint(model, gather_positions(hidden, P), Pv, probe_of.targets)
-            dJ = indirect((J * probe_of.row_valid).sum(), False)
-            J = J.detach()
-            scores_c = J.unsqueeze(1) - (_joint(model, h_copy, Pv[:, None], probe_of.targets[:, None]) + dJ)
-        else:
-            hbar = probe_logits(gather_positions(hidden, P), Pv, probe)  # [B, D]: the probe's input
+    if probe == "as_joint":
+        J = _joint(model, h_probe, Pv, probe_of.targets)
+        scores_c = J.unsqueeze(1) - _joint(model, h_copy, Pv[:, None], probe_of.targets[:, None])
+        if indirect:
+
+            def joint(hid: Tensor) -> list[Tensor]:
+                return [
+                    (_joint(model, gather_positions(hid, P), Pv, probe_of.targets) * probe_of.row_valid).sum()
+                ]
+
+            scores_c = scores_c - changes(joint)[..., 0]
+    else:
+        z = head_logits(model, probe_logits(h_probe, Pv, probe))
+        z = z.to(torch.promote_types(z.dtype, torch.float32))
+        h_new = probe_logits(h_copy.flatten(0, 1), Pv.repeat_interleave(h_copy.shape[1], 0), probe)
+        h_new = h_new.view(B, -1, h_new.shape[-1])
+        if indirect:
             _, head = decoder_and_head(model)
-            z = head_logits(model, hbar.detach())
-            z = z.to(torch.promote_types(z.dtype, torch.float32))
-            dirs, _ = fisher_directions(head.weight, z, fisher_rank, fisher_top)
-            dh = torch.stack([indirect((dirs[:, i] * hbar).sum(), i < dirs.shape[1] - 1)
-                              for i in range(dirs.shape[1])], -1)  # fmt: skip
-            h_dir = probe_logits(h_copy.flatten(0, 1), Pv.repeat_interleave(h_copy.shape[1], 0), probe)
-            h_new = h_dir.view(B, -1, h_dir.shape[-1]) + torch.einsum(
-                "bcr,brd->bcd", dh, dirs.to(dh.dtype)
-            ).to(h_dir.dtype)
-            scores_c = _kl_to(model, z, h_new)
+            dirs, _ = fisher_directions(head.weight, z, fisher_rank, fisher_top)  # [B, r, D]
+
+            def along(hid: Tensor) -> list[Tensor]:  # the probe's input along each Fisher direction
+                return [(d * probe_logits(gather_positions(hid, P), Pv, probe)).sum() for d in dirs.unbind(1)]
+
+            dh = changes(along)
+            h_new = h_new + torch.einsum("bcr,brd->bcd", dh, dirs.to(dh.dtype)).to(h_new.dtype)
+        scores_c = _kl_to(model, z, h_new)
     scores = torch.zeros(B, L, dtype=torch.float32, device=input_ids.device)
     scores.scatter_add_(1, copy_pos, scores_c.detach().float() * copy_valid)  # copies are distinct positions
     _exact_at_probe(
         model, input_ids, attention_mask, reasoning_mask, answer_mask, probe, mask_id, probe_of, scores
     )
     return scores * probe_of.scored(reasoning_mask)
+
+
+def _indirect(model, embeds, attention_mask, pos, cross: Streams, copy_pos, deltas, outputs) -> Tensor:
+    """``[B, C, n]``: ``sum_l <d out_i / d eps_l, delta_l>`` at every copy's position, for the ``n`` scalars
+    ``outputs(hidden)`` returns (rows summed: rows are independent), from one cross-mode forward."""
+    with eval_mode(model), torch.enable_grad(), kv_pass(model, cross):
+        hidden, _ = decoder_hidden(model, attention_mask, pos, inputs_embeds=embeds)
+        outs = outputs(hidden)
+        leaves = [t for layer in sorted(cross.eps) for t in cross.eps[layer]]
+        at = copy_pos[:, None, :, None]
+        cols = []
+        for i, out in enumerate(outs):
+            grads = torch.autograd.grad(out, leaves, retain_graph=i < len(outs) - 1, allow_unused=True)
+            cols.append(sum(
+                (g.gather(2, at.expand(-1, g.shape[1], -1, g.shape[-1])) * d)
+                .to(torch.promote_types(g.dtype, torch.float32)).sum((1, 3))
+                for g, d in zip(grads, deltas, strict=True) if g is not None
+            ))  # fmt: skip
+    return torch.stack(cols, -1).detach()
 
 
 def _kl_to(model: nn.Module, z: Tensor, h: Tensor, chunk: int = 1 << 24) -> Tensor:
