@@ -109,7 +109,7 @@ def test_exact_for_one_layer_models(arch, pad_side, probe):
     """One layer: every path from t to the probe is direct, so the streams forward is exact OAR-P."""
     model, batch = tiny_lm(arch, vocab=V, layers=1), layout(ROWS, pad_side=pad_side, vocab=V)
     exact = perturbation_scores(model, *batch, probe=probe)
-    got = linear_perturbation_scores(model, *batch, probe=probe, fisher_rank=1)
+    got = linear_perturbation_scores(model, *batch, probe=probe, fisher_rank=1, divergence="exact")
     torch.testing.assert_close(got, exact, atol=1e-5, rtol=1e-4)
-    direct_only = linear_perturbation_scores(model, *batch, probe=probe, indirect=False)  # no backward at all
+    direct_only = linear_perturbation_scores(model, *batch, probe=probe, indirect=False, divergence="exact")
     torch.testing.assert_close(direct_only, exact, atol=1e-5, rtol=1e-4)
