@@ -115,6 +115,23 @@ def merged_fidelity() -> dict | None:
     return fid
 
 
+def merged_oracle() -> dict | None:
+    """approx_oracle.json with its linear rows replaced by approx_oracle_linear.json's (same chatter range)."""
+    orc = _load("approx_oracle.json")
+    if orc is None:
+        return None
+    lin = {
+        tuple(c["chatter"]): c["scorers"]
+        for c in (_load("approx_oracle_linear.json") or {"cases": []})["cases"]
+    }
+    for case in orc["cases"]:
+        new = lin.get(tuple(case["chatter"]))
+        if new:
+            keep = {k: v for k, v in case["scorers"].items() if not k.startswith("linear")}
+            case["scorers"] = keep | {k: v for k, v in new.items() if k != "exact"}
+    return orc
+
+
 # Cost model for trainer steps, in forward token-passes F of the policy per completion token. Scoring
 # backwards take input gradients only (~1 F); training's backward also computes weight gradients (~2 F).
 TRAIN_UNITS = 3.0  # GRPO's policy forward + backward per completion token (beta = 0: no reference model)
@@ -152,7 +169,7 @@ def main() -> None:
         fidelity_png(fid, R / "approx_fidelity.png")
     if tim := _load("approx_timing.json"):
         md += ["## Seconds per sequence vs T", "", *timing_md_png(tim, R / "approx_timing.png"), ""]
-    if orc := _load("approx_oracle.json"):
+    if orc := merged_oracle():
         md += ["## Oracle recall (flag task)", "", *oracle_md(orc), ""]
     if step := _load("step_realistic.json"):
         md += ["## Step time, ~30M policy, 256-token completions", "", *step_md(step), ""]

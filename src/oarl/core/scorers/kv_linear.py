@@ -23,8 +23,9 @@ all copies in one forward and (iii) to first order (:mod:`oarl.core.scorers.stre
    importance = drop.
 
 ``direct=False`` drops step 1's probe streams (every path first order, from position ``t``'s exact change).
-Reasoning tokens at probe positions (the token right before the answer) are scored with exact OAR-P. Exact
-for 1-layer models (there are no indirect paths); exact to first order in the replacement distance always.
+Reasoning tokens at probe positions (the token right before the answer) are scored with exact OAR-P. With
+``divergence="exact"`` it is exact OAR-P for 1-layer models (no indirect paths); it is always exact to first
+order in the replacement distance.
 Cost ``~(1 + K) T`` token-passes of the streams, ``L`` forward and ``fisher_rank`` backwards a row: linear in
 ``T`` (exact OAR-P: ``~T^2 / 2``), plus the probe streams' attention over the prefix (``T K L`` scores).
 """
