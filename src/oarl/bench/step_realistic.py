@@ -127,7 +127,9 @@ def realistic_step_times(
     return out
 
 
-if __name__ == "__main__":  # OMP_NUM_THREADS=1 python -m oarl.bench.step_realistic OUT.json [steps] [rounds]
+if (
+    __name__ == "__main__"
+):  # OMP_NUM_THREADS=1 python -m oarl.bench.step_realistic OUT.json [steps] [rounds] [labels]
     import json
     import sys
 
@@ -135,7 +137,8 @@ if __name__ == "__main__":  # OMP_NUM_THREADS=1 python -m oarl.bench.step_realis
 
     torch.set_num_threads(1)
     path = build_policy(Path("runs/bench/policy-30m"), "runs/cache/flag-sft-latest")
-    res = realistic_step_times(path, steps=int(sys.argv[2]) if len(sys.argv) > 2 else 3,
+    only = sys.argv[4].split(",") if len(sys.argv) > 4 else list(METHODS)  # e.g. "GRPO,OAR-G,OAR-P linear"
+    res = realistic_step_times(path, {k: METHODS[k] for k in only}, steps=int(sys.argv[2]) if len(sys.argv) > 2 else 3,
                                rounds=int(sys.argv[3]) if len(sys.argv) > 3 else 1)  # fmt: skip
     atomic_write_json(Path(sys.argv[1]), res, indent=1)
     print(json.dumps(res, indent=1))

@@ -26,8 +26,9 @@ all copies in one forward and (iii) to first order (:mod:`oarl.core.scorers.stre
 Reasoning tokens at probe positions (the token right before the answer) are scored with exact OAR-P. With
 ``divergence="exact"`` it is exact OAR-P for 1-layer models (no indirect paths); it is always exact to first
 order in the replacement distance.
-Cost ``~(1 + K) T`` token-passes of the streams, ``L`` forward and ``fisher_rank`` backwards a row: linear in
-``T`` (exact OAR-P: ``~T^2 / 2``), plus the probe streams' attention over the prefix (``T K L`` scores).
+Cost ``~(2 + K) T`` token-passes of the streams (rows are grouped by answer length ``K``), an ``L``-token
+forward and ``fisher_rank`` backwards a row: linear in ``T`` (exact OAR-P: ``~T^2 / 2``), plus the probe
+streams' attention over the prefix (``T K L`` scores).
 """
 
 from __future__ import annotations
@@ -130,6 +131,18 @@ def linear_perturbation_scores(
         )
     mask_id = default_mask_token_id(model, mask_token_id)
     probe_of = EmbeddingProbe(model, input_ids, attention_mask, answer_mask, probe)
+    counts = probe_of.valid.sum(-1)
+    if (
+        direct and len(counts.unique()) > 1
+    ):  # probe streams cost C x K a row: batch rows of equal answer length
+        opts = dict(probe=probe, mask_token_id=mask_id, fisher_rank=fisher_rank, fisher_top=fisher_top,
+                    direct=direct, indirect=indirect, divergence=divergence)  # fmt: skip
+        out = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
+        for k in counts.unique():
+            rows = (counts == k).nonzero().flatten()
+            sub = (t[rows] for t in (input_ids, attention_mask, reasoning_mask, answer_mask))
+            out[rows] = linear_perturbation_scores(model, *sub, **opts)
+        return out
     P, Pv = probe_of.positions, probe_of.valid
     B, L = input_ids.shape
     K = P.shape[1]
