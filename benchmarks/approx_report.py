@@ -33,6 +33,36 @@ def fidelity_md(fid: dict) -> list[str]:
     return out
 
 
+HEADLINE = ("linear r=8", "linear r=4", "linear r=16", "linear r=8 all-linear", "span w=64", "horizon h=16 m=16 w=64",
+            "refine w=32 f=0.03", "OAR-G noise 1e-3")  # fmt: skip
+
+
+def headline_md(fid: dict) -> list[str]:
+    """The README's table: perturbation_linear (default r=8) beside the best of the other approximations."""
+    out = ["| init std | T | exact s/row | scorer | Spearman vs exact | top-10% overlap | x cheaper (passes) | x cheaper (s) |",
+           "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for case in sorted(fid["cases"], key=lambda c: (c["init"], c["T"])):
+        for label in (h for h in HEADLINE if h in case["approx"]):
+            v = case["approx"][label]
+            out.append(
+                f"| {case['init']} | {case['T']} | {case['exact']['seconds']:.1f} | {label} | "
+                f"{v['spearman']['mean']:.3f} | {v['top_overlap']['mean']:.3f} | {v['cheaper_units']:.1f} | "
+                f"{v['cheaper_seconds']:.1f} |"
+            )
+    return out
+
+
+def trained_md(tr: dict) -> list[str]:
+    out = [f"| scorer (flag warm start, T ≈ {tr['mean_T']:.0f}, {tr['rows']} rows) | Spearman vs exact | top-10% overlap |",
+           "|---|---|---|"]  # fmt: skip
+    out += [f"| {k} | {v['spearman']:.3f} | {v['top_overlap']:.3f} |" for k, v in tr["reach"].items()]
+    out += ["", "| mask embedding distance / norm | relative error of perturbation_linear (full rank) | Spearman |",
+            "|---|---|---|"]  # fmt: skip
+    out += [f"| {k} | {v['relative_error']:.3f} | {v['spearman']:.3f} |" for k, v in tr["distance"].items()
+            if isinstance(v, dict)]  # fmt: skip
+    return out
+
+
 def fidelity_png(fid: dict, path: Path) -> None:
     cases = fid["cases"]
     fig, axes = plt.subplots(1, len(cases), figsize=(4.2 * len(cases), 4), squeeze=False)
@@ -165,12 +195,17 @@ def estimate_md() -> list[str]:
 def main() -> None:
     md: list[str] = []
     if fid := merged_fidelity():
+        md += ["## perturbation_linear beside the other approximations", "", *headline_md(fid), ""]
         md += ["## Fidelity vs cost", "", *fidelity_md(fid), ""]
         fidelity_png(fid, R / "approx_fidelity.png")
     if tim := _load("approx_timing.json"):
         md += ["## Seconds per sequence vs T", "", *timing_md_png(tim, R / "approx_timing.png"), ""]
     if orc := merged_oracle():
         md += ["## Oracle recall (flag task)", "", *oracle_md(orc), ""]
+    if tr := _load("approx_trained.json"):
+        md += ["## Trained model: how far and how non-linearly effects travel", "", *trained_md(tr), ""]
+    if step := _load("step_realistic_b.json"):
+        md += ["## Step time, ~30M policy, 256-token completions (second run)", "", *step_md(step), ""]
     if step := _load("step_realistic.json"):
         md += ["## Step time, ~30M policy, 256-token completions", "", *step_md(step), ""]
     md += ["## Estimated step time vs GRPO, 7B policy (cost model, not measured)", "", *estimate_md(), ""]
