@@ -63,21 +63,45 @@ def trained_md(tr: dict) -> list[str]:
     return out
 
 
+FAMILY = {"span": "tab:blue", "prerank": "tab:orange", "refine": "tab:brown", "horizon": "tab:green",
+          "linear": "tab:red", "OAR-G": "tab:gray"}  # fmt: skip
+
+
 def fidelity_png(fid: dict, path: Path) -> None:
-    cases = fid["cases"]
-    fig, axes = plt.subplots(1, len(cases), figsize=(4.2 * len(cases), 4), squeeze=False)
-    for ax, case in zip(axes[0], cases, strict=True):
+    """Spearman vs token-pass saving, one panel per (init std, T); colour = approximation family."""
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    inits = sorted({c["init"] for c in fid["cases"]})
+    lengths = sorted({c["T"] for c in fid["cases"]})
+    fig, axes = plt.subplots(
+        len(inits), len(lengths), figsize=(4.3 * len(lengths), 3.8 * len(inits)), squeeze=False
+    )
+    for case in fid["cases"]:
+        ax = axes[inits.index(case["init"])][lengths.index(case["T"])]
         for label, v in case["approx"].items():
-            ax.scatter(v["cheaper_units"], v["spearman"]["mean"], s=18)
-            ax.annotate(label, (v["cheaper_units"], v["spearman"]["mean"]), fontsize=6)
-        ax.axhline(0.9, ls=":", c="gray")
-        ax.axvline(20, ls=":", c="gray")
-        ax.set_xscale("log")
-        ax.set_xlabel("cheaper than exact (forward token-passes)")
-        ax.set_ylabel("mean Spearman vs exact OAR-P")
-        ax.set_title(f"T={case['T']}, init std {case['init']}", fontsize=9)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
+            colour = FAMILY[label.split()[0]]
+            big = label == "linear r=8"
+            x, y = v["cheaper_units"], v["spearman"]["mean"]
+            ax.scatter(x, y, s=40 if big else 16, c=colour, edgecolors="k" if big else "none", zorder=3)
+            ax.annotate(label, (x, y), fontsize=5.5, xytext=(3, 2), textcoords="offset points")
+    for r, init in enumerate(inits):
+        for c, T in enumerate(lengths):
+            ax = axes[r][c]
+            ax.axhline(0.9, ls=":", c="gray")
+            ax.axvline(20, ls=":", c="gray")
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(FixedLocator([1, 3, 10, 30, 100, 300, 1000]))
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.set_title(f"T={T}, init std {init}", fontsize=9)
+            ax.grid(alpha=0.3)
+            if r == len(inits) - 1:
+                ax.set_xlabel("x cheaper than exact (forward token-passes)")
+            if c == 0:
+                ax.set_ylabel("mean Spearman vs exact OAR-P")
+    handles = [plt.Line2D([], [], marker="o", ls="", c=v, label=k) for k, v in FAMILY.items()]
+    fig.legend(handles=handles, loc="upper center", ncol=len(FAMILY), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
