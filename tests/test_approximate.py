@@ -72,6 +72,7 @@ def test_step_spans_cut_at_step_end_tokens():
     [
         ("perturbation_span", {"window": 1}),
         ("perturbation_prerank", {"fraction": 1.0}),
+        ("perturbation_prerank", {"fraction": 1.0, "prerank": "perturbation_linear"}),
         ("perturbation_refine", {"window": 4, "fraction": 1.0}),
         ("perturbation_horizon", {"horizon": 10_000}),
         ("perturbation_horizon", {"horizon": 10_000, "window": 4}),

@@ -102,7 +102,7 @@ def reasoning_spans(
 def _prerank(model, input_ids, attention_mask, reasoning_mask, answer_mask, prerank: str, options) -> Tensor:
     from oarl.core.scorers import get_scorer  # the registry imports this module
 
-    if prerank.startswith("perturbation"):
+    if prerank.startswith("perturbation") and prerank != "perturbation_linear":  # the others grow as T^2
         raise ValueError(f"prerank must be a cheap scorer, got {prerank!r}")
     opts = {k: v for k, v in options.items() if k not in ("window", "fraction", "spread", "prerank")}
     s = get_scorer(prerank)(model, input_ids, attention_mask, reasoning_mask, answer_mask, **opts)
