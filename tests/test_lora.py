@@ -15,7 +15,7 @@ from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
 
 peft = pytest.importorskip("peft", reason="peft is not installed (pip install -e '.[peft]')")
 
-MODEL_SCORERS = ["perturbation", "gradient", "entropy"]
+MODEL_SCORERS = ["perturbation", "gradient", "entropy", "perturbation_linear"]
 ARGS = ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")
 
 
