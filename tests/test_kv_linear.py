@@ -113,3 +113,11 @@ def test_exact_for_one_layer_models(arch, pad_side, probe):
     torch.testing.assert_close(got, exact, atol=1e-5, rtol=1e-4)
     direct_only = linear_perturbation_scores(model, *batch, probe=probe, indirect=False, divergence="exact")
     torch.testing.assert_close(direct_only, exact, atol=1e-5, rtol=1e-4)
+
+
+def test_bf16_model_scores_finite_and_rank_like_float32():
+    model, batch = tiny_lm("qwen2", vocab=V), layout(ROWS, vocab=V)
+    ref = linear_perturbation_scores(model, *batch)
+    got = linear_perturbation_scores(model.to(torch.bfloat16), *batch)
+    assert got.dtype == torch.float32 and torch.isfinite(got).all()
+    assert min(row_fidelity(got, ref, batch[2])["spearman"]) > 0.9
