@@ -31,6 +31,18 @@ def check_probe(probe: str) -> str:
     return probe
 
 
+def ordered_positions(mask: Tensor, width: int) -> tuple[Tensor, Tensor]:
+    """The positions where ``mask[B, L]`` is set, in order: ``positions[B, width]`` (long; 0 in unused slots,
+    ``width <= L``) and ``valid[B, width]`` (bool)."""
+    m = mask.bool()
+    B, L = m.shape
+    idx = torch.arange(L, device=m.device).expand(B, L)
+    # Sort the set positions first (in order), everything else after them.
+    order = torch.where(m, idx, idx + L).sort(dim=-1).values[:, :width]
+    valid = torch.arange(width, device=m.device).expand(B, width) < m.sum(-1, keepdim=True)
+    return torch.where(valid, order, torch.zeros_like(order)), valid
+
+
 def probe_index(answer_mask: Tensor, probe: str) -> tuple[Tensor, Tensor]:
     """Positions whose logits the probe reads.
 
@@ -46,14 +58,9 @@ def probe_index(answer_mask: Tensor, probe: str) -> tuple[Tensor, Tensor]:
     check_probe(probe)
     am = answer_mask.bool().clone()
     am[:, 0] = False  # no position predicts token 0
-    B, L = am.shape
-    idx = torch.arange(L, device=am.device).expand(B, L)
-    # Sort answer positions first (in order), everything else after them.
-    order = torch.where(am, idx, idx + L).sort(dim=-1).values
     counts = am.sum(-1)
-    K = 1 if probe == "lt_logits" else max(int(counts.max().item()) if B else 0, 1)
-    first = order[:, :K]
-    valid = torch.arange(K, device=am.device).expand(B, K) < counts.unsqueeze(-1)
+    K = 1 if probe == "lt_logits" else max(int(counts.max().item()) if len(am) else 0, 1)
+    first, valid = ordered_positions(am, K)
     positions = torch.where(valid, first - 1, torch.zeros_like(first))
     return positions, valid
 

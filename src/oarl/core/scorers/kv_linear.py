@@ -46,7 +46,7 @@ from oarl.core.model import (
     head_logits,
     position_ids_from_mask,
 )
-from oarl.core.probes import check_probe
+from oarl.core.probes import check_probe, ordered_positions, probe_from_logits
 from oarl.core.scorers.gradient import EmbeddingProbe
 from oarl.core.scorers.linearized import probe_logits
 from oarl.core.scorers.streams import Streams, kv_pass
@@ -71,24 +71,13 @@ def fisher_directions(weight: Tensor, z: Tensor, rank: int, top_n: int) -> tuple
     return Vh[:, :r], S[:, :r].pow(2)
 
 
-def _copies(reasoning_mask: Tensor) -> tuple[Tensor, Tensor]:
-    """``copy_pos[B, C]`` (the reasoning positions, in order; padded with 0) and ``copy_valid[B, C]``."""
-    rm = reasoning_mask.bool()
-    C = max(int(rm.sum(-1).max()), 1)
-    L = rm.shape[1]
-    idx = torch.arange(L, device=rm.device).expand_as(rm)
-    order = torch.where(rm, idx, idx + L).sort(-1).values[:, :C]
-    valid = torch.arange(C, device=rm.device)[None, :] < rm.sum(-1, keepdim=True)
-    return torch.where(valid, order, torch.zeros_like(order)), valid
-
-
 def _joint(model: nn.Module, hidden: Tensor, valid: Tensor, targets: Tensor) -> Tensor:
-    """AS-Joint from probe-slot hidden states: ``hidden[..., K, D]`` -> mean answer log-prob ``[...]``."""
-    lp = head_logits(model, hidden)
-    lp = lp.to(torch.promote_types(lp.dtype, torch.float32)).log_softmax(-1)
-    tok = lp.gather(-1, targets.expand(*lp.shape[:-1]).unsqueeze(-1)).squeeze(-1)
-    w = valid.to(tok.dtype).expand_as(tok)
-    return (tok * w).sum(-1) / w.sum(-1).clamp(min=1.0)
+    """AS-Joint (:func:`probe_from_logits`) from probe-slot hidden states: ``hidden[..., K, D]`` -> ``[...]``;
+    ``valid`` / ``targets`` broadcast to ``[..., K]``."""
+    lead, K = hidden.shape[:-2], hidden.shape[-2]
+    logits = head_logits(model, hidden.reshape(-1, K, hidden.shape[-1]))
+    flat = (x.expand(*lead, K).reshape(-1, K) for x in (valid, targets))
+    return probe_from_logits(logits, *flat, "as_joint").view(lead)
 
 
 def linear_perturbation_scores(
@@ -148,7 +137,7 @@ def linear_perturbation_scores(
     K = P.shape[1]
     valid = attention_mask.bool()
     pos = position_ids_from_mask(attention_mask)
-    copy_pos, copy_valid = _copies(reasoning_mask)
+    copy_pos, copy_valid = ordered_positions(reasoning_mask, max(int(reasoning_mask.sum(-1).max()), 1))
     C = copy_pos.shape[1]
     p0 = torch.where(probe_of.row_valid, P[:, 0], torch.full_like(P[:, 0], L))
     embed = model.get_input_embeddings()
@@ -202,7 +191,14 @@ def linear_perturbation_scores(
     scores = torch.zeros(B, L, dtype=torch.float32, device=input_ids.device)
     scores.scatter_add_(1, copy_pos, scores_c.detach().float() * copy_valid)  # copies are distinct positions
     _exact_at_probe(
-        model, input_ids, attention_mask, reasoning_mask, answer_mask, probe, mask_id, probe_of, scores
+        model,
+        input_ids,
+        attention_mask,
+        answer_mask,
+        probe,
+        mask_id,
+        probe_at & reasoning_mask.bool(),
+        scores,
     )
     return scores * probe_of.scored(reasoning_mask)
 
@@ -247,15 +243,11 @@ def _divergence(model: nn.Module, z: Tensor, h: Tensor, kind: str, chunk: int = 
 
 
 def _exact_at_probe(
-    model, input_ids, attention_mask, reasoning_mask, answer_mask, probe, mask_id, probe_of, scores
-):
-    """Reasoning tokens at probe positions change the probe directly: score them with exact OAR-P (in place)."""
+    model, input_ids, attention_mask, answer_mask, probe, mask_id, at: Tensor, scores
+) -> None:
+    """Reasoning tokens at probe positions (``at[B, L]``) change the probe directly: exact OAR-P, in place."""
     from oarl.core.scorers.approximate import group_divergences
 
-    at = torch.zeros_like(reasoning_mask, dtype=torch.bool)
-    rows = torch.arange(len(at), device=at.device).unsqueeze(-1).expand_as(probe_of.positions)
-    at[rows[probe_of.valid], probe_of.positions[probe_of.valid]] = True
-    at &= reasoning_mask.bool()
     if not at.any():
         return
     groups = [[[int(t)] for t in row.nonzero().flatten()] for row in at]
