@@ -127,9 +127,8 @@ def realistic_step_times(
     return out
 
 
-if (
-    __name__ == "__main__"
-):  # OMP_NUM_THREADS=1 python -m oarl.bench.step_realistic OUT.json [steps] [rounds] [labels]
+# OMP_NUM_THREADS=1 python -m oarl.bench.step_realistic OUT.json [steps] [rounds] [labels]
+if __name__ == "__main__":
     import json
     import sys
 
