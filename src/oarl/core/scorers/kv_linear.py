@@ -121,9 +121,8 @@ def linear_perturbation_scores(
     mask_id = default_mask_token_id(model, mask_token_id)
     probe_of = EmbeddingProbe(model, input_ids, attention_mask, answer_mask, probe)
     counts = probe_of.valid.sum(-1)
-    if (
-        direct and len(counts.unique()) > 1
-    ):  # probe streams cost C x K a row: batch rows of equal answer length
+    # The probe streams cost C x K a row, K the batch's longest answer: score rows of equal answer length together.
+    if direct and len(counts.unique()) > 1:
         opts = dict(probe=probe, mask_token_id=mask_id, fisher_rank=fisher_rank, fisher_top=fisher_top,
                     direct=direct, indirect=indirect, divergence=divergence)  # fmt: skip
         out = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
