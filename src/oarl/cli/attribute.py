@@ -14,12 +14,16 @@ import json
 import sys
 from pathlib import Path
 
+from oarl.models.resolve import resolve_model
+
 FIELD_PAIRS = (("prompt", "completion"), ("question", "answer"))
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="oarl attribute", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="local model folder (model + tokenizer)")
+    p.add_argument(
+        "--model", required=True, help="local model folder (model + tokenizer) or short name (smollm2-135m)"
+    )
     src = p.add_argument_group("what to score (one source)")
     src.add_argument("--prompt", action="append", default=[], help="a prompt (pair with --completion)")
     src.add_argument("--completion", action="append", default=[], help="its completion")
@@ -189,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     from oarl.viz.attribution import METHOD_LABELS, attribute
     from oarl.viz.html_report import render_html
 
+    args.model = resolve_model(args.model)
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     tok = load_tokenizer(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model).to(args.device).eval()

@@ -15,12 +15,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from oarl.models.resolve import resolve_model
 from oarl.utils.atomic import atomic_write_json
 
 
 @dataclass
 class EvalArguments:
-    model: str = field(metadata={"help": "local model folder (weights + tokenizer)"})
+    model: str = field(
+        metadata={"help": "local model folder (weights + tokenizer) or short name (smollm2-135m)"}
+    )
     data: str = field(
         metadata={"help": "gsm8k (test) | gsm8k_train | math500 | arith | a .jsonl/.parquet file"}
     )
@@ -63,6 +66,11 @@ def main(argv: list[str]) -> int:
 
     parser = TrlParser([EvalArguments], prog="oarl eval", description=__doc__.splitlines()[0])
     (args,) = parser.parse_args_and_config(argv)
+    try:
+        args.model = resolve_model(args.model)
+    except FileNotFoundError as e:
+        print(f"oarl eval: error: {e}", file=sys.stderr)
+        return 2
     summary = run(args)
     ks = " ".join(f"pass@{k} {summary[f'pass@{k}']:.4f}" for k in args.ks())
     print(f"{ks}  ({summary['rows']} questions, n={args.n}) -> {summary['out_dir']}")

@@ -22,6 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+from oarl.models.registry import DEFAULT_MODEL
+from oarl.models.resolve import resolve_model
+
 ARMS = {"grpo": "none", "oar-g": "gradient", "oar-p": "perturbation"}
 NO_GPU = (
     "oarl gpu-check needs a CUDA GPU, and torch sees none on this machine. Run it where the GPU is, with a "
@@ -32,7 +35,10 @@ NO_GPU = (
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="oarl gpu-check", description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=os.environ.get("MODEL"), help="local model folder (default $MODEL)")
+    ap.add_argument(
+        "--model", default=os.environ.get("MODEL") or DEFAULT_MODEL,
+        help=f"local model folder or short name (default $MODEL, else {DEFAULT_MODEL})",
+    )  # fmt: skip
     ap.add_argument("--data", default="gsm8k", choices=["gsm8k", "flag"], help="scorer-check rows")
     ap.add_argument("--data-dir", default=None, help="benchmark folder (default ../shared/data)")
     ap.add_argument("--rows", type=int, default=16, help="rows for the scorer check")
@@ -61,6 +67,11 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if not args.model:
         print("oarl gpu-check: give --model PATH (or MODEL=PATH), a local model folder", file=sys.stderr)
+        return 2
+    try:
+        args.model = resolve_model(args.model)
+    except FileNotFoundError as e:
+        print(f"oarl gpu-check: error: {e}", file=sys.stderr)
         return 2
     if not torch.cuda.is_available() and not args.cpu:
         print(NO_GPU, file=sys.stderr)

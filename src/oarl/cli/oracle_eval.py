@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from oarl.models.resolve import resolve_model
 from oarl.utils.atomic import atomic_write_json
 
 DIGITS = [str(d) for d in range(10)]
@@ -86,6 +87,7 @@ def parse_models(specs: list[str]) -> dict[str, str]:
     for spec in specs:
         name, eq, path = spec.partition("=")
         name, path = (name, path) if eq else (Path(spec).name, spec)
+        path = resolve_model(path)
         if not Path(path, "config.json").exists():
             raise FileNotFoundError(f"{path}: not a model folder (no config.json)")
         out[name] = path

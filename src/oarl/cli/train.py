@@ -19,6 +19,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from oarl.models.resolve import resolve_model
+
 TASKS = ("arith", "gsm8k", "math500", "jsonl")
 
 
@@ -106,6 +108,11 @@ def main(argv: list[str]) -> int:
         [TaskArguments, OARConfig, LoraArguments], prog="oarl train", description=__doc__.splitlines()[0]
     )
     task_args, config, lora_args = parser.parse_args_and_config(argv)
+    try:
+        task_args.model_path = task_args.model_path and resolve_model(task_args.model_path)
+    except FileNotFoundError as e:
+        print(f"oarl train: error: {e}", file=sys.stderr)
+        return 2
     return run(task_args, config, lora_args)
 
 

