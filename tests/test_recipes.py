@@ -87,3 +87,18 @@ def test_lora_recipe_is_one_gpu_lora_with_vllm():
     assert (
         config.per_device_train_batch_size * config.gradient_accumulation_steps % config.num_generations == 0
     )
+
+
+def test_smollm2_recipes_use_the_real_model_and_the_easy_task():
+    """The GPU recipes of the real model: same settings but method and output folder, the short model name
+    (resolved by oarl train) and the committed easy-arithmetic training split."""
+    root = RECIPES.parent
+    raws = {m: yaml.safe_load((RECIPES / "smollm2-135m" / f"{m}.yaml").read_text()) for m in METHODS}
+    strip = ("oar_method", "output_dir")
+    for name, method in METHODS.items():
+        assert {k: v for k, v in raws[name].items() if k not in strip} == {
+            k: v for k, v in raws["grpo"].items() if k not in strip
+        }
+        task, config, _ = parse(RECIPES / "smollm2-135m" / f"{name}.yaml")
+        assert (task.task, task.model_path, config.oar_method) == ("jsonl", "smollm2-135m", method)
+        assert (root / task.data_path).is_file()

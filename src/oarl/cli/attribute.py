@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--no-png", action="store_true")
     out.add_argument("--wrap", type=int, default=48, help="tokens per line in the PNG")
     out.add_argument("--title", default="Token credit")
+    out.add_argument("--classes", help="also write each scorer's credit per token class (JSON + .md table)")
     return p
 
 
@@ -185,6 +186,20 @@ def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
     return paths
 
 
+def write_classes(att, args: argparse.Namespace, path: Path) -> None:
+    """Each scorer's share of credit per token class (:mod:`oarl.viz.token_classes`), JSON + markdown."""
+    from oarl.utils.atomic import atomic_write_json, atomic_write_text
+    from oarl.viz.attribution import METHOD_LABELS
+    from oarl.viz.token_classes import class_shares, markdown
+
+    shares = class_shares(att)
+    meta = {"command": "oarl attribute " + " ".join(sys.argv[2:]), "rows": len(att.rows), "args": vars(args)}
+    atomic_write_json(path, {**meta, "classes": shares}, indent=1)
+    atomic_write_text(path.with_suffix(".md"), markdown(shares, METHOD_LABELS))
+    print(f"wrote {path} and {path.with_suffix('.md')}")
+    print(markdown(shares, METHOD_LABELS))
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForCausalLM
@@ -216,6 +231,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_png:
         for path in write_pngs(att, png_paths(args, len(att.rows)), oracle, args.wrap):
             print(f"wrote {path}")
+    if args.classes:
+        write_classes(att, args, Path(args.classes))
     for m, r in att.methods.items():
         found = att.batch["found"]
         ess = r.ess_ratio[found].mean().item() if found.any() else float("nan")

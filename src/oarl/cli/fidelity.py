@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--other-mask", default="0", help="task models: the token of the OAR-P other-mask row")
     p.add_argument("--cache-dir", default="runs/cache", help="where the demo warm start is cached")
     p.add_argument("--samples", type=int, default=120, help="held-out problems per checkpoint")
+    p.add_argument(
+        "--data", help="JSONL of prompt/completion rows scored instead of a task's samples (real models)"
+    )
     p.add_argument("--completions", default="sample", choices=["sample", "gold"])
     p.add_argument("--shape", default="30m", help="random-init model shape (30m, tiny) or 'none'")
     p.add_argument("--random-rows", type=int, default=8)
@@ -53,6 +56,25 @@ def main(argv: list[str]) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"oarl fidelity: error: {e}", file=sys.stderr)
         return 2
+
+
+def pairs_batch(tokenizer, path: str) -> dict:
+    """The rows of a ``prompt``/``completion`` JSONL file (e.g. a real model's own completions) that have an
+    answer span, laid out as :func:`oarl.viz.attribution.encode_pairs` does. No oracle tokens: real text has
+    none, so only agreement with exact OAR-P and cost are measured."""
+    import json
+
+    from oarl.viz.attribution import encode_pairs
+
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    if not rows or any("prompt" not in r or "completion" not in r for r in rows):
+        raise ValueError(f"{path}: need a non-empty JSONL with 'prompt' and 'completion' in every row")
+    batch = encode_pairs(tokenizer, [r["prompt"] for r in rows], [r["completion"] for r in rows])
+    keep = batch.pop("found")
+    if not keep.any():
+        raise ValueError(f"{path}: no completion has an answer span (\\boxed{{}}, ####, 'The answer is')")
+    return {k: v[keep] for k, v in batch.items()}
 
 
 def _cell(m: dict | None) -> str:
@@ -135,15 +157,18 @@ def run(args: argparse.Namespace) -> int:
     for name, path in models.items():
         model = AutoModelForCausalLM.from_pretrained(path).eval()
         tok = load_tokenizer(path)
-        task = checkpoint_task(path)
-        batch = fs.task_batch(model, tok, task, args.samples, args.seed, completions=args.completions)
+        if args.data:
+            batch = pairs_batch(tok, args.data)
+        else:
+            task = checkpoint_task(path)
+            batch = fs.task_batch(model, tok, task, args.samples, args.seed, completions=args.completions)
         other = tok.convert_tokens_to_ids(args.other_mask)
         if other is None or other == tok.unk_token_id:
             raise ValueError(f"--other-mask {args.other_mask!r} is not a token of {path}")
         settings[name] = (
             model,
             batch,
-            f"{path}: {len(batch['input_ids'])} {args.completions} completions",
+            f"{path}: {len(batch['input_ids'])} {'rows of ' + args.data if args.data else args.completions} completions",
             other,
         )
     if args.shape != "none":
