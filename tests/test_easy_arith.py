@@ -72,3 +72,11 @@ def test_summarise_pass_rate_spread():
     assert out["prompts_in_range"] == 2 and out["prompts_with_variance"] == 2
     assert out["pass_rate_histogram"]["0"] == 1 and out["pass_rate_histogram"]["1"] == 1
     assert abs(out["accuracy"] - 13 / 32) < 1e-12
+
+
+def test_levels_set_the_number_ranges():
+    small = easy_arith.generate(100, "test", kinds=("add",), level=1)
+    large = easy_arith.generate(100, "test", kinds=("add",), level=2)
+    assert max(int(p["answer"]) for p in small) <= 18 < max(int(p["answer"]) for p in large)
+    with pytest.raises(ValueError, match="level"):
+        easy_arith.generate(1, "test", level=3)

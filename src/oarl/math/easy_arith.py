@@ -26,41 +26,49 @@ KINDS = ("add", "sub", "mul", "add_sub", "div")
 TEST_BUCKETS = 5  # one problem in five is held out
 
 
-def _add(r: random.Random, name: str, item: str) -> tuple[str, int]:
-    a, b = r.randint(2, 30), r.randint(2, 30)
+# Number ranges per level: 1 = single digits (what a 135M model gets partly right), 2 = up to 40.
+RANGES = {
+    1: {"add": (1, 9), "sub": (3, 10), "mul": (2, 5), "add_sub": (2, 6), "div": (2, 5, 3)},
+    2: {"add": (2, 30), "sub": (5, 40), "mul": (2, 9), "add_sub": (3, 20), "div": (2, 9, 6)},
+}
+
+
+def _add(r: random.Random, name: str, item: str, lv: dict) -> tuple[str, int]:
+    a, b = r.randint(*lv["add"]), r.randint(*lv["add"])
     return f"{name} has {a} {item}. {name} gets {b} more {item}. How many {item} does {name} have now?", a + b
 
 
-def _sub(r: random.Random, name: str, item: str) -> tuple[str, int]:
-    a = r.randint(5, 40)
+def _sub(r: random.Random, name: str, item: str, lv: dict) -> tuple[str, int]:
+    a = r.randint(*lv["sub"])
     b = r.randint(1, a - 1)
     return f"{name} has {a} {item} and gives {b} of them away. How many {item} does {name} have left?", a - b
 
 
-def _mul(r: random.Random, name: str, item: str) -> tuple[str, int]:
-    a, b = r.randint(2, 9), r.randint(2, 9)
+def _mul(r: random.Random, name: str, item: str, lv: dict) -> tuple[str, int]:
+    a, b = r.randint(*lv["mul"]), r.randint(*lv["mul"])
     return (
         f"{name} has {a} boxes with {b} {item} in each box. How many {item} does {name} have in total?",
         a * b,
     )
 
 
-def _add_sub(r: random.Random, name: str, item: str) -> tuple[str, int]:
-    a, b = r.randint(3, 20), r.randint(2, 15)
+def _add_sub(r: random.Random, name: str, item: str, lv: dict) -> tuple[str, int]:
+    a, b = r.randint(*lv["add_sub"]), r.randint(*lv["add_sub"])
     c = r.randint(1, a + b - 1)
     q = f"{name} has {a} {item}, buys {b} more and then gives {c} to a friend. How many {item} does {name} have now?"
     return q, a + b - c
 
 
-def _div(r: random.Random, name: str, item: str) -> tuple[str, int]:
-    each, k = r.randint(2, 9), r.randint(2, 6)
+def _div(r: random.Random, name: str, item: str, lv: dict) -> tuple[str, int]:
+    lo, hi, friends = lv["div"]
+    each, k = r.randint(lo, hi), r.randint(2, friends)
     return (
         f"{name} shares {each * k} {item} equally among {k} friends. How many {item} does each friend get?",
         each,
     )
 
 
-MAKERS: dict[str, Callable[[random.Random, str, str], tuple[str, int]]] = {
+MAKERS: dict[str, Callable[[random.Random, str, str, dict], tuple[str, int]]] = {
     "add": _add, "sub": _sub, "mul": _mul, "add_sub": _add_sub, "div": _div,
 }  # fmt: skip
 
@@ -71,38 +79,50 @@ def split_of(question: str) -> str:
     return "test" if bucket == 0 else "train"
 
 
-def problems(split: str, kinds: tuple[str, ...] = KINDS, seed: int = 0) -> Iterator[dict]:
-    """An endless stream of distinct ``{"question", "answer", "kind"}`` problems of one split, kinds in turn."""
+def problems(split: str, kinds: tuple[str, ...] = KINDS, seed: int = 0, level: int = 1) -> Iterator[dict]:
+    """An endless stream of distinct ``{"question", "answer", "kind"}`` problems of one split, kinds in turn.
+
+    Small levels run out of distinct problems: ask for at most a few hundred per kind at level 1."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     unknown = [k for k in kinds if k not in MAKERS]
     if unknown or not kinds:
         raise ValueError(f"unknown problem kind(s) {unknown}; expected some of {KINDS}")
-    r, seen, i = random.Random(seed), set(), 0
+    if level not in RANGES:
+        raise ValueError(f"level must be one of {sorted(RANGES)}, got {level}")
+    r, seen, i, misses = random.Random(seed), set(), 0, 0
     while True:
         kind = kinds[i % len(kinds)]
-        question, answer = MAKERS[kind](r, r.choice(NAMES), r.choice(ITEMS))
+        question, answer = MAKERS[kind](r, r.choice(NAMES), r.choice(ITEMS), RANGES[level])
         if question in seen or split_of(question) != split:
+            misses += 1
+            if misses > 100_000:  # the level's number ranges hold no more distinct problems of this kind
+                raise ValueError(f"no more distinct {kind!r} problems at level {level} ({len(seen)} made)")
             continue
+        misses = 0
         seen.add(question)
         i += 1
         yield {"question": question, "answer": str(answer), "kind": kind}
 
 
-def generate(n: int, split: str, kinds: tuple[str, ...] = KINDS, seed: int = 0) -> list[dict]:
+def generate(n: int, split: str, kinds: tuple[str, ...] = KINDS, seed: int = 0, level: int = 1) -> list[dict]:
     """The first ``n`` problems of :func:`problems` (the same list for the same arguments)."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    stream = problems(split, kinds, seed)
+    stream = problems(split, kinds, seed, level)
     return [next(stream) for _ in range(n)]
 
 
-def write_splits(folder: str | Path, n_train: int, n_test: int, seed: int = 0) -> dict[str, Path]:
+def write_splits(
+    folder: str | Path, n_train: int, n_test: int, seed: int = 0, level: int = 1
+) -> dict[str, Path]:
     """``easy_arith_train.jsonl`` and ``easy_arith_test.jsonl`` in ``folder`` (atomic writes); their paths."""
     out = {}
     for split, n in (("train", n_train), ("test", n_test)):
         path = Path(folder) / f"easy_arith_{split}.jsonl"
-        atomic_write_text(path, "".join(json.dumps(p) + "\n" for p in generate(n, split, seed=seed)))
+        atomic_write_text(
+            path, "".join(json.dumps(p) + "\n" for p in generate(n, split, seed=seed, level=level))
+        )
         out[split] = path
     return out
 
@@ -115,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train", type=int, default=2000)
     ap.add_argument("--test", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--level", type=int, default=1, help="1: single-digit numbers; 2: up to 40")
     args = ap.parse_args(argv)
-    for path in write_splits(args.out, args.train, args.test, args.seed).values():
+    for path in write_splits(args.out, args.train, args.test, args.seed, args.level).values():
         print(f"wrote {path}")
     return 0
 
