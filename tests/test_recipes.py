@@ -12,6 +12,7 @@ from trl import TrlParser
 from oarl.cli.train import TaskArguments
 from oarl.integrations.trl.lora import LoraArguments, lora_config
 from oarl.integrations.trl.trainer import OARConfig
+from oarl.math import easy_arith
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 TRAIN_RECIPES = sorted(p for p in RECIPES.rglob("*.yaml") if "accelerate" not in p.parts)
@@ -102,3 +103,4 @@ def test_smollm2_recipes_use_the_real_model_and_the_easy_task():
         task, config, _ = parse(RECIPES / "smollm2-135m" / f"{name}.yaml")
         assert (task.task, task.model_path, config.oar_method) == ("jsonl", "smollm2-135m", method)
         assert (root / task.data_path).is_file()
+        assert (task.system_prompt, task.instruction) == (easy_arith.SYSTEM_PROMPT, easy_arith.INSTRUCTION)

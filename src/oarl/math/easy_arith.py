@@ -25,6 +25,17 @@ ITEMS = ("apples", "pencils", "marbles", "cookies", "stickers", "books", "coins"
 KINDS = ("add", "sub", "mul", "add_sub", "div")
 TEST_BUCKETS = 5  # one problem in five is held out
 
+# The prompt that got SmolLM2-135M closest to a usable pass rate (docs/real_model.md, "The task"): two worked
+# examples in the system turn and a format reminder after the question; the default \boxed{} prompt gave
+# 2% at level 1. Pass them as oarl eval / oarl train --system_prompt and --instruction.
+SYSTEM_PROMPT = (
+    "Example. Question: Ann has 2 pens. Ann gets 3 more pens. How many pens does Ann have now?\n"
+    "Answer: 2 + 3 = 5. The answer is 5.\n"
+    "Example. Question: Bob has 4 bags with 2 cups in each bag. How many cups does Bob have in total?\n"
+    "Answer: 4 * 2 = 8. The answer is 8."
+)
+INSTRUCTION = 'Answer in the same way: one calculation, then "The answer is N."'
+
 
 # Number ranges per level: 1 = single digits (what a 135M model gets partly right), 2 = up to 40.
 RANGES = {

@@ -47,9 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=10**9)
     ap.add_argument("--limit", type=int, help="keep the first N pairs")
     ap.add_argument("--instruction", help="the --instruction oarl eval was given, if any")
+    ap.add_argument("--system-prompt", help="the --system_prompt oarl eval was given, if any")
+    ap.add_argument(
+        "--easy-arith", action="store_true", help="the easy_arith prompt (its system + instruction)"
+    )
     args = ap.parse_args(argv)
     tok = load_tokenizer(resolve_model(args.model))
-    template = PromptTemplate(**({"instruction": args.instruction} if args.instruction else {}))
+    given = {"instruction": args.instruction, "system_prompt": args.system_prompt}
+    if args.easy_arith:
+        from oarl.math.easy_arith import INSTRUCTION, SYSTEM_PROMPT
+
+        given = {"instruction": INSTRUCTION, "system_prompt": SYSTEM_PROMPT}
+    template = PromptTemplate(**{k: v for k, v in given.items() if v is not None})
     with Path(args.generations).open() as f:
         rows = [json.loads(line) for line in f if line.strip()]
     pairs = eval_pairs(rows, tok, template, args.min_tokens, args.max_tokens)[: args.limit]
