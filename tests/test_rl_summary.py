@@ -13,7 +13,7 @@ def _run(folder, times, rewards):
     folder.mkdir(parents=True)
     lines = [
         {"step": i + 1, "loss": 0.0, "reward": r, "step_time": t}
-        for i, (t, r) in enumerate(zip(times, rewards))
+        for i, (t, r) in enumerate(zip(times, rewards, strict=True))
     ]
     lines.append({"step": 2, "train_runtime": 9.0})  # an end-of-run record: not a step
     (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
