@@ -26,7 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--models", nargs="*", default=[], help="NAME=PATH ... (default: the demo warm start; 'none': skip)"
     )
-    p.add_argument("--other-mask", default="0", help="task models: the token of the OAR-P other-mask row")
+    p.add_argument(
+        "--other-mask",
+        default="0",
+        help="task models: the token of the OAR-P other-mask row ('none': skip that row)",
+    )
     p.add_argument("--cache-dir", default="runs/cache", help="where the demo warm start is cached")
     p.add_argument("--samples", type=int, default=120, help="held-out problems per checkpoint")
     p.add_argument(
@@ -162,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             task = checkpoint_task(path)
             batch = fs.task_batch(model, tok, task, args.samples, args.seed, completions=args.completions)
-        other = tok.convert_tokens_to_ids(args.other_mask)
-        if other is None or other == tok.unk_token_id:
+        other = None if args.other_mask == "none" else tok.convert_tokens_to_ids(args.other_mask)
+        if args.other_mask != "none" and (other is None or other == tok.unk_token_id):
             raise ValueError(f"--other-mask {args.other_mask!r} is not a token of {path}")
         settings[name] = (
             model,
