@@ -17,8 +17,9 @@ def test_without_gpu_it_exits_2_and_says_why(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "needs a CUDA GPU" in err and "--cpu" in err and "MODEL=" in err
     monkeypatch.delenv("MODEL", raising=False)
-    assert gpu_check.main([]) == 2
-    assert "--model PATH" in capsys.readouterr().err
+    assert gpu_check.main([]) == 2  # the default model (smollm2-135m) is used; still no GPU
+    assert "needs a CUDA GPU" in capsys.readouterr().err
+    assert gpu_check.parser().parse_args([]).model == "smollm2-135m"
 
 
 def test_cpu_scorer_check_writes_fidelity(tiny_math_model, tmp_path, capsys):

@@ -28,7 +28,8 @@ from oarl.models.resolve import resolve_model
 ARMS = {"grpo": "none", "oar-g": "gradient", "oar-p": "perturbation"}
 NO_GPU = (
     "oarl gpu-check needs a CUDA GPU, and torch sees none on this machine. Run it where the GPU is, with a "
-    "local model folder (make gpu-check MODEL=/models/Qwen2.5-1.5B-Instruct) and vllm installed; "
+    f"local model folder or short name (make gpu-check MODEL=/models/Qwen2.5-1.5B-Instruct; default "
+    f"{DEFAULT_MODEL}) and vllm installed; "
     "`oarl gpu-check --cpu --model PATH` runs the bf16-vs-float32 scorer check alone on the CPU."
 )
 
@@ -68,13 +69,13 @@ def main(argv: list[str]) -> int:
     if not args.model:
         print("oarl gpu-check: give --model PATH (or MODEL=PATH), a local model folder", file=sys.stderr)
         return 2
+    if not torch.cuda.is_available() and not args.cpu:
+        print(NO_GPU, file=sys.stderr)
+        return 2
     try:
         args.model = resolve_model(args.model)
     except FileNotFoundError as e:
         print(f"oarl gpu-check: error: {e}", file=sys.stderr)
-        return 2
-    if not torch.cuda.is_available() and not args.cpu:
-        print(NO_GPU, file=sys.stderr)
         return 2
     out = Path(args.out or f"runs/gpu_check/{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
