@@ -187,3 +187,30 @@ def test_eval_pairs_rebuild_the_prompt_and_feed_fidelity(real, tmp_path):
     path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
     batch = pairs_batch(tok, str(path))
     assert batch["input_ids"].shape[0] == 1 and batch["answer_mask"].any() and batch["reasoning_mask"].any()
+
+
+def test_interrupted_fetch_leaves_nothing_that_looks_fetched(tmp_path, monkeypatch):
+    from oarl.models import fetch as fetch_mod
+
+    monkeypatch.setenv("OARL_HOME", str(tmp_path))
+    spec = registry.MODELS[NAME]
+    monkeypatch.setattr(fetch_mod, "gguf_path", lambda s: tmp_path / "x.gguf")
+    monkeypatch.setattr(fetch_mod, "check_file", lambda s, p, say: spec.sha256)
+
+    def broken(path, out, say):
+        (out / "model.safetensors").parent.mkdir(parents=True, exist_ok=True)
+        (out / "model.safetensors").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fetch_mod, "convert", broken)
+    with pytest.raises(KeyboardInterrupt):
+        fetch(NAME, say=lambda m: None)
+    assert not is_fetched(NAME) and list((tmp_path / "models").iterdir()) == []
+
+    def good(path, out, say):
+        out.mkdir(parents=True)
+        (out / "config.json").write_text("{}")
+        return {"parameters": 1}
+
+    monkeypatch.setattr(fetch_mod, "convert", good)
+    assert fetch(NAME, say=lambda m: None) == model_dir(NAME) and is_fetched(NAME)
