@@ -137,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"row {i + 1}/{len(rows)}: {int(reasoning.sum())} reasoning tokens", flush=True)
     out = {"command": "python -m oarl.testbed.mask_study " + " ".join(sys.argv[1:] if argv is None else argv),
            "rows": len(rows), "reasoning_tokens": [int(r[1].sum()) for r in rows], "seconds": seconds,
-           "pairs": compare(scores, [r[1] for r in rows])}  # fmt: skip
+           "pairs": compare(scores, [r[1] for r in rows]),
+           # per row, each variant's scores of the reasoning tokens (for later comparisons without rescoring)
+           "scores": {v: [s[r[1]].tolist() for s, r in zip(sc, rows, strict=True)] for v, sc in scores.items()}}  # fmt: skip
     atomic_write_json(args.out, out, indent=1)
     for k, v in out["pairs"].items():
         print(f"{k:50s} Spearman {v['spearman']['mean']:.3f}  top-10% {v['top_overlap']['mean']:.3f}")
