@@ -85,7 +85,9 @@ def test_limits_equal_exact(model, batch, exact, name, options):
 
 def test_prerank_keeps_exact_on_top_and_preranks_the_rest(model, batch, exact):
     g = torch.Generator().manual_seed(0)
-    got = SCORERS["perturbation_prerank"](model, *batch, fraction=0.25, noise_std=0.1, generator=g)
+    got = SCORERS["perturbation_prerank"](
+        model, *batch, fraction=0.25, prerank_options={"noise_std": 0.1}, generator=g
+    )
     pre = gradient_scores(model, *batch, noise_std=0.1, generator=torch.Generator().manual_seed(0))
     rm = batch[2]
     for b in range(len(ROWS)):

@@ -1,13 +1,15 @@
 """Gradient-class OAR-G variants against finite differences, their definitions and integrated-gradient
 completeness."""
 
+import copy
+
 import pytest
 import torch
 from conftest import PAD, layout, tiny_lm
 
 from oarl.core.model import decoder_hidden, gather_positions, head_logits, position_ids_from_mask
 from oarl.core.probes import probe_divergence, probe_from_logits, probe_index, probe_targets
-from oarl.core.scorers import SCORERS, gradient_scores
+from oarl.core.scorers import SCORERS, gradient_scores, shared_options
 from oarl.core.scorers.gradient_variants import gradient_avg_scores, gradient_rms_scores, reasoning_rms
 from oarl.core.scorers.linearized import coarse_logits, fisher_quadratic, linearized_scores, probe_logits
 from oarl.core.scorers.path import path_attributions
@@ -101,9 +103,7 @@ def test_gradient_rms_is_gradient_with_the_noise_scaled_per_row():
     e = model.get_input_embeddings()(ids).detach()
     want_rms = [e[b][rm[b].bool()].pow(2).mean().sqrt().item() for b in range(len(ROWS))]
     assert rms.tolist() == pytest.approx(want_rms, rel=1e-5)
-    got = gradient_rms_scores(
-        model, ids, am, rm, an, noise_std=0.5, generator=torch.Generator().manual_seed(1)
-    )
+    got = gradient_rms_scores(model, ids, am, rm, an, generator=torch.Generator().manual_seed(1))
     # the same noise draw, scaled per row: row b matches a call whose only nonzero std is row b's
     for b in range(len(ROWS)):
         std = torch.zeros(len(ROWS))
@@ -129,7 +129,8 @@ def test_gradient_avg_is_the_mean_of_successive_draws():
 def test_variants_are_registered_finite_and_zero_outside_reasoning(name):
     model = tiny_lm("llama")
     ids, am, rm, an = layout(ROWS)
-    scores = SCORERS[name](model, ids, am, rm, an, noise_std=0.1, generator=torch.Generator().manual_seed(0))
+    opts = shared_options(name, noise_std=0.1)  # the absolute-noise variants take it
+    scores = SCORERS[name](model, ids, am, rm, an, generator=torch.Generator().manual_seed(0), **opts)
     assert scores.shape == ids.shape and torch.isfinite(scores).all()
     assert (scores[~rm.bool()] == 0).all()  # exact: multiplied by the mask
     assert (scores[rm.bool()] != 0).any()
@@ -156,3 +157,15 @@ def test_linearized_leaves_parameter_grads_alone():
     ids, am, rm, an = layout(ROWS)
     linearized_scores(model, ids, am, rm, an)
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["gradient_rms", "gradient_avg", "linearized", "path"])
+def test_upcast_scores_a_bf16_model_as_its_float32_copy(name):
+    """``upcast`` reaches every gradient-class scorer: a bf16 model scored with it equals its float32 copy."""
+    low = tiny_lm("llama").to(torch.bfloat16)
+    ref = copy.deepcopy(low).float()
+    ids, am, rm, an = layout(ROWS)
+    got = SCORERS[name](low, ids, am, rm, an, upcast=True, generator=torch.Generator().manual_seed(0))
+    want = SCORERS[name](ref, ids, am, rm, an, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
+    assert all(p.dtype == torch.bfloat16 for p in low.parameters())

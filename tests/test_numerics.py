@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from conftest import layout, tiny_lm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oarl.batch import reshape
 from oarl.batch.reshape import OARSettings, finite_advantages, oar_token_advantages, safe_weights
 from oarl.core.gating import bilevel_weights
-from oarl.core.scorers import gradient_scores, perturbation_scores
+from oarl.core.scorers import SCORERS, gradient_scores, perturbation_scores
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -127,7 +128,7 @@ def test_a_scorer_returning_nan_in_one_row_only_affects_that_row(monkeypatch):
         s[1, reasoning[1].nonzero()[0, 0]] = float("nan")
         return s
 
-    monkeypatch.setattr(reshape, "get_scorer", lambda name: half_nan)
+    monkeypatch.setitem(SCORERS, "gradient", dataclasses.replace(SCORERS["gradient"], fn=half_nan))
     pids, pmask, cids, cmask = rollouts()
     res = oar_token_advantages(
         tiny_lm(), CharTok(), pids, pmask, cids, cmask, torch.tensor([1.0, float("nan"), 1, 1]), OARSettings()

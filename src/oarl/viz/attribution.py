@@ -19,7 +19,7 @@ from oarl.batch.spans import completion_span_masks, token_char_offsets
 from oarl.core import gating
 from oarl.core.diagnostics import auroc, ess_ratio, oracle_recall, top_mass_share
 from oarl.core.gating import bilevel_weights
-from oarl.core.scorers import get_scorer
+from oarl.core.scorers import get_scorer, shared_options
 
 METHOD_LABELS = {
     "perturbation": "OAR-P",
@@ -121,7 +121,8 @@ def score_methods(
     seed: int = 0,
     **options: object,
 ) -> dict[str, MethodResult]:
-    """Run each registered scorer on ``batch`` and gate it; ``options`` go to the scorers (e.g. mask_token_id).
+    """Run each registered scorer on ``batch`` and gate it; ``probe`` and ``options`` (e.g. ``mask_token_id``) are
+    shared settings, each given to the scorers that take it.
 
     Every scorer gets a fresh ``torch.Generator`` seeded with ``seed``, so results are reproducible.
     """
@@ -130,7 +131,8 @@ def score_methods(
     out = {}
     for method in methods:
         gen = torch.Generator().manual_seed(seed)
-        scores = get_scorer(method)(model, *layout, probe=probe, generator=gen, **options).detach().float()
+        opts = shared_options(method, probe=probe, **options)
+        scores = get_scorer(method)(model, *layout, generator=gen, **opts).detach().float()
         weights = bilevel_weights(scores, reasoning, tau=tau, beta=beta, floor=floor)
         result = MethodResult(
             scores=scores,

@@ -21,7 +21,8 @@ exact OAR-P (a group is recomputed from its first position), so singleton groups
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,8 @@ from oarl.core.model import (
     default_mask_token_id,
 )
 from oarl.core.probes import check_probe
-from oarl.core.scorers.perturbation import masked_group_divergences, perturbation_scores
+from oarl.core.scorers.perturbation import MAX_BATCH_TOKENS, masked_group_divergences, perturbation_scores
+from oarl.core.scorers.registry import ScorerSpec, get_scorer, register_scorer, shared_options
 
 SPREADS = ("uniform", "linear", "prerank")
 
@@ -45,7 +47,7 @@ def group_divergences(
     groups: Sequence[Sequence[Sequence[int]]],
     probe: str = "as_mean",
     mask_token_id: int | None = None,
-    max_batch_tokens: int = 2048,
+    max_batch_tokens: int = MAX_BATCH_TOKENS,
 ) -> list[Tensor]:
     """``KL(p_clean || p_masked_G)`` of the probe for every position group ``G`` masked at once.
 
@@ -99,13 +101,34 @@ def reasoning_spans(
     return out
 
 
-def _prerank(model, input_ids, attention_mask, reasoning_mask, answer_mask, prerank: str, options) -> Tensor:
-    from oarl.core.scorers import get_scorer  # the registry imports this module
-
-    if prerank.startswith("perturbation") and prerank != "perturbation_linear":  # the others grow as T^2
+def _prerank_options(prerank: str, probe: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The pre-rank scorer's options: the probe (if it reads one) and ``prerank_options``; validated."""
+    spec = get_scorer(prerank)
+    if spec.cost == "quadratic":  # a pre-rank must be cheaper than what it saves
         raise ValueError(f"prerank must be a cheap scorer, got {prerank!r}")
-    opts = {k: v for k, v in options.items() if k not in ("window", "fraction", "spread", "prerank")}
-    s = get_scorer(prerank)(model, input_ids, attention_mask, reasoning_mask, answer_mask, **opts)
+    opts = {**shared_options(prerank, probe=probe), **(options or {})}
+    spec.validate(opts)
+    return opts
+
+
+def _check(opts) -> None:
+    """Config-time checks of the approximate scorers' options (values, and the pre-rank's own options)."""
+    if getattr(opts, "spread", "uniform") not in SPREADS:
+        raise ValueError(f"spread must be one of {SPREADS}, got {opts.spread!r}")
+    if getattr(opts, "window", 1) < 1:
+        raise ValueError(f"window must be >= 1, got {opts.window}")
+    if not 0.0 <= getattr(opts, "fraction", 0.0) <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {opts.fraction}")
+    _prerank_options(opts.prerank, opts.probe, opts.prerank_options)
+
+
+def _prerank(
+    model, input_ids, attention_mask, reasoning_mask, answer_mask, prerank, probe, options, generator
+):
+    opts = _prerank_options(prerank, probe, options)
+    s = get_scorer(prerank)(
+        model, input_ids, attention_mask, reasoning_mask, answer_mask, generator=generator, **opts
+    )
     return s.float().abs()
 
 
@@ -163,6 +186,16 @@ def _top_tokens(order_scores: Tensor, reasoning_mask: Tensor, fraction: float) -
     return sel
 
 
+@register_scorer(
+    ScorerSpec(
+        "perturbation_span",
+        "masking",
+        frozenset({"model", "gradients", "randomness"}),
+        "recommended",
+        "quadratic",
+        check=_check,
+    )
+)
 def span_perturbation_scores(
     model: nn.Module,
     input_ids: Tensor,
@@ -175,8 +208,9 @@ def span_perturbation_scores(
     prerank: str = "gradient",
     probe: str = "as_mean",
     mask_token_id: int | None = None,
-    max_batch_tokens: int = 2048,
-    **options: object,
+    max_batch_tokens: int = MAX_BATCH_TOKENS,
+    prerank_options: Mapping[str, Any] | None = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Span-masked OAR-P: ``score_t = KL(p_clean || p_masked_S)`` for the span ``S`` holding ``t``.
 
@@ -187,7 +221,8 @@ def span_perturbation_scores(
             centres) or ``"prerank"`` (score times the token's pre-rank score over the span's mean pre-rank
             score; one extra ``prerank`` scorer call).
         prerank: registered cheap scorer used by ``spread="prerank"``.
-        Others: as in ``perturbation_scores``; remaining options go to the pre-rank scorer.
+        prerank_options: its options (e.g. ``{"noise_std": 0.1}``); it gets ``probe`` and ``generator`` too.
+        Others: as in ``perturbation_scores``.
 
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask``. Cost ``~T^2 / (2 window)`` token-passes a row.
@@ -201,18 +236,21 @@ def span_perturbation_scores(
     )
     pre = None
     if spread == "prerank":
-        pre = _prerank(
-            model,
-            input_ids,
-            attention_mask,
-            reasoning_mask,
-            answer_mask,
-            prerank,
-            {"probe": probe, **options},
-        )
+        args = (model, input_ids, attention_mask, reasoning_mask, answer_mask)
+        pre = _prerank(*args, prerank, probe, prerank_options, generator)
     return _spread(span_scores, spans, input_ids.shape, pre, linear=spread == "linear").to(input_ids.device)
 
 
+@register_scorer(
+    ScorerSpec(
+        "perturbation_prerank",
+        "masking",
+        frozenset({"model", "gradients", "randomness"}),
+        "recommended",
+        "quadratic",
+        check=_check,
+    )
+)
 def prerank_perturbation_scores(
     model: nn.Module,
     input_ids: Tensor,
@@ -223,24 +261,24 @@ def prerank_perturbation_scores(
     prerank: str = "gradient",
     probe: str = "as_mean",
     mask_token_id: int | None = None,
-    max_batch_tokens: int = 2048,
-    **options: object,
+    max_batch_tokens: int = MAX_BATCH_TOKENS,
+    prerank_options: Mapping[str, Any] | None = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Exact OAR-P on the top ``fraction`` of tokens by a cheap pre-rank scorer; scaled pre-rank elsewhere.
 
     Args:
         fraction: share of each row's reasoning tokens scored exactly (``1.0`` is exact OAR-P).
-        prerank: registered cheap scorer (default ``"gradient"``, OAR-G; its options, e.g. ``noise_std``,
-            ``generator``, come from ``options``).
+        prerank: registered cheap scorer (default ``"gradient"``, OAR-G).
+        prerank_options: its options (e.g. ``{"noise_std": 0.1}``); it gets ``probe`` and ``generator`` too.
         Others: as in ``perturbation_scores``.
 
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask``.
     """
     check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
-    pre = _prerank(
-        model, input_ids, attention_mask, reasoning_mask, answer_mask, prerank, {"probe": probe, **options}
-    )
+    args = (model, input_ids, attention_mask, reasoning_mask, answer_mask)
+    pre = _prerank(*args, prerank, probe, prerank_options, generator)
     pre = pre.cpu() * reasoning_mask.bool().cpu()
     sel = _top_tokens(pre, reasoning_mask.cpu(), fraction)
     exact = perturbation_scores(
@@ -250,6 +288,16 @@ def prerank_perturbation_scores(
     return _merge(pre, exact, sel).to(input_ids.device)
 
 
+@register_scorer(
+    ScorerSpec(
+        "perturbation_refine",
+        "masking",
+        frozenset({"model", "gradients", "randomness"}),
+        "recommended",
+        "quadratic",
+        check=_check,
+    )
+)
 def refine_perturbation_scores(
     model: nn.Module,
     input_ids: Tensor,
@@ -263,8 +311,9 @@ def refine_perturbation_scores(
     prerank: str = "gradient",
     probe: str = "as_mean",
     mask_token_id: int | None = None,
-    max_batch_tokens: int = 2048,
-    **options: object,
+    max_batch_tokens: int = MAX_BATCH_TOKENS,
+    prerank_options: Mapping[str, Any] | None = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Window, then refine: span-masked OAR-P, then exact OAR-P on the tokens of the top-scoring spans.
 
@@ -278,7 +327,7 @@ def refine_perturbation_scores(
     rough = span_perturbation_scores(
         model, input_ids, attention_mask, reasoning_mask, answer_mask, window=window,
         step_end_ids=step_end_ids, spread=spread, prerank=prerank, probe=probe, mask_token_id=mask_token_id,
-        max_batch_tokens=max_batch_tokens, **options,
+        max_batch_tokens=max_batch_tokens, prerank_options=prerank_options, generator=generator,
     ).cpu()  # fmt: skip
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")

@@ -6,8 +6,10 @@ import torch
 from torch import Tensor, nn
 
 from oarl.core.model import check_layout, decoder_hidden, eval_mode, head_logits, position_ids_from_mask
+from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
 
+@register_scorer(ScorerSpec("entropy", "controls", frozenset({"model"}), "control", "forward"))
 @torch.no_grad()
 def entropy_scores(
     model: nn.Module,
@@ -15,7 +17,6 @@ def entropy_scores(
     attention_mask: Tensor,
     reasoning_mask: Tensor,
     answer_mask: Tensor,
-    **_: object,
 ) -> Tensor:
     """Policy entropy at each reasoning token: ``H(softmax(logits[t-1]))``, the step that sampled token t.
 
@@ -37,6 +38,7 @@ def entropy_scores(
     return scores
 
 
+@register_scorer(ScorerSpec("random", "controls", frozenset({"randomness"}), "control", "none"))
 def random_scores(
     model: nn.Module | None,
     input_ids: Tensor,
@@ -44,7 +46,6 @@ def random_scores(
     reasoning_mask: Tensor,
     answer_mask: Tensor,
     generator: torch.Generator | None = None,
-    **_: object,
 ) -> Tensor:
     """Uniform random importance in [0, 1) at reasoning tokens (a control for any scorer). ``[B, L]``."""
     check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
@@ -52,19 +53,20 @@ def random_scores(
     return noise * reasoning_mask.float()
 
 
+@register_scorer(ScorerSpec("uniform", "controls", frozenset(), "control", "none"))
 def uniform_scores(
     model: nn.Module | None,
     input_ids: Tensor,
     attention_mask: Tensor,
     reasoning_mask: Tensor,
     answer_mask: Tensor,
-    **_: object,
 ) -> Tensor:
     """Equal importance for every reasoning token: gating turns it into all-ones weights (= plain GRPO)."""
     check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
     return reasoning_mask.float()
 
 
+@register_scorer(ScorerSpec("oracle", "controls", frozenset({"oracle_labels"}), "control", "none"))
 def oracle_scores(
     model: nn.Module | None,
     input_ids: Tensor,
@@ -72,7 +74,6 @@ def oracle_scores(
     reasoning_mask: Tensor,
     answer_mask: Tensor,
     oracle_mask: Tensor | None = None,
-    **_: object,
 ) -> Tensor:
     """Importance 1 at the known decisive tokens (``oracle_mask[B, L]``), 0 elsewhere: the ceiling of any scorer.
 

@@ -21,6 +21,7 @@ from oarl.core.model import (
     position_ids_from_mask,
 )
 from oarl.core.probes import check_probe, probe_divergence, probe_from_logits, probe_index, probe_targets
+from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
 
 class EmbeddingProbe:
@@ -54,6 +55,11 @@ class EmbeddingProbe:
         return (reasoning_mask.bool() & self.row_valid.unsqueeze(-1)).float()
 
 
+@register_scorer(
+    ScorerSpec(
+        "gradient", "gradient", frozenset({"model", "gradients", "randomness"}), "recommended", "backward"
+    )
+)
 def gradient_scores(
     model: nn.Module,
     input_ids: Tensor,
@@ -65,7 +71,6 @@ def gradient_scores(
     generator: torch.Generator | None = None,
     upcast: bool = False,
     noise_samples: int = 1,
-    **_: object,
 ) -> Tensor:
     """OAR-G token importance (paper: ``|<dJ/de_t, e_t>|``, ``J = KL(p_clean || p_noisy)`` on the probe).
 

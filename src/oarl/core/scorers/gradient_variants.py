@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from oarl.core.scorers.gradient import gradient_scores
+from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
 
 def reasoning_rms(model: nn.Module, input_ids: Tensor, reasoning_mask: Tensor) -> Tensor:
@@ -31,6 +32,11 @@ def reasoning_rms(model: nn.Module, input_ids: Tensor, reasoning_mask: Tensor) -
     return torch.where(m.any(-1), sq.sqrt(), torch.ones_like(sq))
 
 
+@register_scorer(
+    ScorerSpec(
+        "gradient_rms", "gradient", frozenset({"model", "gradients", "randomness"}), "recommended", "backward"
+    )
+)
 def gradient_rms_scores(
     model: nn.Module,
     input_ids: Tensor,
@@ -39,21 +45,29 @@ def gradient_rms_scores(
     answer_mask: Tensor,
     probe: str = "as_mean",
     relative_noise: float = 0.5,
+    upcast: bool = False,
     generator: torch.Generator | None = None,
-    **_: object,
 ) -> Tensor:
     """OAR-G with the noise std relative to the embedding scale: ``std_b = relative_noise * RMS(e_reasoning, b)``.
 
-    ``noise_std`` (the absolute std of :func:`gradient_scores`) is ignored. One batched forward + backward.
-    Returns ``[B, L]`` float32, as :func:`gradient_scores`.
+    One batched forward + backward; ``upcast`` as in :func:`gradient_scores` (the RMS is taken of the model's own
+    embeddings). Returns ``[B, L]`` float32, as :func:`gradient_scores`.
     """
     if not relative_noise >= 0:
         raise ValueError(f"relative_noise must be >= 0, got {relative_noise}")
     rms = reasoning_rms(model, input_ids, reasoning_mask)
     args = (model, input_ids, attention_mask, reasoning_mask, answer_mask)
-    return gradient_scores(*args, probe=probe, noise_std=relative_noise * rms, generator=generator)
+    return gradient_scores(
+        *args, probe=probe, noise_std=relative_noise * rms, generator=generator, upcast=upcast
+    )
 
 
+@register_scorer(
+    ScorerSpec(
+        "gradient_avg", "gradient", frozenset({"model", "gradients", "randomness"}), "experimental", "backward",
+        why="beaten by gradient_rms at about a third of its cost (README \"OAR-G fidelity\")",
+    )
+)  # fmt: skip
 def gradient_avg_scores(
     model: nn.Module,
     input_ids: Tensor,
@@ -63,12 +77,17 @@ def gradient_avg_scores(
     probe: str = "as_mean",
     noise_std: float = 1e-3,
     noise_samples: int = 4,
+    upcast: bool = False,
     generator: torch.Generator | None = None,
-    **_: object,
 ) -> Tensor:
     """Mean OAR-G score over ``noise_samples`` noise draws (drawn in sequence from ``generator``; one clean
     forward shared by all draws). ``[B, L]``."""
     args = (model, input_ids, attention_mask, reasoning_mask, answer_mask)
     return gradient_scores(
-        *args, probe=probe, noise_std=noise_std, generator=generator, noise_samples=noise_samples
+        *args,
+        probe=probe,
+        noise_std=noise_std,
+        generator=generator,
+        noise_samples=noise_samples,
+        upcast=upcast,
     )

@@ -49,6 +49,7 @@ from oarl.core.model import (
 from oarl.core.probes import check_probe, ordered_positions, probe_from_logits
 from oarl.core.scorers.gradient import EmbeddingProbe
 from oarl.core.scorers.linearized import probe_logits
+from oarl.core.scorers.registry import ScorerSpec, register_scorer
 from oarl.core.scorers.streams import Streams, kv_pass
 
 
@@ -80,6 +81,9 @@ def _joint(model: nn.Module, hidden: Tensor, valid: Tensor, targets: Tensor) -> 
     return probe_from_logits(logits, *flat, "as_joint").view(lead)
 
 
+@register_scorer(
+    ScorerSpec("perturbation_linear", "masking", frozenset({"model", "gradients"}), "recommended", "linear")
+)
 def linear_perturbation_scores(
     model: nn.Module,
     input_ids: Tensor,
@@ -93,7 +97,6 @@ def linear_perturbation_scores(
     direct: bool = True,
     indirect: bool = True,
     divergence: str = "fisher",
-    **_: object,
 ) -> Tensor:
     """OAR-P's ``KL(p_clean || p_{t <- mask})``, the masked position and its direct paths exact, the rest linear.
 

@@ -26,12 +26,14 @@ from oarl.core.model import (
     decoder_hidden,
     default_mask_token_id,
     eval_mode,
+    float32_weights,
     gather_positions,
     head_logits,
     position_ids_from_mask,
 )
 from oarl.core.probes import check_probe, probe_from_logits
 from oarl.core.scorers.gradient import EmbeddingProbe
+from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
 
 def probe_logits(logits: Tensor, valid: Tensor, probe: str) -> Tensor:
@@ -64,6 +66,9 @@ def fisher_quadratic(deltas: Tensor, probs: Tensor) -> Tensor:
     return 0.5 * ((deltas - mean).pow(2) * p).sum(-1)
 
 
+@register_scorer(
+    ScorerSpec("linearized", "gradient", frozenset({"model", "gradients"}), "recommended", "backward")
+)
 def linearized_scores(
     model: nn.Module,
     input_ids: Tensor,
@@ -73,7 +78,7 @@ def linearized_scores(
     probe: str = "as_mean",
     mask_token_id: int | None = None,
     fisher_classes: int = 2,
-    **_: object,
+    upcast: bool = False,
 ) -> Tensor:
     """First-order estimate of OAR-P's ``KL(p_clean || p_{t <- mask})`` for every token at once.
 
@@ -84,6 +89,7 @@ def linearized_scores(
         mask_token_id: the replacement OAR-P uses (default: the model's pad token).
         fisher_classes: outcomes ``M >= 1`` kept apart in the Fisher quadratic form; the others form one
             "rest" bucket (M + 1 backwards).
+        upcast: run in float32 (:func:`oarl.core.model.float32_weights`), as in :func:`gradient_scores`.
 
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
@@ -96,7 +102,7 @@ def linearized_scores(
     probe_of = EmbeddingProbe(model, input_ids, attention_mask, answer_mask, probe)
     positions, valid, row_valid = probe_of.positions, probe_of.valid, probe_of.row_valid
     embed = model.get_input_embeddings()
-    with eval_mode(model), torch.enable_grad():
+    with eval_mode(model), float32_weights(model, enabled=upcast), torch.enable_grad():
         e = embed(input_ids).detach().requires_grad_(True)
         d = (embed.weight[mask_id].detach() - e.detach()).float()  # [B, L, D], d_t = e_mask - e_t
         hidden, _ = decoder_hidden(

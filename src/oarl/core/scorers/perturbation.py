@@ -28,6 +28,10 @@ from oarl.core.model import (
     position_ids_from_mask,
 )
 from oarl.core.probes import check_probe, probe_divergence, probe_from_logits, probe_index, probe_targets
+from oarl.core.scorers.registry import ScorerSpec, register_scorer
+
+#: Recomputed tokens per forward of masked copies (bounds activation memory; raise it on GPUs).
+MAX_BATCH_TOKENS = 2048
 
 
 def _prefix_cache(
@@ -129,6 +133,7 @@ def masked_group_divergences(
                 write(b, torch.tensor([kept[j][0] for j in chunk]), div.float())
 
 
+@register_scorer(ScorerSpec("perturbation", "masking", frozenset({"model"}), "recommended", "quadratic"))
 def perturbation_scores(
     model: nn.Module,
     input_ids: Tensor,
@@ -137,9 +142,8 @@ def perturbation_scores(
     answer_mask: Tensor,
     probe: str = "as_mean",
     mask_token_id: int | None = None,
-    max_batch_tokens: int = 2048,
+    max_batch_tokens: int = MAX_BATCH_TOKENS,
     upcast: bool = False,
-    **_: object,
 ) -> Tensor:
     """OAR-P token importance (paper: ``KL(p_clean || p_masked)`` of the outcome probe).
 

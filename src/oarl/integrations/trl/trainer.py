@@ -2,8 +2,9 @@
 
 The trainer overrides one hook, ``_generate_and_score_completions``: after TRL has generated, rewarded and
 group-normalised, :func:`oarl.batch.reshape.oar_token_advantages` turns the ``[B]`` advantages into ``[B, T]``
-token advantages, which TRL 1.16's loss accepts as they are. ``_calculate_rewards`` is wrapped only to see
-the rewards, so groups whose advantages are all zero are never scored.
+token advantages, which TRL 1.16's loss accepts as they are. Rows whose advantage TRL computed as exactly
+zero (e.g. every completion of a group rewarded alike) are never scored: ``A_t = A * w_t`` is zero for any
+weights.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from torch import nn
 from trl import GRPOConfig, GRPOTrainer
 from trl.distributed import DistributedBackend
 from trl.models.utils import unwrap_model_for_generation
-from trl.trainer.utils import nanstd
 
 from oarl.batch.reshape import OARSettings, context_limit, methods, oar_token_advantages
 
@@ -63,7 +63,7 @@ class OARConfig(GRPOConfig):
     """GRPOConfig plus OAR's settings (all validated at construction, before any model is loaded)."""
 
     oar_method: str = field(
-        default="gradient",
+        default=OARSettings.method,
         # choices: the scorer registry as it is when this module is imported (the CLI's argparse check);
         # __post_init__ re-validates against the registry at construction, so later registrations work too.
         metadata={
@@ -72,28 +72,46 @@ class OARConfig(GRPOConfig):
         },
     )
     oar_probe: str = field(
-        default="as_mean", metadata={"help": "outcome probe: lt_logits, as_mean (paper's best) or as_joint"}
+        default=OARSettings.probe,
+        metadata={"help": "outcome probe: lt_logits, as_mean (paper's best) or as_joint"},
     )
     oar_probe_warmup_steps: int = field(
         default=0, metadata={"help": "use lt_logits before this global step, then oar_probe"}
     )
-    oar_tau: float = field(default=0.4, metadata={"help": "gate quantile in (0, 1); low tau boosts more"})
-    oar_beta: float = field(default=2.0, metadata={"help": "boost strength >= 0"})
-    oar_floor: float = field(default=0.1, metadata={"help": "least weight of a suppressed token, in [0, 1]"})
-    oar_noise_std: float = field(default=1e-3, metadata={"help": "OAR-G embedding noise std >= 0"})
+    oar_tau: float = field(
+        default=OARSettings.tau, metadata={"help": "gate quantile in (0, 1); low tau boosts more"}
+    )
+    oar_beta: float = field(default=OARSettings.beta, metadata={"help": "boost strength >= 0"})
+    oar_floor: float = field(
+        default=OARSettings.floor, metadata={"help": "least weight of a suppressed token, in [0, 1]"}
+    )
+    oar_noise_std: float | None = field(
+        default=None,
+        metadata={
+            "help": "embedding noise std >= 0 of the scorers that take noise_std (OAR-G); default: theirs"
+        },
+    )
     oar_mask_token: str | None = field(
         default=None, metadata={"help": "OAR-P replacement token (text or id); default: the pad token"}
     )
     oar_skip_zero_advantage: bool = field(
-        default=True, metadata={"help": "do not score groups whose advantages are all zero"}
+        default=True,
+        metadata={"help": "do not score rows whose advantage is zero (e.g. a group rewarded alike)"},
     )
-    oar_max_batch_tokens: int = field(
-        default=2048, metadata={"help": "OAR-P: recomputed tokens per forward (memory bound; raise on GPUs)"}
+    oar_max_batch_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "masking scorers (OAR-P): recomputed tokens per forward (memory bound; raise on GPUs); "
+            "default: the scorer's"
+        },
     )
 
     oar_scorer_options: dict | str | None = field(
         default=None,
-        metadata={"help": "extra scorer options, a dict or a JSON string (e.g. '{\"window\": 8}')"},
+        metadata={
+            "help": "the scorer's own options, a dict or a JSON string (e.g. '{\"window\": 8}'); checked against "
+            "the scorer (docs/scorers.md lists each scorer's options)"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -105,8 +123,6 @@ class OARConfig(GRPOConfig):
         self.oar_settings(mask_token_id=None)  # validates every oar_* field first
         if self.oar_probe_warmup_steps < 0:
             raise ValueError(f"oar_probe_warmup_steps must be >= 0, got {self.oar_probe_warmup_steps}")
-        if self.oar_max_batch_tokens < 1:
-            raise ValueError(f"oar_max_batch_tokens must be >= 1, got {self.oar_max_batch_tokens}")
         super().__post_init__()
 
     def oar_settings(self, mask_token_id: int | None, step: int | None = None) -> OARSettings:
@@ -159,7 +175,6 @@ class OARGRPOTrainer(GRPOTrainer):
             raise TypeError("OARGRPOTrainer needs args=OARConfig(...) (a GRPOConfig with the oar_* fields)")
         self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
         self._oar_generator: torch.Generator | None = None
-        self._oar_rewards_per_func: torch.Tensor | None = None
         backend = DistributedBackend(self.accelerator)
         self._oar_zero3 = backend.is_zero3
         check_sharding(
@@ -206,36 +221,14 @@ class OARGRPOTrainer(GRPOTrainer):
             self._oar_generator = torch.Generator(device=self.accelerator.device)
             self._oar_generator.set_state(state)
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        self._oar_rewards_per_func = rewards  # gathered over processes, [N_global, n_funcs]
-        return rewards
-
-    def _zero_advantage_rows(self, n_local: int, mode: str) -> torch.Tensor | None:
-        """``[n_local]`` bool: rows whose group advantages are all zero (all rewards equal), as TRL sees it."""
-        rpf = self._oar_rewards_per_func
-        if (
-            rpf is None
-            or self.multi_objective_aggregation != "sum_then_normalize"
-            or self.scale_rewards == "batch"
-        ):
-            return None  # with batch-level scaling a constant group still has non-zero advantages
-        G = self.num_generations if mode == "train" else self.num_generations_eval
-        unscorable = torch.isnan(rpf).all(dim=1)
-        rewards = (rpf * self.reward_weights.to(rpf.device).unsqueeze(0)).nansum(dim=1)
-        rewards[unscorable] = torch.nan
-        std = nanstd(rewards.view(-1, G), dim=1) if G > 1 else torch.zeros(rewards.numel(), device=rpf.device)
-        zero = torch.isclose(std, torch.zeros_like(std)).repeat_interleave(G if G > 1 else 1) | unscorable
-        start = self.accelerator.process_index * n_local
-        return zero[start : start + n_local]
-
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
         mode = "train" if self.model.training else "eval"
         if mode == "eval":
             return out  # evaluation does not update the policy: no need to pay for scoring
-        n = out["completion_ids"].shape[0]
-        skip = self._zero_advantage_rows(n, mode) if self.args.oar_skip_zero_advantage else None
+        # TRL's advantage exactly 0 (a group rewarded alike, with rewards whose mean is exact: 0/1, any dyadic
+        # value): the row's token advantages are 0 whatever the weights, so scoring it would be wasted.
+        skip = (out["advantages"] == 0) if self.args.oar_skip_zero_advantage else None
         if self._oar_generator is None:
             self._oar_generator = torch.Generator(device=out["completion_ids"].device)
             self._oar_generator.manual_seed(self.args.seed + 7919 * self.accelerator.process_index)
