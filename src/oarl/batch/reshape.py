@@ -26,6 +26,18 @@ def methods() -> tuple[str, ...]:
     return ("none", *SCORERS)
 
 
+def method_label(method: str) -> str:
+    """Display label of a method (``"GRPO"`` for ``"none"``, else the scorer's); other names as they are."""
+    if method == "none":
+        return "GRPO"
+    return SCORERS[method].display if method in SCORERS else method
+
+
+def model_free(method: str) -> bool:
+    """True when ``method`` never runs the model (plain GRPO and the scorers that do not need it)."""
+    return method == "none" or get_scorer(method).model_free
+
+
 #: Scorer options set only through their named settings (the warm-up switches ``probe``; the trainer resolves
 #: ``mask_token_id`` from ``oar_mask_token``), never through ``scorer_options``.
 NAMED_ONLY = ("probe", "mask_token_id")

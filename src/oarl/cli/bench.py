@@ -119,7 +119,12 @@ def _plot(curve: dict, path: Path, machine: str) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for name, by_t in curve.items():
         ts = sorted(by_t)
-        for key, style in (("naive_oar_p", "--"), ("oar_p", "-"), ("oar_p_linear", "-."), ("oar_g", ":")):
+        for key, style in (
+            ("naive_oar_p", "--"),
+            ("oar_p", "-"),
+            ("perturbation_linear", "-."),
+            ("oar_g", ":"),
+        ):
             ax.plot(ts, [by_t[t][key] for t in ts], style, marker="o", label=f"{key} ({name})")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -161,7 +166,7 @@ def _markdown(r: dict) -> str:
         lines.append(
             f"| {name} | {res['case']['reasoning_len']} | {s['naive_oar_p']:.3f} | {s['oar_p']:.3f} | "
             f"{s['naive_oar_p'] / s['oar_p']:.1f}x | {_limit_cells(res)} | {s['oar_g']:.3f} | "
-            f"{s.get('oar_p_linear', float('nan')):.3f} | {res.get('max_abs_diff', float('nan')):.1e} | "
+            f"{s.get('perturbation_linear', float('nan')):.3f} | {res.get('max_abs_diff', float('nan')):.1e} | "
             f"{mem.get('naive_oar_p', 0) / 2**20:.0f} MiB | {mem.get('oar_p', 0) / 2**20:.0f} MiB | {ratio:.2f} |"
         )
     if "step" in r:
@@ -187,7 +192,7 @@ def _markdown(r: dict) -> str:
             lines.append(
                 f"| {name} | {t} | {s['naive_oar_p']:.3f} | {s['oar_p']:.3f} | {sp:.1f}x | {lim:.1f}x | "
                 f"{sp / lim:.2f}{'' if sp / lim >= GUARD else ' (below guard)'} | {s['oar_g']:.3f} | "
-                f"{s.get('oar_p_linear', float('nan')):.3f} |"
+                f"{s.get('perturbation_linear', float('nan')):.3f} |"
             )
     return "\n".join(lines) + "\n"
 

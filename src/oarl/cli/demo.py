@@ -190,6 +190,7 @@ def _attribution(ckpt, task, rl, path: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from oarl.batch.reshape import method_label
     from oarl.math.evaluation import generate_completions
     from oarl.testbed import oracle
     from oarl.utils.checkpoint import load_tokenizer
@@ -209,12 +210,11 @@ def _attribution(ckpt, task, rl, path: Path) -> None:
     batch = oracle.oracle_batch(tok, [prompts[pick]], [comps[pick]], task)
     keep = batch["attention_mask"][0].bool()
     tokens = tok.convert_ids_to_tokens(batch["input_ids"][0][keep].tolist())
-    names = {"perturbation": "OAR-P", "gradient": "OAR-G", "entropy": "entropy", "random": "random"}
     weights = {
-        label: oracle.token_weights(
+        method_label(m): oracle.token_weights(
             model, batch, m, rl.probe, noise_std=rl.noise_std, tau=rl.tau, beta=rl.beta
         )[0][keep].tolist()
-        for m, label in names.items()
+        for m in ("perturbation", "gradient", "entropy", "random")
     }
     plots.attribution_strip(
         tokens, weights, path, oracle=batch["oracle_mask"][0][keep].tolist(),

@@ -18,21 +18,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
 
-from oarl.batch.reshape import OARSettings
+from oarl.batch.reshape import OARSettings, method_label
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
 from oarl.math.evaluation import accuracy
 from oarl.testbed.tasks import arith
 from oarl.utils.atomic import append_line, trim_jsonl
 from oarl.utils.checkpoint import load_tokenizer
-
-METHOD_LABELS = {
-    "none": "GRPO",
-    "gradient": "OAR-G",
-    "perturbation": "OAR-P",
-    "entropy": "entropy",
-    "random": "random",
-    "oracle": "oracle",
-}
 
 
 @dataclass(frozen=True)
@@ -69,7 +60,7 @@ def get_arm(name: str) -> Arm:
     from oarl.batch.reshape import methods
 
     if name in methods():
-        return Arm(name, METHOD_LABELS.get(name, name), name)
+        return Arm(name, method_label(name), name)
     raise ValueError(f"unknown arm {name!r}; expected one of {sorted(ARMS)} or an oar_method {methods()}")
 
 

@@ -21,14 +21,6 @@ from oarl.core.diagnostics import auroc, ess_ratio, oracle_recall, top_mass_shar
 from oarl.core.gating import bilevel_weights
 from oarl.core.scorers import get_scorer, shared_options
 
-METHOD_LABELS = {
-    "perturbation": "OAR-P",
-    "gradient": "OAR-G",
-    "entropy": "entropy",
-    "random": "random",
-    "uniform": "uniform",
-}
-
 
 @dataclass
 class TokenView:
@@ -115,9 +107,9 @@ def score_methods(
     batch: dict[str, Tensor],
     methods: Sequence[str],
     probe: str = "as_mean",
-    tau: float = 0.4,
-    beta: float = 2.0,
-    floor: float = 0.1,
+    tau: float = gating.TAU,
+    beta: float = gating.BETA,
+    floor: float = gating.FLOOR,
     seed: int = 0,
     **options: object,
 ) -> dict[str, MethodResult]:
@@ -203,9 +195,9 @@ def attribute(
     completions: Sequence[str],
     methods: Sequence[str] = ("perturbation", "gradient", "entropy", "random"),
     probe: str = "as_mean",
-    tau: float = 0.4,
-    beta: float = 2.0,
-    floor: float = 0.1,
+    tau: float = gating.TAU,
+    beta: float = gating.BETA,
+    floor: float = gating.FLOOR,
     seed: int = 0,
     oracle: bool | object = False,
     titles: Sequence[str] | None = None,

@@ -57,7 +57,12 @@ class EmbeddingProbe:
 
 @register_scorer(
     ScorerSpec(
-        "gradient", "gradient", frozenset({"model", "gradients", "randomness"}), "recommended", "backward"
+        "gradient",
+        "gradient",
+        frozenset({"model", "gradients", "randomness"}),
+        "recommended",
+        "backward",
+        label="OAR-G",
     )
 )
 def gradient_scores(

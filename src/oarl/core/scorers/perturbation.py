@@ -133,7 +133,9 @@ def masked_group_divergences(
                 write(b, torch.tensor([kept[j][0] for j in chunk]), div.float())
 
 
-@register_scorer(ScorerSpec("perturbation", "masking", frozenset({"model"}), "recommended", "quadratic"))
+@register_scorer(
+    ScorerSpec("perturbation", "masking", frozenset({"model"}), "recommended", "quadratic", label="OAR-P")
+)
 def perturbation_scores(
     model: nn.Module,
     input_ids: Tensor,

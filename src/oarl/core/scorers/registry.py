@@ -51,6 +51,7 @@ class ScorerSpec:
     status: str
     cost: str
     why: str = ""  # experimental: the measurement it lost; shown in docs/scorers.md
+    label: str = ""  # display name in tables and figures (default: the name)
     check: Callable[[Any], None] | None = None
     options: type | None = None
     fn: Callable[..., Tensor] | None = field(default=None, compare=False)
@@ -62,6 +63,11 @@ class ScorerSpec:
                 f"scorer {self.name!r}: needs {sorted(unknown)} not in {NEEDS}, or status {self.status!r} not "
                 f"in {STATUSES}, or cost {self.cost!r} not in {COSTS}"
             )
+
+    @property
+    def display(self) -> str:
+        """The label shown in tables and figures."""
+        return self.label or self.name
 
     @property
     def model_free(self) -> bool:

@@ -22,7 +22,7 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.distributed import DistributedBackend
 from trl.models.utils import unwrap_model_for_generation
 
-from oarl.batch.reshape import OARSettings, context_limit, methods, oar_token_advantages
+from oarl.batch.reshape import OARSettings, context_limit, methods, model_free, oar_token_advantages
 
 logger = logging.getLogger(__name__)
 #: ``(tokenizer, prompt_ids [B, P], completion_ids [B, T], completion_mask [B, T]) -> [B, T] bool``
@@ -30,8 +30,6 @@ TokenLabeler = Callable[..., torch.Tensor]
 #: Saved next to transformers' ``rng_state.pth`` in each checkpoint (one per process, ``_{rank}.pth``): the
 #: state of the OAR-G noise / random-score generator.
 OAR_RNG_PREFIX = "oar_rng_state"
-#: Methods whose scores never run the model (nothing to gather when parameters are sharded).
-MODEL_FREE_METHODS = ("none", "random", "uniform", "oracle")
 
 
 def check_sharding(method: str, zero_stage: int, fsdp: bool, gather_zero3: bool) -> None:
@@ -42,7 +40,7 @@ def check_sharding(method: str, zero_stage: int, fsdp: bool, gather_zero3: bool)
     (rows, chunks, skipped groups), so they run on the full weights gathered once per step, as TRL's generation
     does (``ds3_gather_for_generation``); with that off there is no safe way to score. FSDP is not supported.
     """
-    if method in MODEL_FREE_METHODS:
+    if model_free(method):  # nothing to gather when parameters are sharded
         return
     if fsdp:
         raise ValueError(
@@ -195,7 +193,7 @@ class OARGRPOTrainer(GRPOTrainer):
         """The policy to score with: the unwrapped model; under ZeRO-3 with its weights gathered on every process
         and DeepSpeed's hooks removed for the duration (TRL's ``unwrap_model_for_generation``), so that each
         process's own number of forwards needs no collective."""
-        if self._oar_zero3 and method not in MODEL_FREE_METHODS:
+        if self._oar_zero3 and not model_free(method):
             with unwrap_model_for_generation(
                 self.model_wrapped, self.accelerator, gather_deepspeed3_params=True,
                 gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
