@@ -9,7 +9,7 @@ from conftest import layout, tiny_lm
 from oarl.core.model import default_mask_token_id, full_logits
 from oarl.core.probes import outcome_probe, probe_divergence
 from oarl.core.scorers import SCORERS, gradient_scores, perturbation_scores
-from oarl.core.scorers.approximate import group_divergences, reasoning_spans
+from oarl.core.scorers.masking.kernel import group_divergences, reasoning_spans
 from oarl.testbed.fidelity import row_fidelity
 
 ROWS = [(5, 30, 3), (3, 22, 2), (6, 17, 1)]

@@ -8,11 +8,11 @@ import torch
 from conftest import PAD, layout, tiny_lm
 
 from oarl.core.model import decoder_hidden, gather_positions, head_logits, position_ids_from_mask
-from oarl.core.probes import probe_divergence, probe_from_logits, probe_index, probe_targets
+from oarl.core.probes import probe_divergence, probe_from_logits, probe_index, probe_logits, probe_targets
 from oarl.core.scorers import SCORERS, gradient_scores, shared_options
-from oarl.core.scorers.gradient_variants import gradient_avg_scores, gradient_rms_scores, reasoning_rms
-from oarl.core.scorers.linearized import coarse_logits, fisher_quadratic, linearized_scores, probe_logits
-from oarl.core.scorers.path import path_attributions
+from oarl.core.scorers.gradient.linearized import coarse_logits, fisher_quadratic, linearized_scores
+from oarl.core.scorers.gradient.path import path_attributions
+from oarl.core.scorers.gradient.variants import gradient_avg_scores, gradient_rms_scores, reasoning_rms
 
 ROWS = [(3, 7, 2), (2, 5, 3)]
 NEW = ("gradient_rms", "gradient_avg", "linearized", "path")

@@ -12,7 +12,7 @@ import torch
 from conftest import layout, tiny_lm
 
 from oarl.core.scorers import SCORERS, perturbation_scores
-from oarl.core.scorers.kv_linear import fisher_directions, linear_perturbation_scores
+from oarl.core.scorers.masking.linear import fisher_directions, linear_perturbation_scores
 from oarl.testbed.fidelity import row_fidelity
 
 ROWS = [(4, 12, 3), (3, 9, 2), (5, 7, 1)]
@@ -121,3 +121,16 @@ def test_bf16_model_scores_finite_and_rank_like_float32():
     got = linear_perturbation_scores(model.to(torch.bfloat16), *batch)
     assert got.dtype == torch.float32 and torch.isfinite(got).all()
     assert min(row_fidelity(got, ref, batch[2])["spearman"]) > 0.9
+
+
+def test_the_attention_hook_is_registered_only_while_in_use():
+    """The custom attention is an entry of transformers' interface only during perturbation_linear's passes."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    from oarl.core.model import HOOK
+
+    model = tiny_lm("llama")
+    assert HOOK not in ALL_ATTENTION_FUNCTIONS
+    impl = model.config._attn_implementation
+    assert linear_perturbation_scores(model, *layout(ROWS)).abs().sum() > 0
+    assert HOOK not in ALL_ATTENTION_FUNCTIONS and model.config._attn_implementation == impl

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from oarl.core.scorers.perturbation import MAX_BATCH_TOKENS
+from oarl.core.scorers.masking.kernel import MAX_BATCH_TOKENS
 
 MODELS = {
     # name: (vocab, hidden, layers, heads, kv_heads, intermediate)

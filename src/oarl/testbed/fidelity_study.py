@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from oarl.core.scorers import get_scorer, perturbation_scores, shared_options
-from oarl.core.scorers.gradient_variants import reasoning_rms
+from oarl.core.scorers.gradient.variants import reasoning_rms
 from oarl.testbed import oracle
 from oarl.testbed.fidelity import row_fidelity, scorer_fidelity, summarize
 

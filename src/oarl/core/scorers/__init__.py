@@ -9,22 +9,25 @@ and refuses options the scorer does not take. ``docs/scorers.md`` is generated f
 
 from __future__ import annotations
 
-# Imported for their registrations, in the order the registry (and every list made from it) shows them.
-from oarl.core.scorers.perturbation import perturbation_scores  # isort: skip
-from oarl.core.scorers.gradient import gradient_scores  # isort: skip
-from oarl.core.scorers.gradient_variants import gradient_avg_scores, gradient_rms_scores  # isort: skip
-from oarl.core.scorers.linearized import linearized_scores  # isort: skip
-from oarl.core.scorers.path import path_scores  # isort: skip
-from oarl.core.scorers.baselines import entropy_scores, oracle_scores, random_scores, uniform_scores  # isort: skip
-from oarl.core.scorers.approximate import (  # isort: skip
+# Imported for their registrations, family by family: the registry (and every list made from it) keeps this order.
+# isort: off
+from oarl.core.scorers.masking.exact import perturbation_scores
+from oarl.core.scorers.masking.span import (
     prerank_perturbation_scores,
     refine_perturbation_scores,
     span_perturbation_scores,
 )
-from oarl.core.scorers.horizon import horizon_perturbation_scores  # isort: skip
-from oarl.core.scorers.kv_linear import linear_perturbation_scores  # isort: skip
-from oarl.core.scorers.reference import naive_perturbation_scores  # isort: skip
-from oarl.core.scorers.registry import (  # isort: skip
+from oarl.core.scorers.masking.horizon import horizon_perturbation_scores
+from oarl.core.scorers.masking.linear import linear_perturbation_scores
+from oarl.core.scorers.gradient.oar_g import gradient_scores
+from oarl.core.scorers.gradient.variants import gradient_avg_scores, gradient_rms_scores
+from oarl.core.scorers.gradient.linearized import linearized_scores
+from oarl.core.scorers.gradient.path import path_scores
+from oarl.core.scorers.controls.baselines import entropy_scores, oracle_scores, random_scores, uniform_scores
+from oarl.core.scorers.reference.naive import naive_perturbation_scores
+
+# isort: on
+from oarl.core.scorers.registry import (
     COSTS,
     NEEDS,
     SCORERS,
@@ -37,8 +40,6 @@ from oarl.core.scorers.registry import (  # isort: skip
     unregister_scorer,
     upcast_scorers,
 )
-
-Scorer = ScorerSpec
 
 __all__ = [
     "COSTS",

@@ -1,6 +1,6 @@
 """Approximate OAR-P for long reasoning: fewer or cheaper masked copies than one per token.
 
-Exact OAR-P (:func:`~oarl.core.scorers.perturbation.perturbation_scores`) runs one masked copy per reasoning
+Exact OAR-P (:func:`~oarl.core.scorers.masking.exact.perturbation_scores`) runs one masked copy per reasoning
 token, and a copy masked at ``t`` recomputes positions ``t .. p_max``: about ``T^2 / 2`` token-passes per row.
 The scorers here trade fidelity to it for cost:
 
@@ -14,7 +14,7 @@ The scorers here trade fidelity to it for cost:
   highest-scoring spans until ``fraction`` of the tokens are covered; the rest keep their (spread, scaled)
   span score.
 
-All share :func:`group_divergences`, which masks arbitrary position groups with the same KV-cache reuse as
+All share :func:`.kernel.group_divergences`, which masks arbitrary position groups with the same KV-cache reuse as
 exact OAR-P (a group is recomputed from its first position), so singleton groups give exact OAR-P.
 """
 
@@ -28,77 +28,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from oarl.core.model import (
-    check_layout,
-    default_mask_token_id,
-)
-from oarl.core.probes import check_probe
-from oarl.core.scorers.perturbation import MAX_BATCH_TOKENS, masked_group_divergences, perturbation_scores
+from oarl.core.model import check_layout
+from oarl.core.scorers.masking.exact import perturbation_scores
+from oarl.core.scorers.masking.kernel import MAX_BATCH_TOKENS, group_divergences, reasoning_spans
 from oarl.core.scorers.registry import ScorerSpec, get_scorer, register_scorer, shared_options
 
 SPREADS = ("uniform", "linear", "prerank")
-
-
-def group_divergences(
-    model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    answer_mask: Tensor,
-    groups: Sequence[Sequence[Sequence[int]]],
-    probe: str = "as_mean",
-    mask_token_id: int | None = None,
-    max_batch_tokens: int = MAX_BATCH_TOKENS,
-) -> list[Tensor]:
-    """``KL(p_clean || p_masked_G)`` of the probe for every position group ``G`` masked at once.
-
-    Args:
-        model: a transformers causal LM (eval mode inside; modes restored).
-        input_ids, attention_mask, answer_mask: ``[B, L]`` as in ``perturbation_scores``.
-        groups: per row ``b``, a list of position groups (each a list of positions in ``[0, L)``).
-        probe, mask_token_id, max_batch_tokens: as in ``perturbation_scores``.
-
-    Returns:
-        per row, a float32 tensor ``[len(groups[b])]``; 0 for groups with no position at or before the last
-        probe position (they cannot change the probe) and in rows without an answer span.
-    """
-    check_probe(probe)
-    mask_id = default_mask_token_id(model, mask_token_id)
-    B = input_ids.shape[0]
-    if len(groups) != B:
-        raise ValueError(f"groups has {len(groups)} rows, input_ids {B}")
-    out = [torch.zeros(len(g), dtype=torch.float32) for g in groups]
-
-    def write(b: int, group: Tensor, div: Tensor) -> None:
-        out[b][group] = div.cpu()
-
-    masked_group_divergences(
-        model, input_ids, attention_mask, answer_mask, groups, write, probe, mask_id, max_batch_tokens
-    )
-    return out
-
-
-def reasoning_spans(
-    input_ids: Tensor, reasoning_mask: Tensor, window: int, step_end_ids: Sequence[int] | None = None
-) -> list[list[list[int]]]:
-    """Per row, the reasoning positions cut into spans.
-
-    Windows of ``window`` consecutive reasoning tokens; or, with ``step_end_ids``, reasoning steps (a step
-    ends after a token whose id is in ``step_end_ids``), each further cut into windows of at most ``window``.
-    """
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    ends = set(int(t) for t in step_end_ids) if step_end_ids is not None else None
-    out = []
-    for b in range(input_ids.shape[0]):
-        ts = reasoning_mask[b].bool().nonzero().flatten().tolist()
-        steps: list[list[int]] = [[]]
-        for t in ts:
-            steps[-1].append(t)
-            if ends is not None and int(input_ids[b, t]) in ends:
-                steps.append([])
-        spans = [s[i : i + window] for s in steps if s for i in range(0, len(s), window)]
-        out.append(spans)
-    return out
 
 
 def _prerank_options(prerank: str, probe: str, options: Mapping[str, Any] | None) -> dict[str, Any]:

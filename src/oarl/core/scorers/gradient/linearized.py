@@ -31,19 +31,8 @@ from oarl.core.model import (
     head_logits,
     position_ids_from_mask,
 )
-from oarl.core.probes import check_probe, probe_from_logits
-from oarl.core.scorers.gradient import EmbeddingProbe
+from oarl.core.probes import EmbeddingProbe, check_probe, probe_from_logits, probe_logits
 from oarl.core.scorers.registry import ScorerSpec, register_scorer
-
-
-def probe_logits(logits: Tensor, valid: Tensor, probe: str) -> Tensor:
-    """The logits behind a distribution probe, ``[B, K, V] -> [B, V]``: the mean over valid positions
-    (``as_mean``) or the first position (``lt_logits``). Float32 or wider."""
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    if probe == "lt_logits":
-        return logits[:, 0]
-    w = valid.to(logits.dtype).unsqueeze(-1)
-    return (logits * w).sum(1) / w.sum(1).clamp(min=1.0)
 
 
 def coarse_logits(z: Tensor, classes: int) -> Tensor:

@@ -1,6 +1,6 @@
 """OAR-G variants that keep the paper's estimator and change only its noise: relative scale, several draws.
 
-Both stay ``|<dJ/de_t, e_t>|`` with ``J = KL(p_clean || p_noisy)`` (see :mod:`.gradient`):
+Both stay ``|<dJ/de_t, e_t>|`` with ``J = KL(p_clean || p_noisy)`` (see :mod:`.oar_g`):
 
 - ``gradient_rms``: the noise std is ``relative_noise`` times the RMS of the row's reasoning embeddings (the
   paper's absolute 1e-3 is a different relative perturbation for every model's embedding scale: 1.3% of the
@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from oarl.core.scorers.gradient import gradient_scores
+from oarl.core.scorers.gradient.oar_g import gradient_scores
 from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
 

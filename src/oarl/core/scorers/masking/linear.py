@@ -4,7 +4,7 @@ Masking token ``t`` changes the probe through (i) position ``t``'s own stream (a
 layer: large, non-linear), (ii) the probe positions' attention to ``t``'s keys and values at every layer (the
 direct paths; in trained models attention is sharp, so also non-linear), and (iii) everything that goes
 through the positions in between (many small, diluted changes). This scorer computes (i) and (ii) exactly for
-all copies in one forward and (iii) to first order (:mod:`oarl.core.scorers.streams`):
+all copies in one forward and (iii) to first order (:mod:`.streams`):
 
 1. **Streams forward** (no grad, ``L + C + C K`` tokens for ``C`` reasoning tokens and ``K`` probe slots):
    the clean sequence, position ``t`` of every masked copy, and every copy's probe positions reading the
@@ -46,11 +46,10 @@ from oarl.core.model import (
     head_logits,
     position_ids_from_mask,
 )
-from oarl.core.probes import check_probe, ordered_positions, probe_from_logits
-from oarl.core.scorers.gradient import EmbeddingProbe
-from oarl.core.scorers.linearized import probe_logits
+from oarl.core.probes import EmbeddingProbe, check_probe, ordered_positions, probe_from_logits, probe_logits
+from oarl.core.scorers.masking.kernel import group_divergences
+from oarl.core.scorers.masking.streams import Streams, kv_pass
 from oarl.core.scorers.registry import ScorerSpec, register_scorer
-from oarl.core.scorers.streams import Streams, kv_pass
 
 
 def fisher_directions(weight: Tensor, z: Tensor, rank: int, top_n: int) -> tuple[Tensor, Tensor]:
@@ -154,7 +153,7 @@ def linear_perturbation_scores(
             ids.append(pos.gather(1, P).unsqueeze(1).expand(B, C, K).reshape(B, C * K))
         st = Streams("streams", valid, copy_pos, P, Pv, p0, with_probe=direct)
         with kv_pass(model, st):
-            hs, _ = decoder_hidden(model, torch.ones(B, sum(p.shape[1] for p in parts), dtype=torch.long),
+            hs, _ = decoder_hidden(model, torch.ones(B, sum(p.shape[1] for p in parts), dtype=torch.long, device=e.device),
                                    torch.cat(ids, 1), inputs_embeds=torch.cat(parts, 1))  # fmt: skip
         h_probe = gather_positions(hs[:, :L], P)  # [B, K, D] clean
         h_copy = hs[:, L + C :].reshape(B, C, K, -1) if direct else h_probe.unsqueeze(1)  # [B, C | 1, K, D]
@@ -248,8 +247,6 @@ def _exact_at_probe(
     model, input_ids, attention_mask, answer_mask, probe, mask_id, at: Tensor, scores
 ) -> None:
     """Reasoning tokens at probe positions (``at[B, L]``) change the probe directly: exact OAR-P, in place."""
-    from oarl.core.scorers.approximate import group_divergences
-
     if not at.any():
         return
     groups = [[[int(t)] for t in row.nonzero().flatten()] for row in at]

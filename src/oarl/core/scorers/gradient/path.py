@@ -21,8 +21,7 @@ from oarl.core.model import (
     eval_mode,
     float32_weights,
 )
-from oarl.core.probes import check_probe
-from oarl.core.scorers.gradient import EmbeddingProbe
+from oarl.core.probes import EmbeddingProbe, check_probe
 from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
 

@@ -11,48 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from oarl.core.model import (
-    check_layout,
-    decoder_hidden,
-    eval_mode,
-    float32_weights,
-    gather_positions,
-    head_logits,
-    position_ids_from_mask,
-)
-from oarl.core.probes import check_probe, probe_divergence, probe_from_logits, probe_index, probe_targets
+from oarl.core.model import check_layout, eval_mode, float32_weights
+from oarl.core.probes import EmbeddingProbe, check_probe
 from oarl.core.scorers.registry import ScorerSpec, register_scorer
-
-
-class EmbeddingProbe:
-    """The outcome probe as a function of the input embeddings, for one batch layout (gradient-class scorers).
-
-    ``probe(embeds[B, L, D])`` runs the decoder on the embeddings and applies the LM head only at the probe
-    positions: ``[B, V]`` log-probs or ``[B]`` (AS-Joint), as :func:`probe_from_logits`. ``row_valid[B]``: rows
-    with an answer span (the others score 0).
-    """
-
-    def __init__(
-        self, model: nn.Module, input_ids: Tensor, attention_mask: Tensor, answer_mask: Tensor, probe: str
-    ):
-        self.model, self.attention_mask, self.probe = model, attention_mask, probe
-        self.positions, self.valid = probe_index(answer_mask, probe)
-        self.targets = probe_targets(input_ids, self.positions)
-        self.position_ids = position_ids_from_mask(attention_mask)
-        self.row_valid = self.valid.any(-1)
-
-    def __call__(self, embeds: Tensor) -> Tensor:
-        hidden, _ = decoder_hidden(self.model, self.attention_mask, self.position_ids, inputs_embeds=embeds)
-        logits = head_logits(self.model, gather_positions(hidden, self.positions))
-        return probe_from_logits(logits, self.valid, self.targets, self.probe)
-
-    def divergence(self, clean: Tensor, embeds: Tensor) -> Tensor:
-        """``sum_b D(clean_b, probe(embeds)_b)`` over rows with an answer span (a scalar to differentiate)."""
-        return (probe_divergence(clean, self(embeds), self.probe) * self.row_valid).sum()
-
-    def scored(self, reasoning_mask: Tensor) -> Tensor:
-        """``[B, L]`` float: 1 on the reasoning tokens of rows with an answer span (where scores may be non-zero)."""
-        return (reasoning_mask.bool() & self.row_valid.unsqueeze(-1)).float()
 
 
 @register_scorer(
