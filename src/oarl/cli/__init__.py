@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "study": ("oarl.cli.study", "seeds x arms x conditions on a testbed task, with CIs and paired tests"),
     "plot": ("oarl.cli.plot", "training curves of several runs on one figure"),
     "bench": ("oarl.cli.bench", "scorer and training-step cost: oarl vs naive, OAR vs GRPO"),
+    "scorers": (
+        "oarl.cli.scorers",
+        "the registered scorers: family, status, cost, needs, options (docs/scorers.md)",
+    ),
     "score-demo": ("oarl.cli.score_demo", "score one random sequence with every scorer on a tiny model"),
     "gpu-check": ("oarl.cli.gpu_check", "GPU: scorers in bf16 vs float32; step times of each arm (vLLM)"),
 }

@@ -13,26 +13,37 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
 
-#: What a scorer reads besides the four ``[B, L]`` layout tensors (the trainer must provide it):
-#: ``model`` runs the policy; ``gradients`` backpropagates through it; ``randomness`` draws from ``generator``;
-#: ``oracle_labels`` reads ``oracle_mask`` (known decisive tokens: synthetic tasks only). Reserved for the
-#: coming credit families: ``group_rewards``, ``reference_answer``, ``generation`` (samples continuations).
-NEEDS = (
-    "model", "gradients", "randomness", "oracle_labels", "group_rewards", "reference_answer", "generation",
-)  # fmt: skip
-#: ``recommended``: won or ties in the project's measurements (README "OAR-G fidelity", "Past T²");
-#: ``experimental``: lost there (kept for ablations; ``why`` says by how much); ``control``: a baseline.
-STATUSES = ("recommended", "experimental", "control")
-#: Cost of one call, ``T`` reasoning tokens a row: ``none`` (no model), ``forward`` (one forward), ``backward``
-#: (a few forwards and backwards, constant in T), ``linear`` (token-passes linear in T, more than a forward),
-#: ``quadratic`` (masked copies: ~T^2 / 2 token-passes, or a fraction of that).
-COSTS = ("none", "forward", "backward", "linear", "quadratic")
+#: What a scorer reads besides the four ``[B, L]`` layout tensors (the trainer must provide it).
+NEEDS = {
+    "model": "runs the policy",
+    "gradients": "backpropagates through the policy (to its input embeddings or keys/values)",
+    "randomness": "draws from the caller's ``generator``",
+    "oracle_labels": "reads ``oracle_mask``, the known decisive tokens (synthetic tasks only)",
+    # Reserved for the coming credit families (information gain, prefix trees, resampling):
+    "group_rewards": "reads the rewards of the row's group",
+    "reference_answer": "reads the reference answer",
+    "generation": "samples continuations from the policy",
+}
+STATUSES = {
+    "recommended": 'won or tied in the project\'s measurements (README "OAR-G fidelity", "Past T²")',
+    "experimental": "lost there; kept for ablations (the table says by how much)",
+    "control": "a baseline to compare against, not a credit method",
+}
+#: Cost of one call, for ``T`` reasoning tokens a row.
+COSTS = {
+    "none": "no model call",
+    "forward": "one forward pass",
+    "backward": "a few forwards and backwards, independent of T",
+    "linear": "token-passes linear in T (more than a forward)",
+    "quadratic": "masked copies: ~T^2 / 2 token-passes, or a fraction of that",
+}
 #: Inputs that come from ``needs`` rather than from the options.
 _INPUTS = {"generator": "randomness", "oracle_mask": "oracle_labels"}
 _LAYOUT = ("model", "input_ids", "attention_mask", "reasoning_mask", "answer_mask")
@@ -60,8 +71,8 @@ class ScorerSpec:
         unknown = set(self.needs) - set(NEEDS)
         if unknown or self.status not in STATUSES or self.cost not in COSTS:
             raise ValueError(
-                f"scorer {self.name!r}: needs {sorted(unknown)} not in {NEEDS}, or status {self.status!r} not "
-                f"in {STATUSES}, or cost {self.cost!r} not in {COSTS}"
+                f"scorer {self.name!r}: needs {sorted(unknown)} not in {list(NEEDS)}, or status {self.status!r} "
+                f"not in {list(STATUSES)}, or cost {self.cost!r} not in {list(COSTS)}"
             )
 
     @property
@@ -76,9 +87,9 @@ class ScorerSpec:
 
     @property
     def doc(self) -> str:
-        """The first paragraph of the scorer's docstring, on one line."""
-        text = inspect.getdoc(self.fn) or ""
-        return " ".join(text.split("\n\n")[0].split())
+        """The first paragraph of the scorer's docstring, on one line (Sphinx roles dropped)."""
+        text = " ".join((inspect.getdoc(self.fn) or "").split("\n\n")[0].split())
+        return re.sub(r":\w+:`~?([^`]+)`", r"``\1``", text)
 
     def defaults(self) -> dict[str, Any]:
         """``{option: default}`` in signature order."""
