@@ -178,9 +178,9 @@ def test_scorer_options_reach_the_scorer_and_named_settings_are_set_once():
     seen = {}
 
     @register_scorer(ScorerSpec("_spy", "controls", frozenset({"model"}), "control", "none"))
-    def spy(model, input_ids, attention_mask, reasoning_mask, answer_mask, probe="as_mean", window=1):
+    def spy(model, layout, probe="as_mean", window=1):
         seen.update(probe=probe, window=window)
-        return reasoning_mask.float()
+        return layout.reasoning_mask.float()
 
     try:
         pids, pmask, cids, cmask = batch([COMPLETIONS["normal"]])

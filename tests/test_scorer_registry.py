@@ -7,6 +7,7 @@ import torch
 from conftest import layout, tiny_lm
 
 from oarl.batch.reshape import OARSettings
+from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, get_scorer, model_free_scorers, shared_options, upcast_scorers
 
 CPU = dict(use_cpu=True, bf16=False, report_to="none")
@@ -90,4 +91,4 @@ def test_registered_scorers_score_through_the_spec_call():
         spec = get_scorer(name)
         via_spec = spec(model, ids, am, rm, an, generator=torch.Generator().manual_seed(0))
         kw = {"generator": torch.Generator().manual_seed(0)} if "randomness" in spec.needs else {}
-        assert torch.equal(via_spec, spec.fn(model, ids, am, rm, an, **kw))  # exact: the same call
+        assert torch.equal(via_spec, spec.fn(model, Layout(ids, am, rm, an), **kw))  # exact: the same call

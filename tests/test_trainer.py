@@ -164,8 +164,8 @@ def test_probe_warmup_uses_lt_logits(tmp_path):
 
 def test_nonfinite_scores_fall_back_to_grpo_and_are_counted(task, tmp_path, monkeypatch, caplog):
 
-    def nan_scores(model, ids, attn, reasoning, answer, **kw):
-        return torch.full(ids.shape, float("nan"))
+    def nan_scores(model, layout, **kw):
+        return torch.full(layout.input_ids.shape, float("nan"))
 
     monkeypatch.setitem(SCORERS, "gradient", dataclasses.replace(SCORERS["gradient"], fn=nan_scores))
     args = OARConfig(output_dir=str(tmp_path), oar_method="gradient", **COMMON)

@@ -17,6 +17,7 @@ from oarl.batch.spans import completion_span_masks
 from oarl.core.advantages import reshape_advantages
 from oarl.core.diagnostics import ess_ratio, top_mass_share
 from oarl.core.gating import BETA, FLOOR, TAU, bilevel_weights, check_gate_params
+from oarl.core.layout import Layout
 from oarl.core.probes import check_probe
 from oarl.core.scorers import SCORERS, get_scorer, shared_options
 
@@ -218,9 +219,8 @@ def oar_token_advantages(
         )
         options = settings.resolved_options()
         scorer = get_scorer(settings.method)
-        scores = scorer(
-            model, ids, attn, reasoning, answer, generator=generator, oracle_mask=oracle, **options
-        )
+        layout = Layout(ids, attn, reasoning, answer)
+        scores = scorer(model, layout, generator=generator, oracle_mask=oracle, **options)
         P = prompt_ids.shape[1]
         w, bad = safe_weights(scores[:, P:], spans.reasoning[rows], settings)
         weights[rows] = w.to(weights.dtype)

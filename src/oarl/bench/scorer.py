@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from oarl.core.layout import Layout
 from oarl.core.scorers.masking.kernel import MAX_BATCH_TOKENS
 
 MODELS = {
@@ -101,10 +102,12 @@ def scorer_fns(case: ScorerCase) -> dict:
         "naive_oar_p": lambda m, b: naive_perturbation_scores(
             m, *b, copies_per_forward=case.copies_per_forward
         ),
-        "oar_p": lambda m, b: perturbation_scores(m, *b, max_batch_tokens=case.max_batch_tokens),
-        "oar_g": lambda m, b: gradient_scores(m, *b, generator=torch.Generator(case.device).manual_seed(0)),
+        "oar_p": lambda m, b: perturbation_scores(m, Layout(*b), max_batch_tokens=case.max_batch_tokens),
+        "oar_g": lambda m, b: gradient_scores(
+            m, Layout(*b), generator=torch.Generator(case.device).manual_seed(0)
+        ),
         "perturbation_linear": lambda m, b: linear_perturbation_scores(
-            m, *b
+            m, Layout(*b)
         ),  # approximate OAR-P, linear in T
     }
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer, perturbation_scores, shared_options
 from oarl.core.scorers.gradient.variants import reasoning_rms
 from oarl.testbed import oracle
@@ -205,7 +206,7 @@ def noise_sweep(
     """
     args = _layout(batch)
     rms = float(reasoning_rms(model, batch["input_ids"], batch["reasoning_mask"]).mean())
-    reference = perturbation_scores(model, *args, probe=probe)
+    reference = perturbation_scores(model, Layout(*args), probe=probe)
     rows = []
     original = next(model.parameters()).dtype
     try:

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from oarl.batch.spans import completion_span_masks
 from oarl.core.diagnostics import auroc, oracle_recall, precision_at_k
 from oarl.core.gating import bilevel_weights
+from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer, perturbation_scores, shared_options
 from oarl.testbed.tasks import arith
 from oarl.testbed.tasks.arith_task import ArithTask
@@ -151,10 +152,7 @@ def replacement_scores(
     for r in ids:
         s = perturbation_scores(
             model,
-            input_ids,
-            attention_mask,
-            reasoning_mask,
-            answer_mask,
+            Layout(input_ids, attention_mask, reasoning_mask, answer_mask),
             probe=probe,
             mask_token_id=r,
             **options,
@@ -274,7 +272,7 @@ def mask_ablation(
 
         def score_fn(*args: Tensor, ids=ids) -> Tensor:
             if len(ids) == 1:
-                return perturbation_scores(model, *args, probe=probe, mask_token_id=ids[0])
+                return perturbation_scores(model, Layout(*args), probe=probe, mask_token_id=ids[0])
             return replacement_scores(model, *args, replacement_ids=ids, probe=probe)
 
         out[label] = evaluate_scorer(score_fn, batch, batch_size, precision_frac)

@@ -3,8 +3,9 @@
 Every scorer is declared where it is defined with :func:`register_scorer` (:mod:`.registry`): its family,
 status, cost class, what it reads (``needs``) and its options (the keyword parameters of its signature, turned
 into a frozen dataclass). ``SCORERS`` maps each name to its :class:`ScorerSpec`, which is callable as
-``spec(model, input_ids, attention_mask, reasoning_mask, answer_mask, generator=..., oracle_mask=..., **options)``
-and refuses options the scorer does not take. ``docs/scorers.md`` is generated from it (``oarl scorers``).
+``spec(model, layout, generator=..., oracle_mask=..., **options)`` (``layout``: a
+:class:`~oarl.core.layout.Layout` or its four ``[B, L]`` tensors) and refuses options the scorer does not take.
+``docs/scorers.md`` is generated from it (``oarl scorers``).
 """
 
 from __future__ import annotations

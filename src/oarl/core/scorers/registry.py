@@ -1,7 +1,7 @@
 """The scorer registry: each scorer is declared once, where it is defined, as a :class:`ScorerSpec`.
 
-A scorer is a function ``fn(model, input_ids, attention_mask, reasoning_mask, answer_mask, *, <options>,
-[generator], [oracle_mask]) -> Tensor[B, L]`` (float32, 0 outside ``reasoning_mask``). Its keyword parameters
+A scorer is a function ``fn(model, layout, <options>, [generator], [oracle_mask]) -> Tensor[B, L]`` (float32, 0
+outside the reasoning mask; ``layout`` a :class:`~oarl.core.layout.Layout`). Its keyword parameters
 with defaults are its options: :func:`register_scorer` turns them into a frozen dataclass
 (``spec.options``), so each default is written once, in the signature, and an option the scorer does not take
 fails loudly (with the valid keys listed) instead of being ignored. ``generator`` and ``oracle_mask`` are not
@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
+
+from oarl.core.layout import Layout
 
 #: What a scorer reads besides the four ``[B, L]`` layout tensors (the trainer must provide it).
 NEEDS = {
@@ -46,7 +48,7 @@ COSTS = {
 }
 #: Inputs that come from ``needs`` rather than from the options.
 _INPUTS = {"generator": "randomness", "oracle_mask": "oracle_labels"}
-_LAYOUT = ("model", "input_ids", "attention_mask", "reasoning_mask", "answer_mask")
+_LAYOUT = ("model", "layout")
 
 
 @dataclass(frozen=True)
@@ -117,22 +119,27 @@ class ScorerSpec:
     def __call__(
         self,
         model,
-        input_ids: Tensor,
-        attention_mask: Tensor,
-        reasoning_mask: Tensor,
-        answer_mask: Tensor,
+        layout: Layout | Tensor,
+        attention_mask: Tensor | None = None,
+        reasoning_mask: Tensor | None = None,
+        answer_mask: Tensor | None = None,
         *,
         generator=None,
         oracle_mask: Tensor | None = None,
         **options: Any,
     ) -> Tensor:
-        """Score a batch: ``[B, L]`` float32. Options are validated; ``generator`` / ``oracle_mask`` are passed
-        only to a scorer that ``needs`` them (callers may always provide them)."""
+        """Score a batch: ``[B, L]`` float32. ``layout``: a :class:`Layout`, or its four ``[B, L]`` tensors
+        (``input_ids, attention_mask, reasoning_mask, answer_mask``). Options are validated; ``generator`` /
+        ``oracle_mask`` are passed only to a scorer that ``needs`` them (callers may always provide them)."""
+        if not isinstance(layout, Layout):
+            layout = Layout(layout, attention_mask, reasoning_mask, answer_mask)
+        elif attention_mask is not None or reasoning_mask is not None or answer_mask is not None:
+            raise TypeError("pass a Layout or its four tensors, not both")
         valid = self.validate(options)
         opts = {f.name: getattr(valid, f.name) for f in dataclasses.fields(valid)}  # no deep copy (asdict)
         inputs = {"generator": generator, "oracle_mask": oracle_mask}
         kw = {k: v for k, v in inputs.items() if _INPUTS[k] in self.needs}
-        return self.fn(model, input_ids, attention_mask, reasoning_mask, answer_mask, **opts, **kw)
+        return self.fn(model, layout, **opts, **kw)
 
 
 #: Every registered scorer by name, in registration order.

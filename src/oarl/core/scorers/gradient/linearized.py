@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from oarl.core.layout import Layout
 from oarl.core.model import (
-    check_layout,
     decoder_hidden,
     default_mask_token_id,
     eval_mode,
@@ -60,10 +60,7 @@ def fisher_quadratic(deltas: Tensor, probs: Tensor) -> Tensor:
 )
 def linearized_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     probe: str = "as_mean",
     mask_token_id: int | None = None,
     fisher_classes: int = 2,
@@ -72,7 +69,7 @@ def linearized_scores(
     """First-order estimate of OAR-P's ``KL(p_clean || p_{t <- mask})`` for every token at once.
 
     Args:
-        model, input_ids, attention_mask, reasoning_mask, answer_mask: as :func:`perturbation_scores`.
+        model, layout: as :func:`perturbation_scores`.
         probe: ``"lt_logits"``, ``"as_mean"`` or ``"as_joint"`` (signed first-order drop of the answer's
             mean log-probability).
         mask_token_id: the replacement OAR-P uses (default: the model's pad token).
@@ -84,7 +81,7 @@ def linearized_scores(
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
     """
     check_probe(probe)
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, attention_mask, reasoning_mask, answer_mask = layout.tensors
     if fisher_classes < 1:
         raise ValueError(f"fisher_classes must be >= 1, got {fisher_classes}")
     mask_id = default_mask_token_id(model, mask_token_id)

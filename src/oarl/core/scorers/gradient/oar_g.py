@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from oarl.core.model import check_layout, eval_mode, float32_weights
+from oarl.core.layout import Layout
+from oarl.core.model import eval_mode, float32_weights
 from oarl.core.probes import EmbeddingProbe, check_probe
 from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
@@ -28,10 +29,7 @@ from oarl.core.scorers.registry import ScorerSpec, register_scorer
 )
 def gradient_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     probe: str = "as_mean",
     noise_std: float | Tensor = 1e-3,
     generator: torch.Generator | None = None,
@@ -42,7 +40,7 @@ def gradient_scores(
 
     Args:
         model: a transformers causal LM (run in eval mode here; modes are restored).
-        input_ids, attention_mask, reasoning_mask, answer_mask: ``[B, L]``, as in ``perturbation_scores``.
+        layout: the rows, as in ``perturbation_scores``.
         probe: ``"lt_logits"``, ``"as_mean"`` or ``"as_joint"`` (``J`` = clean minus noisy mean log-prob).
         noise_std: std of the Gaussian noise on reasoning embeddings (>= 0), or a ``[B]`` tensor of one std
             per row. With 0 and a KL probe the gradient vanishes (KL is minimal at p_noisy = p_clean): all
@@ -58,7 +56,7 @@ def gradient_scores(
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
     """
     check_probe(probe)
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, attention_mask, reasoning_mask, answer_mask = layout.tensors
     std = torch.as_tensor(noise_std, dtype=torch.float32, device=input_ids.device)
     if std.dim() > 1 or (std.dim() == 1 and len(std) != input_ids.shape[0]) or not bool((std >= 0).all()):
         raise ValueError(f"noise_std must be >= 0 (a number or one per row), got {noise_std}")

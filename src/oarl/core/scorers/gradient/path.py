@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from oarl.core.layout import Layout
 from oarl.core.model import (
-    check_layout,
     default_mask_token_id,
     eval_mode,
     float32_weights,
@@ -27,10 +27,7 @@ from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
 def path_attributions(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     probe: str = "as_mean",
     mask_token_id: int | None = None,
     path_steps: int = 2,
@@ -43,7 +40,7 @@ def path_attributions(
     other arguments as :func:`perturbation_scores`.
     """
     check_probe(probe)
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, attention_mask, reasoning_mask, answer_mask = layout.tensors
     if path_steps < 1:
         raise ValueError(f"path_steps must be >= 1, got {path_steps}")
     mask_id = default_mask_token_id(model, mask_token_id)
@@ -76,17 +73,14 @@ def path_attributions(
 )  # fmt: skip
 def path_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     probe: str = "as_mean",
     mask_token_id: int | None = None,
     path_steps: int = 2,
     upcast: bool = False,
 ) -> Tensor:
     """Token scores ``|integrated gradient|`` (:func:`path_attributions`), ``[B, L]`` float32."""
-    args = (model, input_ids, attention_mask, reasoning_mask, answer_mask)
+    args = (model, layout)
     return path_attributions(
         *args, probe=probe, mask_token_id=mask_token_id, path_steps=path_steps, upcast=upcast
     ).abs()

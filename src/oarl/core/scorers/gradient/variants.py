@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from oarl.core.layout import Layout
 from oarl.core.scorers.gradient.oar_g import gradient_scores
 from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
@@ -39,10 +40,7 @@ def reasoning_rms(model: nn.Module, input_ids: Tensor, reasoning_mask: Tensor) -
 )
 def gradient_rms_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     probe: str = "as_mean",
     relative_noise: float = 0.5,
     upcast: bool = False,
@@ -55,8 +53,8 @@ def gradient_rms_scores(
     """
     if not relative_noise >= 0:
         raise ValueError(f"relative_noise must be >= 0, got {relative_noise}")
-    rms = reasoning_rms(model, input_ids, reasoning_mask)
-    args = (model, input_ids, attention_mask, reasoning_mask, answer_mask)
+    rms = reasoning_rms(model, layout.input_ids, layout.reasoning_mask)
+    args = (model, layout)
     return gradient_scores(
         *args, probe=probe, noise_std=relative_noise * rms, generator=generator, upcast=upcast
     )
@@ -71,10 +69,7 @@ def gradient_rms_scores(
 )  # fmt: skip
 def gradient_avg_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     probe: str = "as_mean",
     noise_std: float = 1e-3,
     noise_samples: int = 4,
@@ -83,7 +78,7 @@ def gradient_avg_scores(
 ) -> Tensor:
     """Mean OAR-G score over ``noise_samples`` noise draws (drawn in sequence from ``generator``; one clean
     forward shared by all draws). ``[B, L]``."""
-    args = (model, input_ids, attention_mask, reasoning_mask, answer_mask)
+    args = (model, layout)
     return gradient_scores(
         *args,
         probe=probe,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from oarl.core.model import check_layout, default_mask_token_id
+from oarl.core.layout import Layout
+from oarl.core.model import default_mask_token_id
 from oarl.core.probes import check_probe
 from oarl.core.scorers.masking.kernel import MAX_BATCH_TOKENS, masked_group_divergences
 from oarl.core.scorers.registry import ScorerSpec, register_scorer
@@ -23,10 +24,7 @@ from oarl.core.scorers.registry import ScorerSpec, register_scorer
 )
 def perturbation_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     probe: str = "as_mean",
     mask_token_id: int | None = None,
     max_batch_tokens: int = MAX_BATCH_TOKENS,
@@ -36,9 +34,8 @@ def perturbation_scores(
 
     Args:
         model: a transformers causal LM (run in eval mode here; modes are restored).
-        input_ids, attention_mask: ``[B, L]`` prompt + reasoning + answer, left or right padded.
-        reasoning_mask: ``[B, L]`` positions to perturb.
-        answer_mask: ``[B, L]`` answer-span tokens the probe reads.
+        layout: the rows (:class:`~oarl.core.layout.Layout`): its reasoning tokens are perturbed, its answer
+            tokens are what the probe reads.
         probe: ``"lt_logits"``, ``"as_mean"`` or ``"as_joint"`` (score = clean minus masked mean log-prob).
         mask_token_id: replacement token (default: ``model.config.pad_token_id``).
         max_batch_tokens: recomputed tokens per forward; bounds activation memory.
@@ -50,7 +47,7 @@ def perturbation_scores(
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
     """
     check_probe(probe)
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, attention_mask, reasoning_mask, answer_mask = layout.tensors
     if max_batch_tokens < 1:
         raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
     B, L = input_ids.shape

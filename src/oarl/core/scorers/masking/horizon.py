@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from oarl.core.layout import Layout
 from oarl.core.model import (
-    check_layout,
     decoder_hidden,
     default_mask_token_id,
     eval_mode,
@@ -141,10 +141,7 @@ def _horizon_groups(
 )  # fmt: skip
 def horizon_perturbation_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     horizon: int = 32,
     copies_per_chunk: int = 16,
     probe: str = "as_mean",
@@ -166,7 +163,7 @@ def horizon_perturbation_scores(
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask``.
     """
     check_probe(probe)
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, attention_mask, reasoning_mask, answer_mask = layout.tensors
     if horizon < 0 or copies_per_chunk < 1 or window < 0:
         raise ValueError(f"need horizon, window >= 0 and copies_per_chunk >= 1, got {horizon}, {window}, "
                          f"{copies_per_chunk}")  # fmt: skip

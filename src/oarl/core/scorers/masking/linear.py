@@ -36,8 +36,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from oarl.core.layout import Layout
 from oarl.core.model import (
-    check_layout,
     decoder_and_head,
     decoder_hidden,
     default_mask_token_id,
@@ -85,10 +85,7 @@ def _joint(model: nn.Module, hidden: Tensor, valid: Tensor, targets: Tensor) -> 
 )
 def linear_perturbation_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     probe: str = "as_mean",
     mask_token_id: int | None = None,
     fisher_rank: int = 8,
@@ -100,7 +97,7 @@ def linear_perturbation_scores(
     """OAR-P's ``KL(p_clean || p_{t <- mask})``, the masked position and its direct paths exact, the rest linear.
 
     Args:
-        model, input_ids, attention_mask, reasoning_mask, answer_mask: as :func:`perturbation_scores`.
+        model, layout: as :func:`perturbation_scores`.
         probe: ``"lt_logits"``, ``"as_mean"`` or ``"as_joint"``.
         mask_token_id: OAR-P's replacement (default: the model's pad token).
         fisher_rank: directions of the Fisher form the indirect change is kept along (one backward each).
@@ -114,7 +111,7 @@ def linear_perturbation_scores(
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
     """
     check_probe(probe)
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, attention_mask, reasoning_mask, answer_mask = layout.tensors
     if fisher_rank < 1 or fisher_top < 2 or divergence not in ("fisher", "exact"):
         raise ValueError(
             f"need fisher_rank >= 1, fisher_top >= 2 and divergence in ('fisher', 'exact'), "
@@ -130,8 +127,7 @@ def linear_perturbation_scores(
         out = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
         for k in counts.unique():
             rows = (counts == k).nonzero().flatten()
-            sub = (t[rows] for t in (input_ids, attention_mask, reasoning_mask, answer_mask))
-            out[rows] = linear_perturbation_scores(model, *sub, **opts)
+            out[rows] = linear_perturbation_scores(model, layout.rows(rows), **opts)
         return out
     P, Pv = probe_of.positions, probe_of.valid
     B, L = input_ids.shape

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from oarl.core.model import check_layout
+from oarl.core.layout import Layout
 from oarl.core.scorers.masking.exact import perturbation_scores
 from oarl.core.scorers.masking.kernel import MAX_BATCH_TOKENS, group_divergences, reasoning_spans
 from oarl.core.scorers.registry import ScorerSpec, get_scorer, register_scorer, shared_options
@@ -57,14 +57,9 @@ def _check(opts) -> None:
     _prerank_options(opts.prerank, opts.probe, opts.prerank_options)
 
 
-def _prerank(
-    model, input_ids, attention_mask, reasoning_mask, answer_mask, prerank, probe, options, generator
-):
+def _prerank(model, layout: Layout, prerank, probe, options, generator) -> Tensor:
     opts = _prerank_options(prerank, probe, options)
-    s = get_scorer(prerank)(
-        model, input_ids, attention_mask, reasoning_mask, answer_mask, generator=generator, **opts
-    )
-    return s.float().abs()
+    return get_scorer(prerank)(model, layout, generator=generator, **opts).float().abs()
 
 
 def _spread(
@@ -133,10 +128,7 @@ def _top_tokens(order_scores: Tensor, reasoning_mask: Tensor, fraction: float) -
 )
 def span_perturbation_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     window: int = 16,
     step_end_ids: Sequence[int] | None = None,
     spread: str = "uniform",
@@ -162,7 +154,7 @@ def span_perturbation_scores(
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask``. Cost ``~T^2 / (2 window)`` token-passes a row.
     """
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, attention_mask, reasoning_mask, answer_mask = layout.tensors
     if spread not in SPREADS:
         raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
     spans = reasoning_spans(input_ids, reasoning_mask, window, step_end_ids)
@@ -171,8 +163,7 @@ def span_perturbation_scores(
     )
     pre = None
     if spread == "prerank":
-        args = (model, input_ids, attention_mask, reasoning_mask, answer_mask)
-        pre = _prerank(*args, prerank, probe, prerank_options, generator)
+        pre = _prerank(model, layout, prerank, probe, prerank_options, generator)
     return _spread(span_scores, spans, input_ids.shape, pre, linear=spread == "linear").to(input_ids.device)
 
 
@@ -188,10 +179,7 @@ def span_perturbation_scores(
 )
 def prerank_perturbation_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     fraction: float = 0.05,
     prerank: str = "gradient",
     probe: str = "as_mean",
@@ -211,14 +199,13 @@ def prerank_perturbation_scores(
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask``.
     """
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
-    args = (model, input_ids, attention_mask, reasoning_mask, answer_mask)
-    pre = _prerank(*args, prerank, probe, prerank_options, generator)
+    input_ids, reasoning_mask = layout.input_ids, layout.reasoning_mask
+    pre = _prerank(model, layout, prerank, probe, prerank_options, generator)
     pre = pre.cpu() * reasoning_mask.bool().cpu()
     sel = _top_tokens(pre, reasoning_mask.cpu(), fraction)
     exact = perturbation_scores(
-        model, input_ids, attention_mask, sel.to(input_ids.device), answer_mask, probe=probe,
-        mask_token_id=mask_token_id, max_batch_tokens=max_batch_tokens,
+        model, layout.replace(reasoning_mask=sel.to(input_ids.device)), probe=probe, mask_token_id=mask_token_id,
+        max_batch_tokens=max_batch_tokens,
     ).cpu()  # fmt: skip
     return _merge(pre, exact, sel).to(input_ids.device)
 
@@ -235,10 +222,7 @@ def prerank_perturbation_scores(
 )
 def refine_perturbation_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     window: int = 16,
     fraction: float = 0.05,
     step_end_ids: Sequence[int] | None = None,
@@ -259,8 +243,9 @@ def refine_perturbation_scores(
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask``.
     """
+    input_ids, reasoning_mask = layout.input_ids, layout.reasoning_mask
     rough = span_perturbation_scores(
-        model, input_ids, attention_mask, reasoning_mask, answer_mask, window=window,
+        model, layout, window=window,
         step_end_ids=step_end_ids, spread=spread, prerank=prerank, probe=probe, mask_token_id=mask_token_id,
         max_batch_tokens=max_batch_tokens, prerank_options=prerank_options, generator=generator,
     ).cpu()  # fmt: skip
@@ -279,7 +264,7 @@ def refine_perturbation_scores(
             sel[b, torch.tensor(s)] = True
             need -= len(s)
     exact = perturbation_scores(
-        model, input_ids, attention_mask, sel.to(input_ids.device), answer_mask, probe=probe,
-        mask_token_id=mask_token_id, max_batch_tokens=max_batch_tokens,
+        model, layout.replace(reasoning_mask=sel.to(input_ids.device)), probe=probe, mask_token_id=mask_token_id,
+        max_batch_tokens=max_batch_tokens,
     ).cpu()  # fmt: skip
     return _merge(rough, exact, sel).to(input_ids.device)
