@@ -96,7 +96,7 @@ class OARSettings:
             )
         named = {k: v for k, v in named.items() if v is not None}
         options = {**shared_options(self.method, **named), **given}
-        get_scorer(self.method).validate(options)
+        get_scorer(self.method).validate(options, unlisted=NAMED_ONLY)
         return options
 
 

@@ -101,15 +101,19 @@ class ScorerSpec:
         """Whether ``key`` is one of this scorer's options."""
         return any(f.name == key for f in dataclasses.fields(self.options))
 
-    def validate(self, options: Mapping[str, Any] | None = None) -> Any:
-        """``options`` as a frozen ``self.options`` instance; unknown keys raise a ValueError listing the valid ones."""
+    def validate(self, options: Mapping[str, Any] | None = None, unlisted: tuple[str, ...] = ()) -> Any:
+        """``options`` as a frozen ``self.options`` instance; unknown keys raise a ValueError listing the valid ones
+        (but ``unlisted``: options the caller sets elsewhere)."""
         options = dict(options or {})
-        valid = sorted(self.defaults())
-        unknown = sorted(set(options) - set(valid))
+        unknown = sorted(set(options) - set(self.defaults()))
+        valid = sorted(k for k in self.defaults() if k not in unlisted)
         if unknown:
             hint = ""
             if "upcast" in unknown:
                 hint = f" ({self.name!r} does not run in float32 on request; upcast: {upcast_scorers()})"
+            elsewhere = sorted(k for k in self.defaults() if k in unlisted)
+            if elsewhere:
+                hint += f"; {elsewhere} come from their named settings"
             raise ValueError(f"scorer {self.name!r} has no option(s) {unknown}{hint}; valid options: {valid}")
         opts = self.options(**options)
         if self.check is not None:
