@@ -92,3 +92,13 @@ def test_registered_scorers_score_through_the_spec_call():
         via_spec = spec(model, ids, am, rm, an, generator=torch.Generator().manual_seed(0))
         kw = {"generator": torch.Generator().manual_seed(0)} if "randomness" in spec.needs else {}
         assert torch.equal(via_spec, spec.fn(model, Layout(ids, am, rm, an), **kw))  # exact: the same call
+
+
+def test_the_trainer_refuses_a_scorer_whose_needs_it_cannot_meet():
+    from oarl.integrations.trl.trainer import check_needs
+
+    check_needs("oracle", get_scorer("oracle").needs, has_labeler=True)
+    with pytest.raises(ValueError, match="needs token_labeler="):
+        check_needs("oracle", get_scorer("oracle").needs, has_labeler=False)
+    with pytest.raises(ValueError, match=r"needs \['group_rewards'\]"):
+        check_needs("future", frozenset({"model", "group_rewards"}), has_labeler=True)

@@ -23,6 +23,7 @@ from trl.distributed import DistributedBackend
 from trl.models.utils import unwrap_model_for_generation
 
 from oarl.batch.reshape import OARSettings, context_limit, methods, model_free, oar_token_advantages
+from oarl.core.scorers import get_scorer
 
 logger = logging.getLogger(__name__)
 #: ``(tokenizer, prompt_ids [B, P], completion_ids [B, T], completion_mask [B, T]) -> [B, T] bool``
@@ -30,6 +31,21 @@ TokenLabeler = Callable[..., torch.Tensor]
 #: Saved next to transformers' ``rng_state.pth`` in each checkpoint (one per process, ``_{rank}.pth``): the
 #: state of the OAR-G noise / random-score generator.
 OAR_RNG_PREFIX = "oar_rng_state"
+
+
+#: What the trainer can give a scorer (``ScorerSpec.needs``); ``oracle_labels`` only with a ``token_labeler``.
+PROVIDED = frozenset({"model", "gradients", "randomness", "oracle_labels"})
+
+
+def check_needs(method: str, needs: frozenset[str], has_labeler: bool) -> None:
+    """Refuse, before training, a scorer that reads something this trainer does not provide."""
+    missing = sorted(needs - PROVIDED)
+    if missing:
+        raise ValueError(f"oar_method={method!r} needs {missing}, which OARGRPOTrainer does not provide yet")
+    if "oracle_labels" in needs and not has_labeler:
+        raise ValueError(
+            f"oar_method={method!r} needs token_labeler= (known decisive tokens; testbed tasks only)"
+        )
 
 
 def check_sharding(method: str, zero_stage: int, fsdp: bool, gather_zero3: bool) -> None:
@@ -161,16 +177,16 @@ class OARGRPOTrainer(GRPOTrainer):
 
     def __init__(self, *args, token_labeler: TokenLabeler | None = None, **kwargs) -> None:
         """As ``GRPOTrainer``, plus ``token_labeler(tokenizer, prompt_ids, completion_ids, completion_mask) ->
-        [B, T] bool``: the known decisive completion tokens, read only by the ``oracle`` scorer (testbed tasks
-        provide one; real data has none)."""
+        [B, T] bool``: the known decisive completion tokens, read only by scorers that need ``oracle_labels``
+        (testbed tasks provide one; real data has none)."""
         super().__init__(*args, **kwargs)
         self.token_labeler = token_labeler
-        if self.args.oar_method == "oracle" and token_labeler is None:
-            raise ValueError(
-                "oar_method='oracle' needs token_labeler= (known decisive tokens; testbed tasks only)"
-            )
         if not isinstance(self.args, OARConfig):
             raise TypeError("OARGRPOTrainer needs args=OARConfig(...) (a GRPOConfig with the oar_* fields)")
+        self._oar_needs = (
+            frozenset() if self.args.oar_method == "none" else get_scorer(self.args.oar_method).needs
+        )
+        check_needs(self.args.oar_method, self._oar_needs, token_labeler is not None)
         self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
         self._oar_generator: torch.Generator | None = None
         backend = DistributedBackend(self.accelerator)
@@ -232,7 +248,7 @@ class OARGRPOTrainer(GRPOTrainer):
             self._oar_generator.manual_seed(self.args.seed + 7919 * self.accelerator.process_index)
         settings = self.args.oar_settings(self._oar_mask_token_id, step=self.state.global_step)
         oracle = None
-        if self.token_labeler is not None and settings.method == "oracle":
+        if "oracle_labels" in self._oar_needs:
             oracle = self.token_labeler(
                 self._tokenizer, out["prompt_ids"], out["completion_ids"], out["completion_mask"]
             )
