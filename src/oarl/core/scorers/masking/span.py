@@ -57,6 +57,12 @@ def _check(opts) -> None:
     _prerank_options(opts.prerank, opts.probe, opts.prerank_options)
 
 
+def _spec(name: str) -> ScorerSpec:
+    """The three approximations share their declaration (gradients and randomness: the default pre-rank's)."""
+    needs = frozenset({"model", "gradients", "randomness"})
+    return ScorerSpec(name, "masking", needs, "recommended", "quadratic", check=_check)
+
+
 def _prerank(model, layout: Layout, prerank, probe, options, generator) -> Tensor:
     opts = _prerank_options(prerank, probe, options)
     return get_scorer(prerank)(model, layout, generator=generator, **opts).float().abs()
@@ -116,16 +122,7 @@ def _top_tokens(order_scores: Tensor, reasoning_mask: Tensor, fraction: float) -
     return sel
 
 
-@register_scorer(
-    ScorerSpec(
-        "perturbation_span",
-        "masking",
-        frozenset({"model", "gradients", "randomness"}),
-        "recommended",
-        "quadratic",
-        check=_check,
-    )
-)
+@register_scorer(_spec("perturbation_span"))
 def span_perturbation_scores(
     model: nn.Module,
     layout: Layout,
@@ -167,16 +164,7 @@ def span_perturbation_scores(
     return _spread(span_scores, spans, input_ids.shape, pre, linear=spread == "linear").to(input_ids.device)
 
 
-@register_scorer(
-    ScorerSpec(
-        "perturbation_prerank",
-        "masking",
-        frozenset({"model", "gradients", "randomness"}),
-        "recommended",
-        "quadratic",
-        check=_check,
-    )
-)
+@register_scorer(_spec("perturbation_prerank"))
 def prerank_perturbation_scores(
     model: nn.Module,
     layout: Layout,
@@ -210,16 +198,7 @@ def prerank_perturbation_scores(
     return _merge(pre, exact, sel).to(input_ids.device)
 
 
-@register_scorer(
-    ScorerSpec(
-        "perturbation_refine",
-        "masking",
-        frozenset({"model", "gradients", "randomness"}),
-        "recommended",
-        "quadratic",
-        check=_check,
-    )
-)
+@register_scorer(_spec("perturbation_refine"))
 def refine_perturbation_scores(
     model: nn.Module,
     layout: Layout,
