@@ -102,3 +102,21 @@ def test_the_trainer_refuses_a_scorer_whose_needs_it_cannot_meet():
         check_needs("oracle", get_scorer("oracle").needs, has_labeler=False)
     with pytest.raises(ValueError, match=r"needs \['group_rewards'\]"):
         check_needs("future", frozenset({"model", "group_rewards"}), has_labeler=True)
+
+
+def test_settings_defaults_are_written_once(tmp_path):
+    """OARConfig's and the testbed's OAR defaults are OARSettings's (which reads the gate's from core.gating)."""
+    from oarl import OARConfig
+    from oarl.core import gating
+    from oarl.testbed.experiment import RLSettings
+
+    assert OARConfig(output_dir=str(tmp_path), **CPU).oar_settings(None) == OARSettings()
+    rl, oar = RLSettings(), OARSettings()
+    assert (rl.probe, rl.tau, rl.beta, rl.floor, rl.noise_std) == (
+        oar.probe,
+        oar.tau,
+        oar.beta,
+        oar.floor,
+        None,
+    )
+    assert (oar.tau, oar.beta, oar.floor) == (gating.TAU, gating.BETA, gating.FLOOR)
