@@ -7,13 +7,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from oarl.testbed.tasks import flag
+from oarl.testbed.tasks import flag, flag_labels
 
 
 @dataclass(frozen=True)
 class FlagTask:
     """Decisions are the on-path flag-decided operators (what the oracle arm weights); roles per character
-    come from :func:`oarl.testbed.tasks.flag.char_labels`."""
+    come from :func:`oarl.testbed.tasks.flag_labels.char_labels`."""
 
     config: flag.FlagConfig = field(default_factory=flag.FlagConfig)
     name: str = "flag"
@@ -22,7 +22,7 @@ class FlagTask:
         return {"task": self.name, **asdict(self.config)}
 
     def source_files(self) -> list[Path]:
-        return [Path(flag.__file__)]
+        return [Path(flag.__file__), Path(flag_labels.__file__)]
 
     def problems(self, n: int, seed: int) -> list[flag.FlagProblem]:
         return flag.generate_problems(n, replace(self.config, seed=self.config.seed + seed))
@@ -34,11 +34,11 @@ class FlagTask:
         return flag.flag_reward(prompts, completions, answer)
 
     def char_roles(self, prompt: str, completion: str) -> list[str]:
-        return flag.char_labels(prompt, completion)
+        return flag_labels.char_labels(prompt, completion)
 
     def decision_chars(self, prompt: str, completion: str) -> list[bool]:
         marks = [False] * len(completion)
-        for i in flag.decision_char_positions(prompt, completion):
+        for i in flag_labels.decision_char_positions(prompt, completion):
             marks[i] = True
         return marks
 
