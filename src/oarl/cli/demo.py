@@ -186,7 +186,7 @@ def reading(results: dict, cond: str, n_seeds: int) -> str:
         d = c["paired"][arm]["auc_sampled"]["diff"]["mean"]
         parts.append(f"{a['label']}: final {a['final_sampled']['mean']:.2f}, AUC {d:+.3f} vs GRPO.")
     caveat = ("One seed: differences of a few points are within seed noise; the powered comparison (5 seeds, "
-              "CIs, three chatter levels) is `oarl study` (README).") if n_seeds < 5 else ""  # fmt: skip
+              "CIs, three chatter levels) is `oarl study` (docs/study.md).") if n_seeds < 5 else ""  # fmt: skip
     return " ".join(parts + [caveat])
 
 

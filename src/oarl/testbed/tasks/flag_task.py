@@ -1,5 +1,5 @@
 """The flag task as a :class:`~oarl.testbed.tasks.base.TestbedTask`, and the recipe the study starts from
-(task knobs, warm start and RL settings measured to make plain GRPO learn; see the README's study section)."""
+(task knobs, warm start and RL settings measured to make plain GRPO learn; see docs/study.md)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def flag_recipe():
     from oarl.testbed.tasks import TaskRecipe
     from oarl.testbed.warmstart import WarmStartConfig
 
-    # Measured (README, "The study"): the warm policy executes reliably and follows the flag ~65% of the time,
+    # Measured (docs/study.md): the warm policy executes reliably and follows the flag ~65% of the time,
     # so RL has one thing to learn; the flagged distractor is a decision as uncertain as the causal one whose
     # value the answer never reads (entropy credit cannot tell them apart; outcome credit can).
     config = flag.FlagConfig(decisions=1, flagged_distractors=1, num_constants=2, fidelity=0.65, modulus=None,
