@@ -1,4 +1,4 @@
-"""The package layout is the architecture: each layer imports only from layers below it (README, Architecture)."""
+"""The package layout is the architecture: each layer imports only from layers below it (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ def setup():
     return model, batch, cast_copy(model, torch.float32)
 
 
-# Measured on this model (README, "GPU / scale"): mean Spearman 0.998 (OAR-P), 0.999 (entropy), 0.92 (OAR-G at
+# Measured on this model (docs/gpu.md): mean Spearman 0.998 (OAR-P), 0.999 (entropy), 0.92 (OAR-G at
 # noise 1e-3 in bf16), 0.999 (OAR-G at 1e-3 with upcast=True, or at noise 0.1). Thresholds leave room.
 CASES = [
     ("perturbation", {}, 0.98, 0.9),

@@ -3,7 +3,7 @@
 
 DeepSpeed is not a dependency. Its behaviour is checked two ways: always, with ZeRO-3 faked at the trainer's
 one detection point (``DistributedBackend``); and, with ``OARL_DEEPSPEED_TESTS=1`` where ``deepspeed`` imports,
-by a real 2-process ZeRO-3 run on CPU (gloo, DeepSpeed's CPU accelerator; ~25 s, see the README).
+by a real 2-process ZeRO-3 run on CPU (gloo, DeepSpeed's CPU accelerator; ~25 s, see docs/gpu.md).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from oarl.utils.atomic import atomic_write_json
+from oarl.utils.threads import THREADS_HELP, set_threads
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--cache-dir", default="runs/cache", help="where the demo warm start is cached")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     p.add_argument("--quick", action="store_true", help="smoke run with tiny sizes (CI)")
 
 
@@ -62,6 +64,7 @@ def run(a: argparse.Namespace) -> int:
             1,
         )
     console = Console()
+    set_threads(a.threads)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, {a.device}"

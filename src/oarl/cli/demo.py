@@ -13,6 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from oarl.utils.threads import THREADS_HELP
+
 QUICK = dict(
     sft_steps=20, sft_problems=256, steps=2, prompts_per_step=2, num_generations=4, eval_problems=8,
     eval_every=1, eval_samples=1, max_completion_length=40, arms="grpo,oar_p,oracle", workers=1,
@@ -41,7 +43,8 @@ class DemoArguments:
     eval_every: int = 10
     eval_problems: int = 64
     eval_samples: int = 4
-    workers: int = field(default=2, metadata={"help": "RL runs in parallel (processes, 1 torch thread each)"})
+    workers: int = field(default=2, metadata={"help": "RL runs in parallel (processes)"})
+    threads: int = field(default=1, metadata={"help": THREADS_HELP})
 
 
 def new_run_dir(root: Path) -> Path:
@@ -118,6 +121,7 @@ def run(args: DemoArguments) -> int:
     from oarl.testbed.study import Condition, StudyPlan, finished, run_study
     from oarl.testbed.warmstart import warm_start
     from oarl.utils.atomic import atomic_write_json, atomic_write_text
+    from oarl.utils.threads import set_threads
     from oarl.viz.study import learning_curves, role_entropy_curves
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers v6 deprecation notices
@@ -133,6 +137,7 @@ def run(args: DemoArguments) -> int:
         console.print(f"[red]oarl demo: {e}")
         return 2
     seeds = [int(s) for s in args.seeds.split(",")]
+    set_threads(args.threads)
     run_dir = new_run_dir(Path(args.out_dir))
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(
         {"demo": asdict(args), "task": task.identity(), "warm_start": asdict(ws), "rl": asdict(rl)}, sort_keys=False))  # fmt: skip
@@ -140,7 +145,7 @@ def run(args: DemoArguments) -> int:
     console.rule(
         "[bold]1/3 warm start (SFT on flag data that follows the flags only part of the time; cached)"
     )
-    ckpt = warm_start(task, ws, args.cache_dir)
+    ckpt = warm_start(task, ws, args.cache_dir, threads=args.threads)
     latest = _link_latest(Path(ckpt), Path(args.cache_dir) / "flag-sft-latest")
     console.print(f"checkpoint: {ckpt}  (also {latest}; {time.perf_counter() - t0:.0f}s)")
     _attribution(ckpt, task, rl, run_dir / "attribution.png")
@@ -148,7 +153,7 @@ def run(args: DemoArguments) -> int:
     console.rule("[bold]2/3 RL: " + " vs ".join(get_arm(a).label for a in arms) + f" (seeds {args.seeds})")
     name = f"chatter={args.chatter}"
     plan = StudyPlan([Condition(name, task)], arms, seeds, rl, args.eval_problems, {name: str(ckpt)})
-    run_study(plan, run_dir, workers=args.workers)
+    run_study(plan, run_dir, workers=args.workers, threads_per_worker=args.threads)
 
     console.rule("[bold]3/3 results")
     results = summarize(run_dir, finished(run_dir))
@@ -181,7 +186,7 @@ def reading(results: dict, cond: str, n_seeds: int) -> str:
         d = c["paired"][arm]["auc_sampled"]["diff"]["mean"]
         parts.append(f"{a['label']}: final {a['final_sampled']['mean']:.2f}, AUC {d:+.3f} vs GRPO.")
     caveat = ("One seed: differences of a few points are within seed noise; the powered comparison (5 seeds, "
-              "CIs, three chatter levels) is `oarl study` (README).") if n_seeds < 5 else ""  # fmt: skip
+              "CIs, three chatter levels) is `oarl study` (docs/study.md).") if n_seeds < 5 else ""  # fmt: skip
     return " ".join(parts + [caveat])
 
 

@@ -1,4 +1,4 @@
-"""How faithfully each cheap scorer reproduces exact OAR-P, and at what cost (README "OAR-G fidelity").
+"""How faithfully each cheap scorer reproduces exact OAR-P, and at what cost (docs/fidelity.md).
 
 Settings: each trained checkpoint given with ``--models NAME=PATH`` (default: the demo's cached warm start) on
 sampled completions of its task, where the oracle causal tokens are known, and a random-init model of
@@ -91,7 +91,7 @@ def print_table(name: str, results: dict, console) -> None:
 
 
 def markdown_table(out: dict) -> str:
-    """Every setting x probe x scorer as one markdown table (the README shows the AS-Mean rows)."""
+    """Every setting x probe x scorer as one markdown table (docs/fidelity.md shows the AS-Mean rows)."""
 
     lines = ["| setting | probe | scorer | Spearman | Kendall | top-10% | recall@k | AUROC | cost × OAR-G (s / passes) |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip

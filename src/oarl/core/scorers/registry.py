@@ -34,7 +34,7 @@ NEEDS = {
     "generation": "samples continuations from the policy",
 }
 STATUSES = {
-    "recommended": 'won or tied in the project\'s measurements (README "OAR-G fidelity", "Past T²")',
+    "recommended": 'won or tied in the project\'s measurements (docs/fidelity.md; docs/performance.md, "Past T²")',
     "experimental": "lost there; kept for ablations (the table says by how much)",
     "control": "a baseline to compare against, not a credit method",
 }

@@ -13,7 +13,7 @@ distributions are peaked, so M = 2 already holds nearly all of the mass). Cost: 
 backwards for the whole batch (OAR-G: two forwards and one backward).
 For AS-Joint (a scalar log-probability ``J``) the drop is first order already: ``score_t = -<grad_{e_t} J, d_t>``
 (signed, like OAR-P's AS-Joint). How good the first-order step is depends on how linear the model is over the
-distance ``|e_mask - e_t|``; README "OAR-G fidelity" measures it.
+distance ``|e_mask - e_t|``; docs/fidelity.md measures it.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def gradient_scores(
         generator: torch generator for the noise, for reproducible scores.
         upcast: run the two passes in float32 (:func:`oarl.core.model.float32_weights`: bf16/fp16 weights
             upcast in place, restored after). In bf16 the paper's 1e-3 noise is drowned by the rounding of
-            the activations (README, "GPU / scale"); costs 4 bytes per parameter while scoring.
+            the activations (docs/gpu.md); costs 4 bytes per parameter while scoring.
         noise_samples: noise draws averaged (one noisy forward + backward each, one clean forward in all);
             1 is the paper's OAR-G.
 

@@ -7,7 +7,7 @@ the drop for AS-Joint), the midpoint rule over ``path_steps`` steps gives each t
     score_t = | sum_s <grad_{e_t} f(a_s), e_t - e_mask> | / S,     a_s = (s + 1/2) / S.
 
 Unlike OAR-P (one token masked, the rest clean) the path runs through contexts where many tokens are masked
-at once; README "OAR-G fidelity" measures what that costs in agreement. Cost: S forwards + S backwards.
+at once; docs/fidelity.md measures what that costs in agreement. Cost: S forwards + S backwards.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def path_attributions(
 @register_scorer(
     ScorerSpec(
         "path", "gradient", frozenset({"model", "gradients"}), "experimental", "backward",
-        why="Spearman vs OAR-P 0.06 (flag warm start) and -0.24 (random 30M) (README \"OAR-G fidelity\")",
+        why="Spearman vs OAR-P 0.06 (flag warm start) and -0.24 (random 30M) (docs/fidelity.md)",
     )
 )  # fmt: skip
 def path_scores(

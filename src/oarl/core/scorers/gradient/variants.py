@@ -5,13 +5,13 @@ Both stay ``|<dJ/de_t, e_t>|`` with ``J = KL(p_clean || p_noisy)`` (see :mod:`.o
 - ``gradient_rms``: the noise std is ``relative_noise`` times the RMS of the row's reasoning embeddings (the
   paper's absolute 1e-3 is a different relative perturbation for every model's embedding scale: 1.3% of the
   RMS on the flag warm start, 5% on a fresh 30M model). Default 0.5, where agreement with OAR-P peaked on both
-  models measured (README "OAR-G fidelity").
+  models measured (docs/fidelity.md).
 - ``gradient_avg``: the mean score over ``noise_samples`` independent noise draws (one noisy forward +
   backward each, one shared clean forward), reducing the variance of a single random draw.
 
 At small noise ``dJ/de ~ H eta`` (``H`` the probe's Gauss-Newton curvature, ``eta`` the noise): the score is a
 random projection of the curvature, its ranking the same for every small std. Noise near the embedding scale
-leaves that regime; README "OAR-G fidelity".
+leaves that regime; docs/fidelity.md.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def gradient_rms_scores(
     ScorerSpec(
         "gradient_avg", "gradient", frozenset({"model", "gradients", "randomness"}), "experimental", "backward",
         why="Spearman vs OAR-P 0.31 (flag warm start) / 0.46 (random 30M) at 3.3x / 3.0x OAR-G's cost; gradient_rms "
-        "reaches 0.35 / 0.50 at 1.0x (README \"OAR-G fidelity\")",
+        "reaches 0.35 / 0.50 at 1.0x (docs/fidelity.md)",
     )
 )  # fmt: skip
 def gradient_avg_scores(

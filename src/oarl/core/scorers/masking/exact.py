@@ -41,7 +41,7 @@ def perturbation_scores(
         max_batch_tokens: recomputed tokens per forward; bounds activation memory.
         upcast: score in float32 (:func:`oarl.core.model.float32_weights`; bf16/fp16 weights upcast in place
             and restored). In bf16 the recomputed copies and the clean pass round differently, a noise floor
-            under the small scores (README, "GPU / scale"); costs 4 bytes per parameter while scoring.
+            under the small scores (docs/gpu.md); costs 4 bytes per parameter while scoring.
 
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.

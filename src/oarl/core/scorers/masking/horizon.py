@@ -136,7 +136,7 @@ def _horizon_groups(
     ScorerSpec(
         "perturbation_horizon", "masking", frozenset({"model"}), "experimental", "linear",
         why="8.6x a GRPO step (perturbation_linear: 2.16x); on the trained flag model even horizon 64 keeps only "
-        "Spearman 0.79 vs exact OAR-P (README \"Past T²\")",
+        "Spearman 0.79 vs exact OAR-P (docs/performance.md, \"Past T²\")",
     )
 )  # fmt: skip
 def horizon_perturbation_scores(

@@ -223,7 +223,7 @@ def _divergence(model: nn.Module, z: Tensor, h: Tensor, kind: str, chunk: int = 
     """``D(softmax(z_b), softmax(head(h_bc)))``: ``z[B, V]``, ``h[B, C, D]`` -> ``[B, C]`` (chunked over C).
 
     ``"exact"``: the KL. ``"fisher"``: its second-order form ``1/2 Var_p(dz)``, ``dz = head(h) - z``, over the
-    whole vocabulary; it ranks better when a first-order change overshoots (README "Past T²").
+    whole vocabulary; it ranks better when a first-order change overshoots (docs/performance.md, "Past T²").
     """
     lp = z.log_softmax(-1).unsqueeze(1)
     p = lp.exp()
