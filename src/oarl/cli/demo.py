@@ -1,8 +1,8 @@
 """GRPO vs OAR vs entropy vs oracle credit on the flag task with chatter, offline on a CPU, in minutes.
 
-Steps: warm start by SFT (cached), an attribution strip of one chatter-laden completion under each scorer,
-then one RL run per arm and seed from the same checkpoint with the same budget (in parallel), and the
-comparison. Writes ``<out_dir>/<time>/{results.json, table.md, curves.png, entropy.png, attribution.png,
+Steps: warm start by SFT (shipped with the package for the default settings, else trained once and cached),
+an attribution strip of one chatter-laden completion under each scorer, then one RL run per arm and seed from
+the same checkpoint with the same budget (in parallel), and the comparison. Writes ``<out_dir>/<time>/{results.json, table.md, curves.png, entropy.png, attribution.png,
 config.yaml, runs/}``. The powered version (5 seeds, three chatter levels) is ``oarl study``.
 """
 
@@ -32,7 +32,7 @@ class DemoArguments:
     # The study's warm start (1500 SFT steps; 1000 left execution unreliable: greedy 0.50, sampled 0.41) and
     # 40 rather than 60 RL steps, so that make demo stays near 10 minutes on 2 cores.
     sft_steps: int = field(
-        default=-1, metadata={"help": "warm-start SFT steps (-1: the study recipe's 1500)"}
+        default=-1, metadata={"help": "warm-start SFT steps (-1: the study recipe's 1500, shipped)"}
     )
     sft_problems: int = -1
     steps: int = field(default=40, metadata={"help": "RL steps per arm (-1: the study recipe's 60)"})
@@ -143,7 +143,7 @@ def run(args: DemoArguments) -> int:
         {"demo": asdict(args), "task": task.identity(), "warm_start": asdict(ws), "rl": asdict(rl)}, sort_keys=False))  # fmt: skip
     t0 = time.perf_counter()
     console.rule(
-        "[bold]1/3 warm start (SFT on flag data that follows the flags only part of the time; cached)"
+        "[bold]1/3 warm start (SFT on flag data that follows the flags only part of the time; shipped or cached)"
     )
     ckpt = warm_start(task, ws, args.cache_dir, threads=args.threads)
     latest = _link_latest(Path(ckpt), Path(args.cache_dir) / "flag-sft-latest")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import sys
 import time
 from dataclasses import asdict, fields, replace
@@ -193,14 +194,13 @@ def markdown_table(results: dict) -> str:
                   "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for arm, a in c["arms"].items():
             pr = c["paired"].get(arm, {}).get("auc_sampled")
-            delta = (
-                "-"
-                if not pr
-                else (
-                    f"{pr['diff']['mean']:+.3f} [{pr['diff']['lo']:+.3f}, {pr['diff']['hi']:+.3f}], "
-                    f"p {pr['p_t']:.3f} / {pr['p_wilcoxon']:.3f}, d_z {pr['d_z']:+.2f}"
-                )
-            )
+            if not pr:
+                delta = "-"
+            elif math.isfinite(pr["diff"]["lo"]):
+                delta = (f"{pr['diff']['mean']:+.3f} [{pr['diff']['lo']:+.3f}, {pr['diff']['hi']:+.3f}], "
+                         f"p {pr['p_t']:.3f} / {pr['p_wilcoxon']:.3f}, d_z {pr['d_z']:+.2f}")  # fmt: skip
+            else:  # one seed: no interval and no test
+                delta = f"{pr['diff']['mean']:+.3f} (1 seed: no CI)"
             steps = a.get("steps_to_80pct_grpo_gain", {})
             lines.append(
                 f"| {a['label']} | {a['final_sampled']['n']} | {_ci(a['final_sampled'])} | {_ci(a['final_greedy'])} "
