@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, naive_perturbation_scores, perturbation_scores
 from oarl.testbed.fidelity import PassCounter, row_fidelity, summarize
 from oarl.utils.atomic import atomic_write_json
@@ -124,7 +125,7 @@ def timing(a: argparse.Namespace) -> dict:
             row["naive"] = time.perf_counter() - t0
         if T <= a.max_exact:
             t0 = time.perf_counter()
-            perturbation_scores(model, *args)
+            perturbation_scores(model, Layout(*args))
             row["exact"] = time.perf_counter() - t0
         for label in (t for t in TIMED if t in _selected(a)):
             name, opts = APPROX[label]

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from approx_fidelity import random_rows, tiny_model  # noqa: E402
 from approx_trained import MODEL, _args, _batch  # noqa: E402
 
+from oarl.core.layout import Layout  # noqa: E402
 from oarl.core.scorers import SCORERS, perturbation_scores  # noqa: E402
 from oarl.testbed.fidelity import PassCounter, row_fidelity  # noqa: E402
 from oarl.utils.atomic import atomic_write_json  # noqa: E402
@@ -30,7 +31,7 @@ FRACTIONS = (0.05, 0.2)
 
 def compare(model, args: list[torch.Tensor]) -> dict:
     with PassCounter(model) as c:
-        ref = perturbation_scores(model, *args)
+        ref = perturbation_scores(model, Layout(*args))
     out = {"exact_units": c.cost_units}
     for pre in PRERANKERS:
         for f in FRACTIONS:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, perturbation_scores
 from oarl.testbed.fidelity import row_fidelity
 from oarl.utils.atomic import atomic_write_json
@@ -55,7 +56,7 @@ def _fid(scores: torch.Tensor, ref: torch.Tensor, rm: torch.Tensor) -> dict:
 
 def reach(model, batch: dict) -> dict:
     args, rm = _args(batch), batch["reasoning_mask"]
-    ref = perturbation_scores(model, *args)
+    ref = perturbation_scores(model, Layout(*args))
     out = {f"horizon h={h}": _fid(SCORERS["perturbation_horizon"](model, *args, horizon=h, copies_per_chunk=1),
                                   ref, rm) for h in (0, 4, 16, 64)}  # fmt: skip
     out["linear, direct paths only"] = _fid(
@@ -84,7 +85,7 @@ def distance(base, batch: dict) -> dict:
             d = torch.randn(w.shape[1], generator=torch.Generator().manual_seed(0), dtype=w.dtype)
             w[mask] = w[x] + s * w[x].norm() * d / d.norm()
             model.set_input_embeddings(torch.nn.Embedding.from_pretrained(w))  # untied from the head
-        ex = perturbation_scores(model, ids, am, rm, an, mask_token_id=mask)
+        ex = perturbation_scores(model, Layout(ids, am, rm, an), mask_token_id=mask)
         got = SCORERS["perturbation_linear"](model, ids, am, rm, an, mask_token_id=mask,
                                              fisher_rank=w.shape[0], fisher_top=w.shape[0])  # fmt: skip
         out[str(s)] = {"relative_error": float((got - ex)[rm].norm() / ex[rm].norm()), **_fid(got, ex, rm)}

@@ -6,10 +6,11 @@ import pytest
 import torch
 from conftest import layout, tiny_lm
 
+from oarl.core.layout import Layout
 from oarl.core.model import default_mask_token_id, full_logits
 from oarl.core.probes import outcome_probe, probe_divergence
 from oarl.core.scorers import SCORERS, gradient_scores, perturbation_scores
-from oarl.core.scorers.approximate import group_divergences, reasoning_spans
+from oarl.core.scorers.masking.kernel import group_divergences, reasoning_spans
 from oarl.testbed.fidelity import row_fidelity
 
 ROWS = [(5, 30, 3), (3, 22, 2), (6, 17, 1)]
@@ -28,7 +29,7 @@ def batch(request):
 
 @pytest.fixture(scope="module")
 def exact(model, batch):
-    return perturbation_scores(model, *batch)
+    return perturbation_scores(model, Layout(*batch))
 
 
 def _slow_group_kl(model, batch, b: int, group: list[int], probe: str = "as_mean") -> float:
@@ -85,8 +86,10 @@ def test_limits_equal_exact(model, batch, exact, name, options):
 
 def test_prerank_keeps_exact_on_top_and_preranks_the_rest(model, batch, exact):
     g = torch.Generator().manual_seed(0)
-    got = SCORERS["perturbation_prerank"](model, *batch, fraction=0.25, noise_std=0.1, generator=g)
-    pre = gradient_scores(model, *batch, noise_std=0.1, generator=torch.Generator().manual_seed(0))
+    got = SCORERS["perturbation_prerank"](
+        model, *batch, fraction=0.25, prerank_options={"noise_std": 0.1}, generator=g
+    )
+    pre = gradient_scores(model, Layout(*batch), noise_std=0.1, generator=torch.Generator().manual_seed(0))
     rm = batch[2]
     for b in range(len(ROWS)):
         ts = rm[b].nonzero().flatten()
@@ -110,7 +113,7 @@ def test_refine_is_exact_on_the_top_spans(model, batch, exact):
 def test_horizon_is_exact_for_one_layer_models(batch):
     # With one layer, keys/values depend only on each token's own embedding: truncation loses nothing.
     m = tiny_lm("llama", layers=1, seed=3)
-    exact = perturbation_scores(m, *batch)
+    exact = perturbation_scores(m, Layout(*batch))
     got = SCORERS["perturbation_horizon"](m, *batch, horizon=0, copies_per_chunk=3)
     torch.testing.assert_close(got, exact, atol=ATOL, rtol=1e-4)
 

@@ -12,6 +12,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from oarl import bilevel_weights, get_scorer
 from oarl.cli import attribute as attribute_cmd
+from oarl.core.scorers import shared_options
 from oarl.viz.attribution import attribute, encode_pairs, normalised_scores, token_pieces
 from oarl.viz.html_report import render_html
 from oarl.viz.plots import attribution_strip
@@ -134,7 +135,7 @@ def test_weights_in_html_match_api(report, tiny):
     checked = 0
     for method in METHODS:
         gen = torch.Generator().manual_seed(3)
-        scores = get_scorer(method)(model, *layout, probe="as_mean", generator=gen)
+        scores = get_scorer(method)(model, *layout, generator=gen, **shared_options(method, probe="as_mean"))
         weights = bilevel_weights(scores, batch["reasoning_mask"], tau=0.4, beta=2.0, floor=0.1)
         norm = normalised_scores(scores, batch["reasoning_mask"])
         for t in (t for t in tokens if t["card"] == method):

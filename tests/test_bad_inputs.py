@@ -172,30 +172,38 @@ def test_yaml_config_values_are_validated_too(monkeypatch, tmp_path):
         train.main(["--config", str(cfg)])
 
 
-def test_scorer_options_reach_the_scorer_and_named_settings_win():
-    from oarl.core.scorers import SCORERS
+def test_scorer_options_reach_the_scorer_and_named_settings_are_set_once():
+    from oarl.core.scorers import ScorerSpec, register_scorer, unregister_scorer
 
     seen = {}
 
-    def spy(model, input_ids, attention_mask, reasoning_mask, answer_mask, **options):
-        seen.update(options)
-        return reasoning_mask.float()
+    @register_scorer(ScorerSpec("_spy", "controls", frozenset({"model"}), "control", "none"))
+    def spy(model, layout, probe="as_mean", window=1):
+        seen.update(probe=probe, window=window)
+        return layout.reasoning_mask.float()
 
-    SCORERS["_spy"] = spy
     try:
         pids, pmask, cids, cmask = batch([COMPLETIONS["normal"]])
-        settings = OARSettings(method="_spy", scorer_options={"window": 4, "probe": "lt_logits"})
+        settings = OARSettings(method="_spy", probe="lt_logits", scorer_options={"window": 4})
         oar_token_advantages(tiny_lm(), PieceTokenizer(), pids, pmask, cids, cmask, torch.ones(1), settings)
+        assert seen == {"window": 4, "probe": "lt_logits"}
+        with pytest.raises(ValueError, match=r"\['probe'\] are also named settings"):
+            OARSettings(method="_spy", scorer_options={"probe": "lt_logits"})
+        with pytest.raises(ValueError, match=r"no option\(s\) \['windw'\].*valid options: \['window'\]"):
+            OARSettings(method="_spy", scorer_options={"windw": 4})
+        with pytest.raises(ValueError, match="already registered"):
+            register_scorer(ScorerSpec("_spy", "controls", frozenset(), "control", "none"))(spy)
     finally:
-        del SCORERS["_spy"]
-    assert seen["window"] == 4 and seen["probe"] == "as_mean"
+        unregister_scorer("_spy")
 
 
 def test_oar_scorer_options_json_string(tmp_path):
     from oarl import OARConfig
 
     CPU = dict(use_cpu=True, bf16=False, report_to="none")
-    args = OARConfig(output_dir=str(tmp_path), oar_scorer_options='{"window": 8}', **CPU)
+    args = OARConfig(
+        output_dir=str(tmp_path), oar_method="perturbation_span", oar_scorer_options='{"window": 8}', **CPU
+    )
     assert args.oar_settings(None).scorer_options == {"window": 8}
     with pytest.raises(ValueError, match="not valid JSON"):
         OARConfig(output_dir=str(tmp_path), oar_scorer_options="{window", **CPU)

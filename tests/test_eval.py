@@ -125,3 +125,27 @@ def test_grading_and_pass_at_k_with_known_completions(tmp_path, monkeypatch):
     )
     # pass@4 == 1.0 exactly: with n - c < k the code returns 1.0 for each row, and so does their mean.
     assert summary["pass@4"] == 1.0 and summary["answer_rate"] == pytest.approx(7 / 8)
+
+
+def test_prompts_over_the_context_are_counted_and_skipped_truncated_or_refused(tmp_path, capsys):
+    from oarl.testbed.tasks import arith
+
+    tok = arith.build_tokenizer()
+    model = arith.build_tiny_model(tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    model.save_pretrained(tmp_path / "ckpt")
+    tok.save_pretrained(tmp_path / "ckpt")
+    context = model.config.max_position_embeddings
+    data = tmp_path / "q.jsonl"
+    questions = ["a=1;?a\n", "b=2;" * context + "?b\n", "c=3;?c\n"]  # the middle one cannot fit
+    data.write_text("".join(json.dumps({"question": q, "answer": "1"}) + "\n" for q in questions))
+    base = ["eval", "--model", str(tmp_path / "ckpt"), "--data", str(data), "--prompt-style", "raw",
+            "--max-new-tokens", "8", "--progress", "false"]  # fmt: skip
+    for policy, rows in (("skip", 2), ("truncate", 3)):
+        out = tmp_path / policy
+        assert cli([*base, "--out_dir", str(out), "--long_prompts", policy]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["rows"] == rows
+        assert summary["long_prompts"] == {"count": 1, "policy": policy, "context": context, "rows": [1]}
+        assert f"1 prompt(s) over the {context}-token context" in capsys.readouterr().out
+    assert cli([*base, "--out_dir", str(tmp_path / "e"), "--long_prompts", "error"]) == 2
+    assert "exceed the model's" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from conftest import layout, tiny_lm
 from scipy import stats
 
 from oarl import perturbation_scores
+from oarl.core.layout import Layout
 from oarl.testbed.fidelity import PassCounter, row_fidelity, scorer_fidelity, summarize, top_overlap
 
 
@@ -51,8 +52,8 @@ def test_pass_counter_and_self_fidelity():
     ids, am, rm, an = layout([(3, 6, 2), (2, 8, 2)])
     batch = {"input_ids": ids, "attention_mask": am, "reasoning_mask": rm, "answer_mask": an}
     with torch.no_grad():
-        ref = perturbation_scores(model, ids, am, rm, an)
-    out = scorer_fidelity(lambda b: perturbation_scores(model, *b.values()), ref, batch, model)
+        ref = perturbation_scores(model, Layout(ids, am, rm, an))
+    out = scorer_fidelity(lambda b: perturbation_scores(model, Layout(*b.values())), ref, batch, model)
     assert out["spearman"]["mean"] == pytest.approx(1.0)
     assert out["top_overlap"]["mean"] == pytest.approx(1.0)
     cost = out["cost"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from oarl.testbed.tasks import flag
+from oarl.testbed.tasks import flag, flag_labels
 from oarl.testbed.tasks.flag_task import FlagTask
 
 
@@ -16,14 +16,14 @@ def test_problems_are_deterministic_and_gold_answers_follow_the_flags():
         p.completion for p in b
     ]
     for p in a:
-        assert flag.gold_answer(p.prompt, cfg.modulus) == p.answer
+        assert flag_labels.gold_answer(p.prompt, cfg.modulus) == p.answer
         assert flag.flag_reward([p.prompt], [p.completion], [p.answer]) == [1.0]
 
 
 def test_sft_data_follows_the_flag_with_the_given_fidelity():
     cfg = flag.FlagConfig(decisions=1, fidelity=0.7, seed=1)
     probs = flag.generate_problems(2000, cfg, for_sft=True)
-    follow = sum(p.answer == flag.gold_answer(p.prompt, cfg.modulus) for p in probs) / len(probs)
+    follow = sum(p.answer == flag_labels.gold_answer(p.prompt, cfg.modulus) for p in probs) / len(probs)
     assert follow == pytest.approx(0.7, abs=0.04)  # 2000 Bernoulli(0.7) draws: sd 0.01
 
 

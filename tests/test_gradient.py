@@ -5,6 +5,7 @@ import torch
 from conftest import layout, tiny_lm
 
 from oarl import gradient_scores, perturbation_scores
+from oarl.core.layout import Layout
 from oarl.core.model import decoder_hidden, gather_positions, head_logits, position_ids_from_mask
 from oarl.core.probes import probe_divergence, probe_from_logits, probe_index, probe_targets
 
@@ -27,7 +28,7 @@ def test_matches_finite_differences(probe):
     ids, am, rm, an = layout(ROWS)
     std = 5e-2  # large enough that J stands well above the float32 inside RMSNorm
     scores = gradient_scores(
-        model, ids, am, rm, an, probe=probe, noise_std=std, generator=torch.Generator().manual_seed(3)
+        model, Layout(ids, am, rm, an), probe=probe, noise_std=std, generator=torch.Generator().manual_seed(3)
     )
     with torch.no_grad():
         e = model.get_input_embeddings()(ids)
@@ -58,7 +59,7 @@ def test_parameter_grads_untouched_and_mode_restored(qwen):
     weights = [p.detach().clone() for p in qwen.parameters()]
     qwen.train()
     try:  # `qwen` is shared by the session: leave it clean (eval mode, no .grad) even when this test fails
-        s = gradient_scores(qwen, ids, am, rm, an, generator=torch.Generator().manual_seed(0))
+        s = gradient_scores(qwen, Layout(ids, am, rm, an), generator=torch.Generator().manual_seed(0))
         assert qwen.training
     finally:
         qwen.eval()
@@ -74,19 +75,23 @@ def test_parameter_grads_untouched_and_mode_restored(qwen):
 
 def test_deterministic_with_generator_and_zero_without_noise(qwen):
     ids, am, rm, an = layout(ROWS)
-    a = gradient_scores(qwen, ids, am, rm, an, generator=torch.Generator().manual_seed(0))
-    b = gradient_scores(qwen, ids, am, rm, an, generator=torch.Generator().manual_seed(0))
-    c = gradient_scores(qwen, ids, am, rm, an, generator=torch.Generator().manual_seed(1))
+    a = gradient_scores(qwen, Layout(ids, am, rm, an), generator=torch.Generator().manual_seed(0))
+    b = gradient_scores(qwen, Layout(ids, am, rm, an), generator=torch.Generator().manual_seed(0))
+    c = gradient_scores(qwen, Layout(ids, am, rm, an), generator=torch.Generator().manual_seed(1))
     # Bit-exact: the same function twice on the same inputs with the same seed, in one process.
     assert torch.equal(a, b) and not torch.equal(a, c)
-    z1 = gradient_scores(qwen, ids, am, rm, an, noise_std=0.0, generator=torch.Generator().manual_seed(0))
-    z2 = gradient_scores(qwen, ids, am, rm, an, noise_std=0.0, generator=torch.Generator().manual_seed(5))
+    z1 = gradient_scores(
+        qwen, Layout(ids, am, rm, an), noise_std=0.0, generator=torch.Generator().manual_seed(0)
+    )
+    z2 = gradient_scores(
+        qwen, Layout(ids, am, rm, an), noise_std=0.0, generator=torch.Generator().manual_seed(5)
+    )
     assert torch.equal(z1, z2)  # bit-exact: noise * 0 is 0 whatever the seed, so the inputs are identical
     # KL has zero gradient at p_noisy = p_clean, but the clean forward (no grad) and the noisy one (autograd)
     # may take different kernels: ~6e-11 of round-off is left here. Noisy scores of this model are >= ~4e-7.
     assert z1.abs().max() < 1e-8
     with pytest.raises(ValueError, match="noise_std"):
-        gradient_scores(qwen, ids, am, rm, an, noise_std=-1.0)
+        gradient_scores(qwen, Layout(ids, am, rm, an), noise_std=-1.0)
 
 
 def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -97,8 +102,10 @@ def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
 @pytest.mark.parametrize("probe", ["lt_logits", "as_mean", "as_joint"])
 def test_agrees_with_perturbation_where_one_token_decides(copy_task_model, probe):
     model, ids, am, rm, an, causal = copy_task_model
-    g = gradient_scores(model, ids, am, rm, an, probe=probe, generator=torch.Generator().manual_seed(0))
-    p = perturbation_scores(model, ids, am, rm, an, probe=probe)
+    g = gradient_scores(
+        model, Layout(ids, am, rm, an), probe=probe, generator=torch.Generator().manual_seed(0)
+    )
+    p = perturbation_scores(model, Layout(ids, am, rm, an), probe=probe)
     assert (p[:, 1:7].argmax(-1) + 1 == causal).all()
     if probe != "as_joint":
         # The KL probes also put the deciding token first in most rows. (as_joint's gradient saturates when
@@ -111,5 +118,5 @@ def test_agrees_with_perturbation_where_one_token_decides(copy_task_model, probe
 def test_llama_architecture_runs():
     model = tiny_lm("llama")
     ids, am, rm, an = layout(ROWS, "left")
-    s = gradient_scores(model, ids, am, rm, an, generator=torch.Generator().manual_seed(0))
+    s = gradient_scores(model, Layout(ids, am, rm, an), generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(s).all() and (s[rm] > 0).all()

@@ -1,16 +1,19 @@
 """Gradient-class OAR-G variants against finite differences, their definitions and integrated-gradient
 completeness."""
 
+import copy
+
 import pytest
 import torch
 from conftest import PAD, layout, tiny_lm
 
+from oarl.core.layout import Layout
 from oarl.core.model import decoder_hidden, gather_positions, head_logits, position_ids_from_mask
-from oarl.core.probes import probe_divergence, probe_from_logits, probe_index, probe_targets
-from oarl.core.scorers import SCORERS, gradient_scores
-from oarl.core.scorers.gradient_variants import gradient_avg_scores, gradient_rms_scores, reasoning_rms
-from oarl.core.scorers.linearized import coarse_logits, fisher_quadratic, linearized_scores, probe_logits
-from oarl.core.scorers.path import path_attributions
+from oarl.core.probes import probe_divergence, probe_from_logits, probe_index, probe_logits, probe_targets
+from oarl.core.scorers import SCORERS, gradient_scores, shared_options
+from oarl.core.scorers.gradient.linearized import coarse_logits, fisher_quadratic, linearized_scores
+from oarl.core.scorers.gradient.path import path_attributions
+from oarl.core.scorers.gradient.variants import gradient_avg_scores, gradient_rms_scores, reasoning_rms
 
 ROWS = [(3, 7, 2), (2, 5, 3)]
 NEW = ("gradient_rms", "gradient_avg", "linearized", "path")
@@ -30,7 +33,7 @@ def probe_raw(model, e, ids, am, an, probe):
 def test_linearized_matches_finite_differences_of_the_replacement(probe):
     model = tiny_lm("llama").double()
     ids, am, rm, an = layout(ROWS)
-    scores = linearized_scores(model, ids, am, rm, an, probe=probe, fisher_classes=3)
+    scores = linearized_scores(model, Layout(ids, am, rm, an), probe=probe, fisher_classes=3)
     E = model.get_input_embeddings()
     with torch.no_grad():
         e = E(ids)
@@ -77,7 +80,7 @@ def test_path_attributions_are_complete():
     model = tiny_lm("llama").double()
     ids, am, rm, an = layout(ROWS)
     attr = path_attributions(
-        model, ids, am, rm, an, path_steps=128
+        model, Layout(ids, am, rm, an), path_steps=128
     )  # row 1 bends sharply near a = 0: the midpoint rule needs many steps
     E = model.get_input_embeddings()
     pos, valid = probe_index(an, "as_mean")
@@ -101,15 +104,13 @@ def test_gradient_rms_is_gradient_with_the_noise_scaled_per_row():
     e = model.get_input_embeddings()(ids).detach()
     want_rms = [e[b][rm[b].bool()].pow(2).mean().sqrt().item() for b in range(len(ROWS))]
     assert rms.tolist() == pytest.approx(want_rms, rel=1e-5)
-    got = gradient_rms_scores(
-        model, ids, am, rm, an, noise_std=0.5, generator=torch.Generator().manual_seed(1)
-    )
+    got = gradient_rms_scores(model, Layout(ids, am, rm, an), generator=torch.Generator().manual_seed(1))
     # the same noise draw, scaled per row: row b matches a call whose only nonzero std is row b's
     for b in range(len(ROWS)):
         std = torch.zeros(len(ROWS))
         std[b] = 0.5 * rms[b]
         want = gradient_scores(
-            model, ids, am, rm, an, noise_std=std, generator=torch.Generator().manual_seed(1)
+            model, Layout(ids, am, rm, an), noise_std=std, generator=torch.Generator().manual_seed(1)
         )
         torch.testing.assert_close(got[b], want[b], rtol=1e-4, atol=1e-9)
 
@@ -118,10 +119,17 @@ def test_gradient_avg_is_the_mean_of_successive_draws():
     model = tiny_lm("llama")
     ids, am, rm, an = layout(ROWS)
     got = gradient_avg_scores(
-        model, ids, am, rm, an, noise_std=0.1, noise_samples=3, generator=torch.Generator().manual_seed(2)
+        model,
+        Layout(ids, am, rm, an),
+        noise_std=0.1,
+        noise_samples=3,
+        generator=torch.Generator().manual_seed(2),
     )
     gen = torch.Generator().manual_seed(2)
-    want = sum(gradient_scores(model, ids, am, rm, an, noise_std=0.1, generator=gen) for _ in range(3)) / 3
+    want = (
+        sum(gradient_scores(model, Layout(ids, am, rm, an), noise_std=0.1, generator=gen) for _ in range(3))
+        / 3
+    )
     torch.testing.assert_close(got, want)
 
 
@@ -129,7 +137,8 @@ def test_gradient_avg_is_the_mean_of_successive_draws():
 def test_variants_are_registered_finite_and_zero_outside_reasoning(name):
     model = tiny_lm("llama")
     ids, am, rm, an = layout(ROWS)
-    scores = SCORERS[name](model, ids, am, rm, an, noise_std=0.1, generator=torch.Generator().manual_seed(0))
+    opts = shared_options(name, noise_std=0.1)  # the absolute-noise variants take it
+    scores = SCORERS[name](model, ids, am, rm, an, generator=torch.Generator().manual_seed(0), **opts)
     assert scores.shape == ids.shape and torch.isfinite(scores).all()
     assert (scores[~rm.bool()] == 0).all()  # exact: multiplied by the mask
     assert (scores[rm.bool()] != 0).any()
@@ -154,5 +163,17 @@ def test_bad_options_are_clear_errors(name, kw, message):
 def test_linearized_leaves_parameter_grads_alone():
     model = tiny_lm("llama")
     ids, am, rm, an = layout(ROWS)
-    linearized_scores(model, ids, am, rm, an)
+    linearized_scores(model, Layout(ids, am, rm, an))
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["gradient_rms", "gradient_avg", "linearized", "path"])
+def test_upcast_scores_a_bf16_model_as_its_float32_copy(name):
+    """``upcast`` reaches every gradient-class scorer: a bf16 model scored with it equals its float32 copy."""
+    low = tiny_lm("llama").to(torch.bfloat16)
+    ref = copy.deepcopy(low).float()
+    ids, am, rm, an = layout(ROWS)
+    got = SCORERS[name](low, ids, am, rm, an, upcast=True, generator=torch.Generator().manual_seed(0))
+    want = SCORERS[name](ref, ids, am, rm, an, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
+    assert all(p.dtype == torch.bfloat16 for p in low.parameters())

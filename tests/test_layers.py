@@ -1,4 +1,4 @@
-"""The package layout is the architecture: each layer imports only from layers below it (README, Architecture)."""
+"""The package layout is the architecture: each layer imports only from layers below it (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -73,3 +73,20 @@ def test_public_names_of_the_readme_import_from_the_top():
     from oarl.integrations.trl import OARGRPOTrainer
 
     assert oarl.OARGRPOTrainer is OARGRPOTrainer
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if _layer(p) == "core"], ids=str)
+def test_transformers_is_reached_only_through_the_model_adapter(path: Path):
+    """Every transformers-internal call of the core (caches, attention hook, LM head) is in ``core/model.py``, so
+    the transformers pin protects one file."""
+    if path.relative_to(SRC).as_posix() != "core/model.py":
+        assert "transformers" not in _third_party(path)
+
+
+@pytest.mark.parametrize("path", sorted((SRC / "core" / "scorers").rglob("*.py")), ids=str)
+def test_scorer_modules_import_at_the_top(path: Path):
+    """No function-level imports between scorer modules (a shared helper lives in a shared module instead)."""
+    tree = ast.parse(path.read_text())
+    for fn in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+        nested = [n for n in ast.walk(fn) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert not nested, f"{path.name}: {fn.name} imports inside the function"

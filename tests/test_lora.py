@@ -10,7 +10,7 @@ import torch
 from conftest import layout, tiny_lm
 from test_trainer import COMMON, make_trainer, task, varied_reward  # noqa: F401  (task is a fixture)
 
-from oarl.core.scorers import get_scorer
+from oarl.core.scorers import get_scorer, shared_options
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
 
 peft = pytest.importorskip("peft", reason="peft is not installed (pip install -e '.[peft]')")
@@ -37,7 +37,7 @@ def test_scores_through_peft_model_equal_merged_model(method):
     wrapped = lora(tiny_lm("llama"))
     merged = copy.deepcopy(wrapped).merge_and_unload()
     ids, am, rm, ans = layout([(3, 10, 2), (2, 12, 1)])
-    opts = {"noise_std": 0.1}
+    opts = shared_options(method, noise_std=0.1)
     s_peft = get_scorer(method)(wrapped, ids, am, rm, ans, generator=torch.Generator().manual_seed(1), **opts)
     s_merged = get_scorer(method)(
         merged, ids, am, rm, ans, generator=torch.Generator().manual_seed(1), **opts

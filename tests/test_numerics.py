@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from conftest import layout, tiny_lm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oarl.batch import reshape
 from oarl.batch.reshape import OARSettings, finite_advantages, oar_token_advantages, safe_weights
 from oarl.core.gating import bilevel_weights
-from oarl.core.scorers import gradient_scores, perturbation_scores
+from oarl.core.layout import Layout
+from oarl.core.scorers import SCORERS, gradient_scores, perturbation_scores
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -122,12 +124,13 @@ def test_nan_or_inf_logits_never_reach_the_advantages(method, poison):
 
 
 def test_a_scorer_returning_nan_in_one_row_only_affects_that_row(monkeypatch):
-    def half_nan(model, ids, attn, reasoning, answer, **kw):
+    def half_nan(model, layout, **kw):
+        ids, reasoning = layout.input_ids, layout.reasoning_mask
         s = torch.rand(ids.shape, generator=torch.Generator().manual_seed(0)) * reasoning
         s[1, reasoning[1].nonzero()[0, 0]] = float("nan")
         return s
 
-    monkeypatch.setattr(reshape, "get_scorer", lambda name: half_nan)
+    monkeypatch.setitem(SCORERS, "gradient", dataclasses.replace(SCORERS["gradient"], fn=half_nan))
     pids, pmask, cids, cmask = rollouts()
     res = oar_token_advantages(
         tiny_lm(), CharTok(), pids, pmask, cids, cmask, torch.tensor([1.0, float("nan"), 1, 1]), OARSettings()
@@ -145,7 +148,7 @@ def test_a_scorer_returning_nan_in_one_row_only_affects_that_row(monkeypatch):
 def test_half_precision_models_give_finite_scores_and_weights(dtype, scorer):
     model = tiny_lm().to(dtype)
     ids, am, rm, an = layout([(3, 8, 2), (2, 5, 1)], pad_side="left")
-    scores = scorer(model, ids, am, rm, an, probe="as_mean")
+    scores = scorer(model, Layout(ids, am, rm, an), probe="as_mean")
     assert scores.dtype == torch.float32 and torch.isfinite(scores).all()
     check_weights(bilevel_weights(scores, rm), rm)
 
@@ -158,7 +161,7 @@ def test_uniform_or_very_peaked_probe_distributions(scale, probe):
         model.lm_head.weight.mul_(scale)  # ~uniform (1e-6) or one-hot (1e4) outcome distributions
     ids, am, rm, an = layout([(3, 8, 2), (2, 5, 1)])
     for scorer in (gradient_scores, perturbation_scores):
-        scores = scorer(model, ids, am, rm, an, probe=probe)
+        scores = scorer(model, Layout(ids, am, rm, an), probe=probe)
         assert torch.isfinite(scores).all(), scorer.__name__
         w, bad = safe_weights(scores, rm, OARSettings())
         check_weights(w, rm)

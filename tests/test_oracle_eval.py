@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from oarl import oracle_recall
 from oarl.cli import oracle_eval
 from oarl.core.diagnostics import auroc, precision_at_k
+from oarl.core.layout import Layout
 from oarl.core.scorers import perturbation_scores
 from oarl.testbed.oracle import evaluate_scorer, mask_ablation, replacement_scores, scorer_metrics
 
@@ -75,8 +76,8 @@ def test_replacement_scores_average_the_other_tokens(qwen):
 
     ids, am, rm, an = layout([(3, 6, 2), (2, 5, 3)], pad_side="left")
     ids[0, 5] = 7  # a reasoning token equal to one replacement
-    a = perturbation_scores(qwen, ids, am, rm, an, mask_token_id=7)
-    b = perturbation_scores(qwen, ids, am, rm, an, mask_token_id=11)
+    a = perturbation_scores(qwen, Layout(ids, am, rm, an), mask_token_id=7)
+    b = perturbation_scores(qwen, Layout(ids, am, rm, an), mask_token_id=11)
     mean = replacement_scores(qwen, ids, am, rm, an, replacement_ids=[7, 11])
     other = rm & (ids != 7) & (ids != 11)
     assert a[other].min() > 1e-5  # real scores here are >= ~5e-5: the 1e-6 tolerances below separate them

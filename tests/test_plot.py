@@ -67,3 +67,34 @@ def test_rolling_mean_is_a_trailing_window():
     # than sum(window) / n, equal here only because these values are small integers. Compare to round-off.
     assert _rolling(values, 3) == pytest.approx(expect, rel=1e-12)
     assert _rolling(values, 1) == pytest.approx(values, rel=1e-12)
+
+
+def write_study(path, conditions=("chatter=some",), arms=("GRPO", "oracle"), seeds=(0, 1)):
+    """The layout oarl demo / oarl study write: OUT/runs/<condition>__<arm>__seed<k>.jsonl."""
+    (path / "runs").mkdir(parents=True)
+    for cond in conditions:
+        for arm in arms:
+            for seed in seeds:
+                tag = {"label": arm, "condition": cond, "seed": seed}
+                lines = [{**tag, "step": s, "sampled_accuracy": 0.5 + 0.1 * s + 0.01 * seed} for s in (0, 10)]
+                lines += [{**tag, "step": s, "reward": 0.5, "loss": 0.0} for s in (1, 2)]
+                key = f"{cond}__{arm}__seed{seed}"
+                (path / "runs" / f"{key}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return path
+
+
+def test_plot_reads_demo_and_study_folders(tmp_path, capsys):
+    demo = write_study(tmp_path / "demo")
+    records = [r for r in load_runs([demo]) if "sampled_accuracy" in r]
+    assert {r["label"] for r in records} == {"GRPO", "oracle"}  # seeds pool into one line per arm
+    assert sorted(r["sampled_accuracy"] for r in records if r["label"] == "GRPO" and r["step"] == 10) == (
+        pytest.approx([1.5, 1.51])
+    )
+    study = write_study(tmp_path / "study", conditions=("chatter=none", "chatter=heavy"), arms=("GRPO",))
+    assert {r["label"] for r in load_runs([study])} == {"chatter=none/GRPO", "chatter=heavy/GRPO"}
+    assert {r["label"] for r in load_runs([study / "runs"])} == {"chatter=none/GRPO", "chatter=heavy/GRPO"}
+    out = tmp_path / "demo.png"
+    assert cli_main(["plot", str(demo), "--out", str(out)]) == 0
+    assert out.exists() and "2 lines from 1 run(s)" in capsys.readouterr().out
+    assert plot_main([str(tmp_path / "nothing-here"), "--out", str(out)]) == 2
+    assert "oarl train, demo or study folder" in capsys.readouterr().err

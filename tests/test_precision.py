@@ -7,6 +7,7 @@ import torch
 from conftest import layout, tiny_lm
 
 import oarl.core.model as core_model
+from oarl.core.layout import Layout
 from oarl.core.model import float32_weights, head_logits
 from oarl.core.scorers import gradient_scores
 from oarl.testbed.precision import cast_copy, format_fidelity, precision_fidelity
@@ -20,7 +21,7 @@ def setup():
     return model, batch, cast_copy(model, torch.float32)
 
 
-# Measured on this model (README, "GPU / scale"): mean Spearman 0.998 (OAR-P), 0.999 (entropy), 0.92 (OAR-G at
+# Measured on this model (docs/gpu.md): mean Spearman 0.998 (OAR-P), 0.999 (entropy), 0.92 (OAR-G at
 # noise 1e-3 in bf16), 0.999 (OAR-G at 1e-3 with upcast=True, or at noise 0.1). Thresholds leave room.
 CASES = [
     ("perturbation", {}, 0.98, 0.9),
@@ -47,14 +48,14 @@ def test_upcast_matches_float32_scores_in_float32(setup):
     """On a float32 model ``upcast`` changes nothing; on bf16 weights it equals float32 compute on them."""
     model, batch, _ = setup
     args = [batch[k] for k in ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")]
-    plain = gradient_scores(model, *args, generator=torch.Generator().manual_seed(3))
-    up = gradient_scores(model, *args, generator=torch.Generator().manual_seed(3), upcast=True)
+    plain = gradient_scores(model, Layout(*args), generator=torch.Generator().manual_seed(3))
+    up = gradient_scores(model, Layout(*args), generator=torch.Generator().manual_seed(3), upcast=True)
     torch.testing.assert_close(up, plain, rtol=0, atol=0)  # bit-exact: upcast is a no-op on float32 weights
     low = cast_copy(model, torch.bfloat16)
     on_rounded = gradient_scores(
-        cast_copy(low, torch.float32), *args, generator=torch.Generator().manual_seed(3)
+        cast_copy(low, torch.float32), Layout(*args), generator=torch.Generator().manual_seed(3)
     )
-    up_low = gradient_scores(low, *args, generator=torch.Generator().manual_seed(3), upcast=True)
+    up_low = gradient_scores(low, Layout(*args), generator=torch.Generator().manual_seed(3), upcast=True)
     # The noisy embeddings are rounded to bf16 once in the upcast run too (the model's own dtype).
     assert torch.corrcoef(torch.stack([up_low.flatten(), on_rounded.flatten()]))[0, 1] > 0.99
     assert all(p.dtype == torch.bfloat16 for p in low.parameters())

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from conftest import single_thread
 from trl import GRPOConfig, GRPOTrainer
 
+from oarl.core.scorers import SCORERS
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
 from oarl.testbed.tasks import arith
 
@@ -160,12 +163,11 @@ def test_probe_warmup_uses_lt_logits(tmp_path):
 
 
 def test_nonfinite_scores_fall_back_to_grpo_and_are_counted(task, tmp_path, monkeypatch, caplog):
-    from oarl.batch import reshape
 
-    def nan_scores(model, ids, attn, reasoning, answer, **kw):
-        return torch.full(ids.shape, float("nan"))
+    def nan_scores(model, layout, **kw):
+        return torch.full(layout.input_ids.shape, float("nan"))
 
-    monkeypatch.setattr(reshape, "get_scorer", lambda name: nan_scores)
+    monkeypatch.setitem(SCORERS, "gradient", dataclasses.replace(SCORERS["gradient"], fn=nan_scores))
     args = OARConfig(output_dir=str(tmp_path), oar_method="gradient", **COMMON)
     trainer = make_trainer(task, OARGRPOTrainer, args)
     seen = {}

@@ -3,7 +3,7 @@
 
 DeepSpeed is not a dependency. Its behaviour is checked two ways: always, with ZeRO-3 faked at the trainer's
 one detection point (``DistributedBackend``); and, with ``OARL_DEEPSPEED_TESTS=1`` where ``deepspeed`` imports,
-by a real 2-process ZeRO-3 run on CPU (gloo, DeepSpeed's CPU accelerator; ~25 s, see the README).
+by a real 2-process ZeRO-3 run on CPU (gloo, DeepSpeed's CPU accelerator; ~25 s, see docs/gpu.md).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from test_multiprocess import free_port
 from test_trainer import COMMON, make_trainer, task  # noqa: F401  (task is a fixture)
 
 import oarl.integrations.trl.trainer as trainer_module
-from oarl.integrations.trl.trainer import MODEL_FREE_METHODS, OARConfig, OARGRPOTrainer, check_sharding
+from oarl.core.scorers import model_free_scorers
+from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer, check_sharding
 
 WORKER = Path(__file__).with_name("zero3_worker.py")
 
@@ -37,7 +38,7 @@ def test_check_sharding_refuses_what_cannot_score(method):
         check_sharding(method, zero_stage=0, fsdp=True, gather_zero3=True)
 
 
-@pytest.mark.parametrize("method", MODEL_FREE_METHODS)
+@pytest.mark.parametrize("method", ["none", *model_free_scorers()])
 def test_methods_that_never_run_the_model_are_allowed_anywhere(method):
     check_sharding(method, zero_stage=3, fsdp=True, gather_zero3=False)
 

@@ -8,6 +8,7 @@ trainer's loss (``oarl.integrations.trl``). ``oarl.core`` is pure torch and neve
 from oarl.core.advantages import reshape_advantages
 from oarl.core.diagnostics import ess_ratio, oracle_recall, top_mass_share
 from oarl.core.gating import bilevel_weights
+from oarl.core.layout import Layout
 from oarl.core.probes import PROBES, outcome_probe
 from oarl.core.scorers import SCORERS, get_scorer, gradient_scores, perturbation_scores
 
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "OARConfig",
+    "Layout",
     "OARGRPOTrainer",
     "PROBES",
     "SCORERS",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -15,9 +16,10 @@ from torch import Tensor, nn
 from oarl.batch.spans import completion_span_masks
 from oarl.core.advantages import reshape_advantages
 from oarl.core.diagnostics import ess_ratio, top_mass_share
-from oarl.core.gating import bilevel_weights, check_gate_params
+from oarl.core.gating import BETA, FLOOR, TAU, bilevel_weights, check_gate_params
+from oarl.core.layout import Layout
 from oarl.core.probes import check_probe
-from oarl.core.scorers import SCORERS, get_scorer
+from oarl.core.scorers import SCORERS, get_scorer, shared_options
 
 
 def methods() -> tuple[str, ...]:
@@ -25,20 +27,43 @@ def methods() -> tuple[str, ...]:
     return ("none", *SCORERS)
 
 
+def method_label(method: str) -> str:
+    """Display label of a method (``"GRPO"`` for ``"none"``, else the scorer's); other names as they are."""
+    if method == "none":
+        return "GRPO"
+    return SCORERS[method].display if method in SCORERS else method
+
+
+def model_free(method: str) -> bool:
+    """True when ``method`` never runs the model (plain GRPO and the scorers that do not need it)."""
+    return method == "none" or get_scorer(method).model_free
+
+
+#: Scorer options set only through their named settings (the warm-up switches ``probe``; the trainer resolves
+#: ``mask_token_id`` from ``oar_mask_token``), never through ``scorer_options``.
+NAMED_ONLY = ("probe", "mask_token_id")
+
+
 @dataclass
 class OARSettings:
-    """What to score with and how to gate. ``method="none"`` is plain GRPO."""
+    """What to score with and how to gate: the one settings object. ``OARConfig`` (``oar_*`` fields) and the
+    testbed's ``RLSettings`` take their defaults from it. ``method="none"`` is plain GRPO.
+
+    The named scorer settings (``probe``, ``mask_token_id``, ``noise_std``, ``max_batch_tokens``) are shared by
+    every scorer and each applies to the scorers that have that option (``noise_std`` to OAR-G, not to OAR-P);
+    ``None`` leaves the scorer's own default. ``scorer_options`` are the chosen scorer's own options, checked
+    here against it (:meth:`ScorerSpec.validate`): an unknown key, or one also set by a named setting, raises.
+    """
 
     method: str = "gradient"
     probe: str = "as_mean"
-    tau: float = 0.4
-    beta: float = 2.0
-    floor: float = 0.1
-    noise_std: float = 1e-3
+    tau: float = TAU
+    beta: float = BETA
+    floor: float = FLOOR
+    noise_std: float | None = None
     mask_token_id: int | None = None
-    max_batch_tokens: int = 2048
+    max_batch_tokens: int | None = None
     span_finders: list[str] | None = field(default=None)
-    # Extra keyword options for the scorer (e.g. ``{"window": 8}``); the named fields above win on conflict.
     scorer_options: dict | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -46,10 +71,33 @@ class OARSettings:
             raise ValueError(f"unknown OAR method {self.method!r}; expected one of {methods()}")
         check_probe(self.probe)
         check_gate_params(self.tau, self.beta, self.floor)
-        if not self.noise_std >= 0:
+        if self.noise_std is not None and not self.noise_std >= 0:
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
+        if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be >= 1, got {self.max_batch_tokens}")
         if self.scorer_options is not None and not isinstance(self.scorer_options, dict):
             raise ValueError(f"scorer_options must be a dict, got {type(self.scorer_options).__name__}")
+        self.resolved_options()  # fails here, at config time, on a bad option
+
+    def resolved_options(self) -> dict[str, Any]:
+        """The options the scorer is called with: the named settings it takes, plus ``scorer_options``."""
+        given = dict(self.scorer_options or {})
+        if self.method == "none":
+            if given:
+                raise ValueError(f"method 'none' (plain GRPO) takes no scorer options, got {sorted(given)}")
+            return {}
+        named = {"probe": self.probe, "mask_token_id": self.mask_token_id, "noise_std": self.noise_std,
+                 "max_batch_tokens": self.max_batch_tokens}  # fmt: skip
+        twice = sorted(k for k in given if k in NAMED_ONLY or named.get(k) is not None)
+        if twice:
+            raise ValueError(
+                f"scorer option(s) {twice} are also named settings (oar_{twice[0]}); set each in one place "
+                f"({NAMED_ONLY} only through their named settings)"
+            )
+        named = {k: v for k, v in named.items() if v is not None}
+        options = {**shared_options(self.method, **named), **given}
+        get_scorer(self.method).validate(options, unlisted=NAMED_ONLY)
+        return options
 
 
 @dataclass
@@ -169,16 +217,10 @@ def oar_token_advantages(
         oracle = (
             None if oracle_mask is None else torch.cat([pad, oracle_mask[rows].to(pad.device).bool()], dim=1)
         )
-        options = {
-            **(settings.scorer_options or {}),
-            "probe": settings.probe,
-            "noise_std": settings.noise_std,
-            "mask_token_id": settings.mask_token_id,
-            "max_batch_tokens": settings.max_batch_tokens,
-            "generator": generator,
-            "oracle_mask": oracle,
-        }
-        scores = get_scorer(settings.method)(model, ids, attn, reasoning, answer, **options)
+        options = settings.resolved_options()
+        scorer = get_scorer(settings.method)
+        layout = Layout(ids, attn, reasoning, answer)
+        scores = scorer(model, layout, generator=generator, oracle_mask=oracle, **options)
         P = prompt_ids.shape[1]
         w, bad = safe_weights(scores[:, P:], spans.reasoning[rows], settings)
         weights[rows] = w.to(weights.dtype)

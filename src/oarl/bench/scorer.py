@@ -16,6 +16,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from oarl.core.layout import Layout
+from oarl.core.scorers.masking.kernel import MAX_BATCH_TOKENS
+
 MODELS = {
     # name: (vocab, hidden, layers, heads, kv_heads, intermediate)
     "tiny": (49, 128, 4, 4, 4, 384),  # the demo's architecture (char-level vocab)
@@ -31,7 +34,7 @@ class ScorerCase:
     answer_len: int = 4
     batch: int = 1
     copies_per_forward: int = 32  # the naive baseline's batching of masked copies
-    max_batch_tokens: int = 2048
+    max_batch_tokens: int = MAX_BATCH_TOKENS
     device: str = "cpu"
 
 
@@ -99,9 +102,13 @@ def scorer_fns(case: ScorerCase) -> dict:
         "naive_oar_p": lambda m, b: naive_perturbation_scores(
             m, *b, copies_per_forward=case.copies_per_forward
         ),
-        "oar_p": lambda m, b: perturbation_scores(m, *b, max_batch_tokens=case.max_batch_tokens),
-        "oar_g": lambda m, b: gradient_scores(m, *b, generator=torch.Generator(case.device).manual_seed(0)),
-        "oar_p_linear": lambda m, b: linear_perturbation_scores(m, *b),  # approximate OAR-P, linear in T
+        "oar_p": lambda m, b: perturbation_scores(m, Layout(*b), max_batch_tokens=case.max_batch_tokens),
+        "oar_g": lambda m, b: gradient_scores(
+            m, Layout(*b), generator=torch.Generator(case.device).manual_seed(0)
+        ),
+        "perturbation_linear": lambda m, b: linear_perturbation_scores(
+            m, Layout(*b)
+        ),  # approximate OAR-P, linear in T
     }
 
 

@@ -7,7 +7,10 @@ import sys
 
 # name -> (module, one-line help). Imported lazily so `oarl --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("oarl.cli.demo", "GRPO vs OAR-G vs OAR-P on the embedded arithmetic task (offline, CPU)"),
+    "demo": (
+        "oarl.cli.demo",
+        "GRPO vs OAR-P vs entropy vs oracle credit on the flag task (offline, CPU, minutes)",
+    ),
     "train": ("oarl.cli.train", "any run from a YAML config (OARConfig fields + task fields)"),
     "eval": ("oarl.cli.eval_cmd", "pass@1 / pass@k of a local model on a math or task dataset"),
     "attribute": (
@@ -23,8 +26,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cheap scorers (OAR-G and variants) vs exact OAR-P: agreement and cost",
     ),
     "study": ("oarl.cli.study", "seeds x arms x conditions on a testbed task, with CIs and paired tests"),
+    "warmstart": ("oarl.cli.warmstart", "train, check and ship the flag task's warm-start checkpoints"),
     "plot": ("oarl.cli.plot", "training curves of several runs on one figure"),
     "bench": ("oarl.cli.bench", "scorer and training-step cost: oarl vs naive, OAR vs GRPO"),
+    "scorers": (
+        "oarl.cli.scorers",
+        "the registered scorers: family, status, cost, needs, options (docs/scorers.md)",
+    ),
     "score-demo": ("oarl.cli.score_demo", "score one random sequence with every scorer on a tiny model"),
     "model": (
         "oarl.cli.model",
@@ -54,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         print(f"oarl: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    from oarl.utils.threads import prefer_passive_openmp
+
+    prefer_passive_openmp()  # before any command imports torch
     module = importlib.import_module(COMMANDS[argv[0]][0])
     return int(module.main(argv[1:]) or 0)
 

@@ -20,6 +20,8 @@ FIELD_PAIRS = (("prompt", "completion"), ("question", "answer"))
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from oarl.core import gating
+
     p = argparse.ArgumentParser(prog="oarl attribute", description=__doc__.splitlines()[0])
     p.add_argument(
         "--model", required=True, help="local model folder (model + tokenizer) or short name (smollm2-135m)"
@@ -43,9 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc = p.add_argument_group("scoring")
     sc.add_argument("--method", default="perturbation,gradient,entropy,random", help="comma list of scorers")
     sc.add_argument("--probe", default="as_mean", choices=["lt_logits", "as_mean", "as_joint"])
-    sc.add_argument("--tau", type=float, default=0.4)
-    sc.add_argument("--beta", type=float, default=2.0)
-    sc.add_argument("--floor", type=float, default=0.1)
+    sc.add_argument("--tau", type=float, default=gating.TAU)
+    sc.add_argument("--beta", type=float, default=gating.BETA)
+    sc.add_argument("--floor", type=float, default=gating.FLOOR)
     sc.add_argument("--seed", type=int, default=0, help="seed of the gradient noise and the random scorer")
     sc.add_argument("--mask-token", help="OAR-P replacement token (default: the pad token)")
     sc.add_argument("--noise-std", type=float, default=1e-3, help="OAR-G noise std (paper 1e-3; demo 0.1)")
@@ -166,7 +168,7 @@ def png_paths(args, n: int) -> list[Path]:
 
 def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
     """One PNG heatmap per row of ``att`` (its completion tokens, every method), on the HTML page's scale."""
-    from oarl.viz.attribution import METHOD_LABELS
+    from oarl.batch.reshape import method_label
     from oarl.viz.html_report import weight_range
     from oarl.viz.plots import attribution_strip
 
@@ -176,7 +178,7 @@ def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
         weights = {}
         for m, r in att.methods.items():
             stats = f"ESS {float(r.ess_ratio[b]):.2f} · top10 {float(r.top10_share[b]):.2f}"
-            weights[f"{METHOD_LABELS.get(m, m)}\n{stats}"] = r.weights[b, cols].tolist()
+            weights[f"{method_label(m)}\n{stats}"] = r.weights[b, cols].tolist()
         attribution_strip(
             [t.text for t in row.completion], weights, path,
             oracle=[t.oracle for t in row.completion] if oracle is not False else None,
@@ -204,8 +206,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from oarl.batch.reshape import method_label
     from oarl.utils.checkpoint import load_tokenizer
-    from oarl.viz.attribution import METHOD_LABELS, attribute
+    from oarl.viz.attribution import attribute
     from oarl.viz.html_report import render_html
 
     args.model = resolve_model(args.model)
@@ -237,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
         found = att.batch["found"]
         ess = r.ess_ratio[found].mean().item() if found.any() else float("nan")
         top = r.top10_share[found].nanmean().item() if found.any() else float("nan")
-        print(f"  {METHOD_LABELS.get(m, m):8s} ESS-ratio {ess:.3f}  top-10% share {top:.3f}")
+        print(f"  {method_label(m):8s} ESS-ratio {ess:.3f}  top-10% share {top:.3f}")
     return 0
 
 

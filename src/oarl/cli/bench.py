@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from oarl.utils.atomic import atomic_write_json
+from oarl.utils.threads import THREADS_HELP, set_threads
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--cache-dir", default="runs/cache", help="where the demo warm start is cached")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     p.add_argument("--quick", action="store_true", help="smoke run with tiny sizes (CI)")
 
 
@@ -62,6 +64,7 @@ def run(a: argparse.Namespace) -> int:
             1,
         )
     console = Console()
+    set_threads(a.threads)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, {a.device}"
@@ -119,7 +122,12 @@ def _plot(curve: dict, path: Path, machine: str) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for name, by_t in curve.items():
         ts = sorted(by_t)
-        for key, style in (("naive_oar_p", "--"), ("oar_p", "-"), ("oar_p_linear", "-."), ("oar_g", ":")):
+        for key, style in (
+            ("naive_oar_p", "--"),
+            ("oar_p", "-"),
+            ("perturbation_linear", "-."),
+            ("oar_g", ":"),
+        ):
             ax.plot(ts, [by_t[t][key] for t in ts], style, marker="o", label=f"{key} ({name})")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -161,7 +169,7 @@ def _markdown(r: dict) -> str:
         lines.append(
             f"| {name} | {res['case']['reasoning_len']} | {s['naive_oar_p']:.3f} | {s['oar_p']:.3f} | "
             f"{s['naive_oar_p'] / s['oar_p']:.1f}x | {_limit_cells(res)} | {s['oar_g']:.3f} | "
-            f"{s.get('oar_p_linear', float('nan')):.3f} | {res.get('max_abs_diff', float('nan')):.1e} | "
+            f"{s.get('perturbation_linear', float('nan')):.3f} | {res.get('max_abs_diff', float('nan')):.1e} | "
             f"{mem.get('naive_oar_p', 0) / 2**20:.0f} MiB | {mem.get('oar_p', 0) / 2**20:.0f} MiB | {ratio:.2f} |"
         )
     if "step" in r:
@@ -187,7 +195,7 @@ def _markdown(r: dict) -> str:
             lines.append(
                 f"| {name} | {t} | {s['naive_oar_p']:.3f} | {s['oar_p']:.3f} | {sp:.1f}x | {lim:.1f}x | "
                 f"{sp / lim:.2f}{'' if sp / lim >= GUARD else ' (below guard)'} | {s['oar_g']:.3f} | "
-                f"{s.get('oar_p_linear', float('nan')):.3f} |"
+                f"{s.get('perturbation_linear', float('nan')):.3f} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -1,8 +1,8 @@
 """GRPO vs OAR vs entropy vs oracle credit on the flag task with chatter, offline on a CPU, in minutes.
 
-Steps: warm start by SFT (cached), an attribution strip of one chatter-laden completion under each scorer,
-then one RL run per arm and seed from the same checkpoint with the same budget (in parallel), and the
-comparison. Writes ``<out_dir>/<time>/{results.json, table.md, curves.png, entropy.png, attribution.png,
+Steps: warm start by SFT (shipped with the package for the default settings, else trained once and cached),
+an attribution strip of one chatter-laden completion under each scorer, then one RL run per arm and seed from
+the same checkpoint with the same budget (in parallel), and the comparison. Writes ``<out_dir>/<time>/{results.json, table.md, curves.png, entropy.png, attribution.png,
 config.yaml, runs/}``. The powered version (5 seeds, three chatter levels) is ``oarl study``.
 """
 
@@ -12,6 +12,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+from oarl.utils.threads import THREADS_HELP
 
 QUICK = dict(
     sft_steps=20, sft_problems=256, steps=2, prompts_per_step=2, num_generations=4, eval_problems=8,
@@ -30,7 +32,7 @@ class DemoArguments:
     # The study's warm start (1500 SFT steps; 1000 left execution unreliable: greedy 0.50, sampled 0.41) and
     # 40 rather than 60 RL steps, so that make demo stays near 10 minutes on 2 cores.
     sft_steps: int = field(
-        default=-1, metadata={"help": "warm-start SFT steps (-1: the study recipe's 1500)"}
+        default=-1, metadata={"help": "warm-start SFT steps (-1: the study recipe's 1500, shipped)"}
     )
     sft_problems: int = -1
     steps: int = field(default=40, metadata={"help": "RL steps per arm (-1: the study recipe's 60)"})
@@ -41,7 +43,8 @@ class DemoArguments:
     eval_every: int = 10
     eval_problems: int = 64
     eval_samples: int = 4
-    workers: int = field(default=2, metadata={"help": "RL runs in parallel (processes, 1 torch thread each)"})
+    workers: int = field(default=2, metadata={"help": "RL runs in parallel (processes)"})
+    threads: int = field(default=1, metadata={"help": THREADS_HELP})
 
 
 def new_run_dir(root: Path) -> Path:
@@ -118,6 +121,7 @@ def run(args: DemoArguments) -> int:
     from oarl.testbed.study import Condition, StudyPlan, finished, run_study
     from oarl.testbed.warmstart import warm_start
     from oarl.utils.atomic import atomic_write_json, atomic_write_text
+    from oarl.utils.threads import set_threads
     from oarl.viz.study import learning_curves, role_entropy_curves
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers v6 deprecation notices
@@ -133,14 +137,15 @@ def run(args: DemoArguments) -> int:
         console.print(f"[red]oarl demo: {e}")
         return 2
     seeds = [int(s) for s in args.seeds.split(",")]
+    set_threads(args.threads)
     run_dir = new_run_dir(Path(args.out_dir))
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(
         {"demo": asdict(args), "task": task.identity(), "warm_start": asdict(ws), "rl": asdict(rl)}, sort_keys=False))  # fmt: skip
     t0 = time.perf_counter()
     console.rule(
-        "[bold]1/3 warm start (SFT on flag data that follows the flags only part of the time; cached)"
+        "[bold]1/3 warm start (SFT on flag data that follows the flags only part of the time; shipped or cached)"
     )
-    ckpt = warm_start(task, ws, args.cache_dir)
+    ckpt = warm_start(task, ws, args.cache_dir, threads=args.threads)
     latest = _link_latest(Path(ckpt), Path(args.cache_dir) / "flag-sft-latest")
     console.print(f"checkpoint: {ckpt}  (also {latest}; {time.perf_counter() - t0:.0f}s)")
     _attribution(ckpt, task, rl, run_dir / "attribution.png")
@@ -148,7 +153,7 @@ def run(args: DemoArguments) -> int:
     console.rule("[bold]2/3 RL: " + " vs ".join(get_arm(a).label for a in arms) + f" (seeds {args.seeds})")
     name = f"chatter={args.chatter}"
     plan = StudyPlan([Condition(name, task)], arms, seeds, rl, args.eval_problems, {name: str(ckpt)})
-    run_study(plan, run_dir, workers=args.workers)
+    run_study(plan, run_dir, workers=args.workers, threads_per_worker=args.threads)
 
     console.rule("[bold]3/3 results")
     results = summarize(run_dir, finished(run_dir))
@@ -181,7 +186,7 @@ def reading(results: dict, cond: str, n_seeds: int) -> str:
         d = c["paired"][arm]["auc_sampled"]["diff"]["mean"]
         parts.append(f"{a['label']}: final {a['final_sampled']['mean']:.2f}, AUC {d:+.3f} vs GRPO.")
     caveat = ("One seed: differences of a few points are within seed noise; the powered comparison (5 seeds, "
-              "CIs, three chatter levels) is `oarl study` (README).") if n_seeds < 5 else ""  # fmt: skip
+              "CIs, three chatter levels) is `oarl study` (docs/study.md).") if n_seeds < 5 else ""  # fmt: skip
     return " ".join(parts + [caveat])
 
 
@@ -190,6 +195,7 @@ def _attribution(ckpt, task, rl, path: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from oarl.batch.reshape import method_label
     from oarl.math.evaluation import generate_completions
     from oarl.testbed import oracle
     from oarl.utils.checkpoint import load_tokenizer
@@ -209,12 +215,11 @@ def _attribution(ckpt, task, rl, path: Path) -> None:
     batch = oracle.oracle_batch(tok, [prompts[pick]], [comps[pick]], task)
     keep = batch["attention_mask"][0].bool()
     tokens = tok.convert_ids_to_tokens(batch["input_ids"][0][keep].tolist())
-    names = {"perturbation": "OAR-P", "gradient": "OAR-G", "entropy": "entropy", "random": "random"}
     weights = {
-        label: oracle.token_weights(
+        method_label(m): oracle.token_weights(
             model, batch, m, rl.probe, noise_std=rl.noise_std, tau=rl.tau, beta=rl.beta
         )[0][keep].tolist()
-        for m, label in names.items()
+        for m in ("perturbation", "gradient", "entropy", "random")
     }
     plots.attribution_strip(
         tokens, weights, path, oracle=batch["oracle_mask"][0][keep].tolist(),

@@ -18,6 +18,8 @@ from pathlib import Path
 from oarl.models.resolve import resolve_model
 from oarl.utils.atomic import atomic_write_json
 
+LONG_PROMPTS = ("skip", "truncate", "error")
+
 
 @dataclass
 class EvalArguments:
@@ -51,8 +53,17 @@ class EvalArguments:
     dtype: str = field(
         default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float32"}
     )
+    long_prompts: str = field(
+        default="skip",
+        metadata={"help": "prompts whose tokens + max_new_tokens exceed the model's context: skip | truncate "
+                  "(keep the prompt's last tokens) | error; counted in the summary either way"},
+    )  # fmt: skip
     seed: int = 0
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.long_prompts not in LONG_PROMPTS:
+            raise ValueError(f"--long_prompts must be one of {LONG_PROMPTS}, got {self.long_prompts!r}")
 
     def ks(self) -> list[int]:
         ks = sorted({int(x) for x in self.k.split(",") if x.strip()})
@@ -68,13 +79,64 @@ def main(argv: list[str]) -> int:
     (args,) = parser.parse_args_and_config(argv)
     try:
         args.model = resolve_model(args.model)
-    except FileNotFoundError as e:
+        summary = run(args)
+    except (ValueError, FileNotFoundError) as e:  # FileNotFoundError: a short name not fetched yet
         print(f"oarl eval: error: {e}", file=sys.stderr)
         return 2
-    summary = run(args)
     ks = " ".join(f"pass@{k} {summary[f'pass@{k}']:.4f}" for k in args.ks())
-    print(f"{ks}  ({summary['rows']} questions, n={args.n}) -> {summary['out_dir']}")
+    long = summary["long_prompts"]
+    done = {"skip": "skipped", "truncate": "truncated"}.get(long["policy"], "")
+    note = (
+        f"; {long['count']} prompt(s) over the {long['context']}-token context {done}"
+        if long["count"]
+        else ""
+    )
+    print(f"{ks}  ({summary['rows']} questions, n={args.n}{note}) -> {summary['out_dir']}")
     return 0
+
+
+def model_context(model: str) -> int | None:
+    """The model's context in tokens (``max_position_embeddings`` of its config); ``None`` when it has none.
+    A tokenizer's ``model_max_length`` is not used: it is often a default unrelated to the model."""
+    from transformers import AutoConfig
+
+    try:
+        n = getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", None)
+    except (OSError, ValueError):  # a folder without a readable config (e.g. a tokenizer only)
+        n = None
+    return n
+
+
+def fit_context(
+    texts: list[str], tok, context: int | None, max_new_tokens: int, policy: str, add_special_tokens: bool
+) -> tuple[list[str], list[int], list[int]]:
+    """(texts to generate from, indices of the rows kept, indices of the rows over the context).
+
+    A row is over the context when its prompt tokens plus ``max_new_tokens`` exceed ``context``: generation
+    would run past the positions the model was trained on. ``skip`` drops such rows, ``truncate`` keeps each
+    prompt's last ``context - max_new_tokens`` tokens (the end holds the question and the generation prompt),
+    ``error`` raises."""
+    if context is None:
+        return texts, list(range(len(texts))), []
+    budget = context - max_new_tokens
+    if budget < 1:
+        raise ValueError(
+            f"max_new_tokens={max_new_tokens} leaves no room for a prompt in a {context}-token context"
+        )
+    ids = tok(texts, add_special_tokens=add_special_tokens)["input_ids"]
+    long = [i for i, x in enumerate(ids) if len(x) > budget]
+    if long and policy == "error":
+        raise ValueError(
+            f"{len(long)} prompt(s) exceed the model's {context}-token context with max_new_tokens="
+            f"{max_new_tokens} (first: row {long[0]}, {len(ids[long[0]])} tokens); use --long_prompts skip|truncate"
+        )
+    if policy == "skip":
+        keep = [i for i in range(len(texts)) if i not in set(long)]
+        return [texts[i] for i in keep], keep, long
+    out = list(texts)
+    for i in long:  # decoding ids back is exact for the byte-level BPE tokenizers this targets
+        out[i] = tok.decode(ids[i][-budget:])
+    return out, list(range(len(texts))), long
 
 
 def load_questions(args: EvalArguments) -> tuple[list[str], list[str], str]:
@@ -117,6 +179,9 @@ def run(args: EvalArguments) -> dict:
     prompts = [build_prompt(q, tok, template) for q in questions]
     chat = bool(prompts) and not isinstance(prompts[0], str)
     texts = [render_prompt(p, tok) for p in prompts]
+    context = model_context(args.model)
+    texts, keep, long = fit_context(texts, tok, context, args.max_new_tokens, args.long_prompts, not chat)
+    questions, references = [questions[i] for i in keep], [references[i] for i in keep]
     backend = _backend(args.backend)
     t0 = time.perf_counter()
     if backend == "vllm":
@@ -147,6 +212,7 @@ def run(args: EvalArguments) -> dict:
         "data": args.data,
         "rows": len(questions),
         "ungradable_rows": len(questions) - gradable,
+        "long_prompts": {"count": len(long), "policy": args.long_prompts, "context": context, "rows": long},
         **{f"pass@{k}": mean_pass_at_k(correct_counts, args.n, k) if correct_counts else 0.0 for k in ks},
         "answer_rate": found / max(1, len(questions) * args.n),
         "backend": backend,

@@ -1,4 +1,4 @@
-"""How faithfully each cheap scorer reproduces exact OAR-P, and at what cost (README "OAR-G fidelity").
+"""How faithfully each cheap scorer reproduces exact OAR-P, and at what cost (docs/fidelity.md).
 
 Settings: each trained checkpoint given with ``--models NAME=PATH`` (default: the demo's cached warm start) on
 sampled completions of its task, where the oracle causal tokens are known, and a random-init model of
@@ -17,8 +17,19 @@ from pathlib import Path
 
 from oarl.utils.atomic import atomic_write_json
 
-METHODS = "gradient,gradient_rms,gradient_avg,linearized,path,entropy,random"
 NOISES = "1e-5,1e-4,1e-3,1e-2,3e-2,1e-1,3e-1,1"
+
+
+def default_methods() -> list[str]:
+    """The registered scorers compared by default: the gradient family (one pass each) and the controls that
+    rank tokens (not ``uniform``, which ranks nothing, nor ``oracle``, which needs labels). The masking family
+    approximates OAR-P at its own cost and has its own benchmarks (``benchmarks/approx_fidelity.py``)."""
+    from oarl.core.scorers import SCORERS
+
+    def ranks(s) -> bool:  # a control with a ranking of its own: it reads the model or draws
+        return s.family == "controls" and bool(s.needs) and s.needs <= {"model", "randomness"}
+
+    return [n for n, s in SCORERS.items() if s.family == "gradient" or ranks(s)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", default="30m", help="random-init model shape (30m, tiny) or 'none'")
     p.add_argument("--random-rows", type=int, default=8)
     p.add_argument("--random-reasoning", type=int, default=64, help="reasoning tokens per random row")
-    p.add_argument("--methods", default=METHODS, help="comma list of scorers compared with exact OAR-P")
+    p.add_argument(
+        "--methods",
+        default=None,
+        help="comma list of scorers compared with exact OAR-P (default: every one-pass scorer, i.e. the gradient "
+        "family, and the controls that rank tokens: oarl scorers lists them)",
+    )
     p.add_argument("--probes", default="as_mean,lt_logits,as_joint")
     p.add_argument(
         "--noise-std", type=float, default=1e-3, help="noise for the gradient scorers (paper 1e-3)"
@@ -101,7 +117,7 @@ def print_table(name: str, results: dict, console) -> None:
 
 
 def markdown_table(out: dict) -> str:
-    """Every setting x probe x scorer as one markdown table (the README shows the AS-Mean rows)."""
+    """Every setting x probe x scorer as one markdown table (docs/fidelity.md shows the AS-Mean rows)."""
 
     lines = ["| setting | probe | scorer | Spearman | Kendall | top-10% | recall@k | AUROC | cost × OAR-G (s / passes) |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -147,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     console = Console() if sys.stdout.isatty() else Console(width=150)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else default_methods()
     probes = [p.strip() for p in args.probes.split(",") if p.strip()]
     unknown = [m for m in methods if m not in SCORERS]
     if unknown:

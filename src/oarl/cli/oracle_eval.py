@@ -159,7 +159,7 @@ def print_tables(results: dict, console) -> None:
     """One table of scorers (with a chance row) and one of the mask ablation, over all models."""
     from rich.table import Table
 
-    from oarl.viz.attribution import METHOD_LABELS
+    from oarl.batch.reshape import method_label
 
     cols = ("model", "scorer", "recall@k", "precision@k", "AUROC", "weight on chatter", "rows")
     for key, title in (("scorers", "scorers vs oracle causal tokens"), ("mask_ablation", "OAR-P mask token")):
@@ -168,7 +168,7 @@ def print_tables(results: dict, console) -> None:
             table.add_column(c if c != "scorer" or key == "scorers" else "mask", justify="right")
         for name, r in results["models"].items():
             for method, m in r[key].items():
-                label = METHOD_LABELS.get(method, method)
+                label = method_label(method)
                 chat = _cell(m["chatter_weight_share"]) if "chatter_weight_share" in m else "–"
                 table.add_row(name, label, _cell(m["recall"]), _cell(m["precision"]), _cell(m["auroc"]), chat,
                               str(m["recall"]["n"]))  # fmt: skip

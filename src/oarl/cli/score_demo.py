@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from oarl import bilevel_weights, ess_ratio, get_scorer
-    from oarl.core.scorers import naive_perturbation_scores
+    from oarl.core.scorers import naive_perturbation_scores, shared_options
 
     torch.manual_seed(args.seed)
     cfg = Qwen2Config(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -48,9 +48,8 @@ def run(args: argparse.Namespace) -> int:
     results = {}
     for name in ("perturbation", "gradient", "entropy", "random"):
         t0 = time.perf_counter()
-        s = get_scorer(name)(
-            model, *batch, probe=args.probe, generator=torch.Generator().manual_seed(args.seed)
-        )
+        opts = shared_options(name, probe=args.probe)
+        s = get_scorer(name)(model, *batch, generator=torch.Generator().manual_seed(args.seed), **opts)
         dt = time.perf_counter() - t0
         w = bilevel_weights(s, rm)
         results[name] = s

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import sys
 import time
 from dataclasses import asdict, fields, replace
@@ -54,6 +55,7 @@ def _seeds(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     from oarl.testbed.experiment import RLSettings
+    from oarl.utils.threads import THREADS_HELP
 
     rl = RLSettings()
     p = argparse.ArgumentParser(prog="oarl study", description=__doc__.splitlines()[0],
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-std", type=float, default=None, help="OAR-G noise (default: the task's)")
     p.add_argument("--sft-steps", type=int, default=None, help="warm-start SFT steps (default: the task's)")
     p.add_argument("--workers", type=int, default=2, help="runs in parallel (processes)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     p.add_argument("--cache-dir", default="runs/cache")
     p.add_argument("--out", default=None, help="default runs/study/<time>")
     p.add_argument("--report-only", action="store_true", help="recompute results and figures, run nothing")
@@ -130,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
                    for vals in itertools.product(*[v for _, v in sweep])] or [{}]  # fmt: skip
     for tv in task_variants:
         task = recipe.make(replace(config, **tv))
-        ckpt = None if args.report_only else str(warm_start(task, ws, args.cache_dir))
+        ckpt = None if args.report_only else str(warm_start(task, ws, args.cache_dir, threads=args.threads))
         for rv in rl_variants:
             name = ",".join(
                 f"{k}={v:g}" if isinstance(v, float | int) else f"{k}={v}" for k, v in {**tv, **rv}.items()
@@ -192,14 +194,13 @@ def markdown_table(results: dict) -> str:
                   "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for arm, a in c["arms"].items():
             pr = c["paired"].get(arm, {}).get("auc_sampled")
-            delta = (
-                "-"
-                if not pr
-                else (
-                    f"{pr['diff']['mean']:+.3f} [{pr['diff']['lo']:+.3f}, {pr['diff']['hi']:+.3f}], "
-                    f"p {pr['p_t']:.3f} / {pr['p_wilcoxon']:.3f}, d_z {pr['d_z']:+.2f}"
-                )
-            )
+            if not pr:
+                delta = "-"
+            elif math.isfinite(pr["diff"]["lo"]):
+                delta = (f"{pr['diff']['mean']:+.3f} [{pr['diff']['lo']:+.3f}, {pr['diff']['hi']:+.3f}], "
+                         f"p {pr['p_t']:.3f} / {pr['p_wilcoxon']:.3f}, d_z {pr['d_z']:+.2f}")  # fmt: skip
+            else:  # one seed: no interval and no test
+                delta = f"{pr['diff']['mean']:+.3f} (1 seed: no CI)"
             steps = a.get("steps_to_80pct_grpo_gain", {})
             lines.append(
                 f"| {a['label']} | {a['final_sampled']['n']} | {_ci(a['final_sampled'])} | {_ci(a['final_greedy'])} "

@@ -2,8 +2,10 @@
 advantages, plus the diagnostics. Everything above this package may import it; it imports nothing above it.
 
 - ``probes``: LT-Logits, AS-Mean, AS-Joint read off the logits at the answer positions.
-- ``scorers``: OAR-P (masking), OAR-G (noised-embedding gradient) and baselines, in a registry.
+- ``scorers``: families ``masking`` (OAR-P and its approximations), ``gradient`` (OAR-G and variants),
+  ``controls`` (entropy, random, uniform, oracle), ``reference`` (slow ground truth); each scorer declared in
+  the registry (``scorers.registry``; table: docs/scorers.md).
 - ``gating``: the bi-level gate (log1p, min-max, tau-quantile, suppress/boost, renormalise to sum T).
 - ``advantages``: ``A_t = A * w_t``. ``diagnostics``: ESS-ratio, top-10% share, oracle recall.
-- ``model``: decoder / LM-head helpers the scorers share.
+- ``model``: the one adapter to transformers (decoder / LM head, KV-cache slicing, the attention hook).
 """

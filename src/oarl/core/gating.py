@@ -20,6 +20,9 @@ import math
 import torch
 from torch import Tensor
 
+#: The gate's defaults (paper): every settings object and CLI reads them from here.
+TAU, BETA, FLOOR = 0.4, 2.0, 0.1
+
 
 def check_gate_params(tau: float, beta: float, floor: float) -> None:
     """Raise a ValueError unless ``0 < tau < 1``, ``beta >= 0`` (finite) and ``0 <= floor <= 1``."""
@@ -64,9 +67,9 @@ def normalised_scores(scores: Tensor, mask: Tensor) -> Tensor:
 def bilevel_weights(
     scores: Tensor,
     mask: Tensor,
-    tau: float = 0.4,
-    beta: float = 2.0,
-    floor: float = 0.1,
+    tau: float = TAU,
+    beta: float = BETA,
+    floor: float = FLOOR,
     rescale: bool = True,
 ) -> Tensor:
     """OAR bi-level weights ``w_t`` from token scores.

@@ -1,4 +1,6 @@
-"""Thin helpers around a Hugging Face causal LM: hidden states, logits only where needed, eval mode.
+"""The one adapter between the scorers and a Hugging Face causal LM: decoder / LM head, KV-cache slicing, the
+attention hook, eval mode and precision. Every transformers-internal call of ``oarl.core`` is in this file, so
+the transformers pin protects one file.
 
 The scorers never ask the model for ``[B, L, V]`` logits: they run the decoder for hidden states and apply
 the LM head at the few positions a probe reads.
@@ -7,11 +9,14 @@ the LM head at the few positions a probe reads.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 
 def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
@@ -169,3 +174,64 @@ def check_layout(
         answer_mask.bool() & ~attention_mask.bool()
     ).any():
         raise ValueError("reasoning_mask/answer_mask mark padded positions (attention_mask == 0)")
+
+
+def reusable_cache(cache: Any) -> bool:
+    """Whether ``cache`` can be cut to a prefix (sliding-window or other exotic layers keep a truncated history)."""
+    return isinstance(cache, DynamicCache) and all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def prefix_cache(
+    cache: DynamicCache | None, row: int, length: int, copies: int, config
+) -> DynamicCache | None:
+    """The clean cache of ``row`` cut to its first ``length`` positions, repeated ``copies`` times."""
+    if cache is None or length == 0:
+        return None
+    data = [
+        (
+            layer.keys[row : row + 1, :, :length].expand(copies, -1, -1, -1),
+            layer.values[row : row + 1, :, :length].expand(copies, -1, -1, -1),
+        )
+        for layer in cache.layers
+    ]
+    return DynamicCache(ddp_cache_data=data, config=config)
+
+
+def mixed_cache(
+    new: DynamicCache, clean: DynamicCache, row: int, start: int, stop: int, config
+) -> DynamicCache:
+    """``new`` (copies x [0, start)) followed by the clean keys/values of ``row`` at ``[start, stop)``."""
+    data = []
+    for ln, lc in zip(new.layers, clean.layers, strict=True):
+        copies = ln.keys.shape[0]
+        k = lc.keys[row : row + 1, :, start:stop].expand(copies, -1, -1, -1)
+        v = lc.values[row : row + 1, :, start:stop].expand(copies, -1, -1, -1)
+        data.append((torch.cat([ln.keys, k], 2), torch.cat([ln.values, v], 2)))
+    return DynamicCache(ddp_cache_data=data, config=config)
+
+
+#: The attention-implementation name :func:`attention_hook` registers while it is active.
+HOOK = "oarl_hook"
+
+
+@contextlib.contextmanager
+def attention_hook(model: nn.Module, fn: Callable[..., tuple[Tensor, None]]) -> Iterator[None]:
+    """Route ``model``'s attention through ``fn`` for the duration (models that call transformers' attention
+    interface: Llama, Qwen2/3, Mistral). ``fn(module, query, key, value, attention_mask, scaling, dropout, **kw)``
+    gets ``[B, H, L, D]`` tensors and returns ``([B, L, H, D], None)``; the model's 4-D mask is not built (None).
+
+    Registered only while active (and any outer hook restored after), so nothing is left behind at import.
+    """
+    cfg = model.config
+    outer = ALL_ATTENTION_FUNCTIONS.get(HOOK)
+    old = cfg._attn_implementation
+    ALL_ATTENTION_FUNCTIONS[HOOK] = fn
+    cfg._attn_implementation = HOOK
+    try:
+        yield
+    finally:
+        cfg._attn_implementation = old
+        if outer is None:
+            del ALL_ATTENTION_FUNCTIONS[HOOK]
+        else:
+            ALL_ATTENTION_FUNCTIONS[HOOK] = outer

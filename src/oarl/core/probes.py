@@ -11,14 +11,17 @@ position ``i - 1``, so the probe reads the logits at the positions *predicting* 
   drop of this score).
 
 An answer token at position 0 has no predicting position and is ignored. A row without any usable answer
-token has ``valid.any() == False``; scorers give it zero scores.
+token has ``valid.any() == False``; scorers give it zero scores. :class:`EmbeddingProbe` is the probe as a
+function of the input embeddings (what the gradient-class scorers differentiate).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from oarl.core.model import decoder_hidden, gather_positions, head_logits, position_ids_from_mask
 
 PROBES = ("lt_logits", "as_mean", "as_joint")
 DISTRIBUTION_PROBES = ("lt_logits", "as_mean")
@@ -96,6 +99,16 @@ def probe_from_logits(logits: Tensor, valid: Tensor, targets: Tensor, probe: str
     return (logp * w).sum(1) / w.sum(1).clamp(min=1.0)
 
 
+def probe_logits(logits: Tensor, valid: Tensor, probe: str) -> Tensor:
+    """The logits behind a distribution probe, ``[B, K, V] -> [B, V]``: the mean over valid positions
+    (``as_mean``) or the first position (``lt_logits``). Float32 or wider."""
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    if probe == "lt_logits":
+        return logits[:, 0]
+    w = valid.to(logits.dtype).unsqueeze(-1)
+    return (logits * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+
 def probe_divergence(clean: Tensor, other: Tensor, probe: str) -> Tensor:
     """How far ``other`` moved from ``clean``, per row (``[B]``).
 
@@ -124,3 +137,34 @@ def outcome_probe(logits: Tensor, input_ids: Tensor, answer_mask: Tensor, probe:
     positions, valid = probe_index(answer_mask, probe)
     at = logits.gather(1, positions.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
     return probe_from_logits(at, valid, probe_targets(input_ids, positions), probe)
+
+
+class EmbeddingProbe:
+    """The outcome probe as a function of the input embeddings, for one batch layout (gradient-class scorers).
+
+    ``probe(embeds[B, L, D])`` runs the decoder on the embeddings and applies the LM head only at the probe
+    positions: ``[B, V]`` log-probs or ``[B]`` (AS-Joint), as :func:`probe_from_logits`. ``row_valid[B]``: rows
+    with an answer span (the others score 0).
+    """
+
+    def __init__(
+        self, model: nn.Module, input_ids: Tensor, attention_mask: Tensor, answer_mask: Tensor, probe: str
+    ):
+        self.model, self.attention_mask, self.probe = model, attention_mask, probe
+        self.positions, self.valid = probe_index(answer_mask, probe)
+        self.targets = probe_targets(input_ids, self.positions)
+        self.position_ids = position_ids_from_mask(attention_mask)
+        self.row_valid = self.valid.any(-1)
+
+    def __call__(self, embeds: Tensor) -> Tensor:
+        hidden, _ = decoder_hidden(self.model, self.attention_mask, self.position_ids, inputs_embeds=embeds)
+        logits = head_logits(self.model, gather_positions(hidden, self.positions))
+        return probe_from_logits(logits, self.valid, self.targets, self.probe)
+
+    def divergence(self, clean: Tensor, embeds: Tensor) -> Tensor:
+        """``sum_b D(clean_b, probe(embeds)_b)`` over rows with an answer span (a scalar to differentiate)."""
+        return (probe_divergence(clean, self(embeds), self.probe) * self.row_valid).sum()
+
+    def scored(self, reasoning_mask: Tensor) -> Tensor:
+        """``[B, L]`` float: 1 on the reasoning tokens of rows with an answer span (where scores may be non-zero)."""
+        return (reasoning_mask.bool() & self.row_valid.unsqueeze(-1)).float()

@@ -18,20 +18,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
 
+from oarl.batch.reshape import OARSettings, method_label
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
 from oarl.math.evaluation import accuracy
 from oarl.testbed.tasks import arith
 from oarl.utils.atomic import append_line, trim_jsonl
 from oarl.utils.checkpoint import load_tokenizer
-
-METHOD_LABELS = {
-    "none": "GRPO",
-    "gradient": "OAR-G",
-    "perturbation": "OAR-P",
-    "entropy": "entropy",
-    "random": "random",
-    "oracle": "oracle",
-}
 
 
 @dataclass(frozen=True)
@@ -68,13 +60,13 @@ def get_arm(name: str) -> Arm:
     from oarl.batch.reshape import methods
 
     if name in methods():
-        return Arm(name, METHOD_LABELS.get(name, name), name)
+        return Arm(name, method_label(name), name)
     raise ValueError(f"unknown arm {name!r}; expected one of {sorted(ARMS)} or an oar_method {methods()}")
 
 
 @dataclass
 class RLSettings:
-    """The RL budget shared by every method of a comparison."""
+    """The RL budget shared by every method of a comparison; the OAR fields' defaults are :class:`OARSettings`'s."""
 
     steps: int = 60
     prompts_per_step: int = 8
@@ -82,12 +74,13 @@ class RLSettings:
     learning_rate: float = 1e-4
     max_completion_length: int = 48
     temperature: float = 1.0
-    probe: str = "as_mean"
+    probe: str = OARSettings.probe
     probe_warmup_steps: int = 0
-    tau: float = 0.4
-    beta: float = 2.0
+    tau: float = OARSettings.tau
+    beta: float = OARSettings.beta
+    floor: float = OARSettings.floor
     eval_every: int = 10
-    noise_std: float = 1e-3  # OAR-G embedding noise
+    noise_std: float | None = OARSettings.noise_std  # embedding noise of the scorers that take it (OAR-G)
     eval_samples: int = 0  # sampled completions per held-out problem (0: greedy accuracy only)
     kl_beta: float = 0.0  # TRL's KL coefficient (GRPOConfig.beta)
     extra: dict = field(default_factory=dict)  # further GRPOConfig fields, the same for every arm
@@ -267,7 +260,7 @@ def run_arm(
     fields = {**rl.extra, **dict(arm.trl_fields)}
     args = OARConfig(
         output_dir=str(out_dir / f"{arm.name}-seed{seed}"), oar_method=arm.oar_method, oar_probe=rl.probe,
-        oar_probe_warmup_steps=rl.probe_warmup_steps, oar_tau=rl.tau, oar_beta=rl.beta,
+        oar_probe_warmup_steps=rl.probe_warmup_steps, oar_tau=rl.tau, oar_beta=rl.beta, oar_floor=rl.floor,
         oar_noise_std=rl.noise_std, use_cpu=True, bf16=False, report_to="none", max_steps=rl.steps,
         per_device_train_batch_size=rl.prompts_per_step * rl.num_generations, num_generations=rl.num_generations,
         max_completion_length=rl.max_completion_length, temperature=rl.temperature,

@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from oarl.core.scorers import get_scorer, perturbation_scores
-from oarl.core.scorers.gradient_variants import reasoning_rms
+from oarl.core.layout import Layout
+from oarl.core.scorers import get_scorer, perturbation_scores, shared_options
+from oarl.core.scorers.gradient.variants import reasoning_rms
 from oarl.testbed import oracle
 from oarl.testbed.fidelity import row_fidelity, scorer_fidelity, summarize
 
@@ -139,8 +140,10 @@ def evaluate(
             gen = torch.Generator().manual_seed(seed)
             extra = {"mask_token_id": other_mask_id} if method.endswith("@other_mask") else {}
 
-            def score_fn(b: dict, scorer=scorer, gen=gen, probe=probe, extra=extra) -> Tensor:
-                return scorer(model, *_layout(b), probe=probe, generator=gen, **{**options, **extra})
+            opts = shared_options(scorer.name, probe=probe, **{**options, **extra})
+
+            def score_fn(b: dict, scorer=scorer, gen=gen, opts=opts) -> Tensor:
+                return scorer(model, *_layout(b), generator=gen, **opts)
 
             r = scorer_fidelity(score_fn, reference, batch, model)
             if reference is None:
@@ -183,7 +186,7 @@ def time_scorers(
         for m in names:
             gen = torch.Generator().manual_seed(0)
             t0 = time.perf_counter()
-            get_scorer(m)(model, *_layout(batch), probe=probe, generator=gen, **options)
+            get_scorer(m)(model, *_layout(batch), generator=gen, **shared_options(m, probe=probe, **options))
             times[m].append(time.perf_counter() - t0)
     return {m: statistics.median(v) for m, v in times.items()}
 
@@ -203,7 +206,7 @@ def noise_sweep(
     """
     args = _layout(batch)
     rms = float(reasoning_rms(model, batch["input_ids"], batch["reasoning_mask"]).mean())
-    reference = perturbation_scores(model, *args, probe=probe)
+    reference = perturbation_scores(model, Layout(*args), probe=probe)
     rows = []
     original = next(model.parameters()).dtype
     try:

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from oarl.batch.spans import completion_span_masks
 from oarl.core.diagnostics import auroc, oracle_recall, precision_at_k
 from oarl.core.gating import bilevel_weights
-from oarl.core.scorers import get_scorer, perturbation_scores
+from oarl.core.layout import Layout
+from oarl.core.scorers import get_scorer, perturbation_scores, shared_options
 from oarl.testbed.tasks import arith
 from oarl.testbed.tasks.arith_task import ArithTask
 from oarl.testbed.tasks.base import TestbedTask
@@ -111,13 +112,15 @@ def token_weights(
     batch: dict[str, Tensor],
     method: str,
     probe: str = "as_mean",
-    noise_std: float = 1e-3,
+    noise_std: float | None = None,
     **gate,
 ) -> Tensor:
-    """Gated weights ``[B, L]`` of one scorer on an oracle batch (for attribution views)."""
+    """Gated weights ``[B, L]`` of one scorer on an oracle batch (for attribution views); ``probe`` and
+    ``noise_std`` (None: the scorer's default) apply if the scorer takes them."""
     args = [batch[k] for k in ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")]
     gen = torch.Generator().manual_seed(0)
-    scores = get_scorer(method)(model, *args, probe=probe, generator=gen, noise_std=noise_std)
+    options = shared_options(method, probe=probe, noise_std=noise_std)
+    scores = get_scorer(method)(model, *args, generator=gen, **options)
     return bilevel_weights(scores, batch["reasoning_mask"], **gate)
 
 
@@ -149,10 +152,7 @@ def replacement_scores(
     for r in ids:
         s = perturbation_scores(
             model,
-            input_ids,
-            attention_mask,
-            reasoning_mask,
-            answer_mask,
+            Layout(input_ids, attention_mask, reasoning_mask, answer_mask),
             probe=probe,
             mask_token_id=r,
             **options,
@@ -240,14 +240,17 @@ def scorer_metrics(
     precision_frac: float = 0.1,
     **options: object,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """:func:`evaluate_scorer` for each registered scorer name; ``options`` go to the scorers."""
+    """:func:`evaluate_scorer` for each registered scorer name; ``probe`` and ``options`` are shared settings,
+    each given to the scorers that take it (:func:`oarl.core.scorers.shared_options`)."""
     out = {}
     for method in methods:
         scorer = get_scorer(method)
         gen = torch.Generator().manual_seed(seed)
 
-        def score_fn(*args: Tensor, scorer=scorer, gen=gen) -> Tensor:
-            return scorer(model, *args, probe=probe, generator=gen, **options)
+        opts = shared_options(method, probe=probe, **options)
+
+        def score_fn(*args: Tensor, scorer=scorer, gen=gen, opts=opts) -> Tensor:
+            return scorer(model, *args, generator=gen, **opts)
 
         out[method] = evaluate_scorer(score_fn, batch, batch_size, precision_frac)
     return out
@@ -269,7 +272,7 @@ def mask_ablation(
 
         def score_fn(*args: Tensor, ids=ids) -> Tensor:
             if len(ids) == 1:
-                return perturbation_scores(model, *args, probe=probe, mask_token_id=ids[0])
+                return perturbation_scores(model, Layout(*args), probe=probe, mask_token_id=ids[0])
             return replacement_scores(model, *args, replacement_ids=ids, probe=probe)
 
         out[label] = evaluate_scorer(score_fn, batch, batch_size, precision_frac)

@@ -1,8 +1,12 @@
 """Warm start for the embedded task: supervised fine-tuning (TRL's SFTTrainer) of a tiny model, cached on disk.
 
 RL needs a policy that already writes the format and is right some of the time; SFT on generated gold
-solutions gets there in about a minute on a CPU. The result is keyed by the task and SFT settings and
-reused by later runs.
+solutions gets there in a few minutes on a CPU. The result is keyed by what it is trained on (task identity,
+SFT settings and a fingerprint of the SFT data itself), so moving or reformatting task code reuses it while a
+change to the data retrains it. The default demo and study warm starts ship with the package
+(``oarl/testbed/checkpoints/``, written by ``oarl warmstart --ship``), so a fresh clone trains none of them:
+SFT on this task sits on a knife-edge (see ``docs/reliability.md``), and a shipped checkpoint tells the same
+story on every machine.
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ from pathlib import Path
 from oarl.testbed.tasks import arith
 from oarl.testbed.tasks.arith_task import ArithTask
 from oarl.testbed.tasks.base import TestbedTask
+
+#: Bump when the SFT procedure in :func:`warm_start` changes what it trains (not for moves or comments).
+WARMSTART_FORMAT = 2
+#: Checkpoints shipped with the package, looked up before the cache (read-only).
+SHIPPED_DIR = Path(__file__).with_name("checkpoints")
+FINGERPRINT_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -40,68 +50,116 @@ def as_task(task) -> TestbedTask:
     return ArithTask(task) if isinstance(task, arith.ArithConfig) else task
 
 
-def cache_key(task, ws: WarmStartConfig) -> str:
-    """Settings plus the source of the task and of this module: a code change retrains rather than reuses."""
+def data_fingerprint(task) -> str:
+    """sha1 of the first SFT rows the warm start trains on and of the tokenizer's vocabulary: what the
+    checkpoint depends on, rather than the source text of the modules that make it."""
     task = as_task(task)
-    sources = [Path(f).read_bytes() for f in task.source_files()] + [Path(__file__).read_bytes()]
-    code = hashlib.sha1(b"".join(sources)).hexdigest()
-    blob = json.dumps({"task": task.identity(), "sft": asdict(ws), "code": code}, sort_keys=True, default=str)
+    rows = task.sft_dataset(FINGERPRINT_ROWS, seed=10_000)
+    h = hashlib.sha1()
+    for row in rows:
+        h.update(json.dumps(row, sort_keys=True, default=str).encode())
+    h.update(json.dumps(sorted(arith.build_tokenizer().get_vocab().items())).encode())
+    return h.hexdigest()
+
+
+def cache_key(task, ws: WarmStartConfig) -> str:
+    """12 hex digits of (task identity, SFT settings, data fingerprint, :data:`WARMSTART_FORMAT`)."""
+    task = as_task(task)
+    blob = json.dumps(
+        {
+            "task": task.identity(),
+            "sft": asdict(ws),
+            "data": data_fingerprint(task),
+            "format": WARMSTART_FORMAT,
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def warm_start(task, ws: WarmStartConfig, cache_dir: str | Path, progress: bool = True) -> Path:
-    """Path of a supervised checkpoint (model + tokenizer) for ``task``; trains and caches it if missing.
-
-    The checkpoint is written to a temporary folder and renamed when complete, so an interrupted run never
-    leaves a half-written cache entry.
-    """
-    from trl import SFTConfig, SFTTrainer
-
+def checkpoint_name(task, ws: WarmStartConfig) -> str:
     task = as_task(task)
-    path = Path(cache_dir) / f"{task.name}-sft-{cache_key(task, ws)}"
-    if (path / "config.json").exists() and (path / "tokenizer.json").exists():
-        return path
-    tmp = path.with_name(path.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tok = arith.build_tokenizer()
-    model = arith.build_tiny_model(
-        tok, ws.hidden_size, ws.num_layers, ws.num_heads, ws.intermediate_size, seed=ws.seed
-    )
-    data = task.sft_dataset(ws.train_problems, seed=10_000)
-    args = SFTConfig(
-        output_dir=str(tmp / "trainer"),
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        save_strategy="no",
-        per_device_train_batch_size=ws.batch_size,
-        num_train_epochs=ws.epochs,
-        max_steps=ws.max_steps,
-        learning_rate=ws.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=0.05,
-        weight_decay=0.0,
-        logging_steps=10,
-        max_length=tok.model_max_length,
-        gradient_checkpointing=False,
-        seed=ws.seed,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
+    return f"{task.name}-sft-{cache_key(task, ws)}"
+
+
+def _complete(path: Path) -> bool:
+    return (path / "config.json").exists() and (path / "tokenizer.json").exists()
+
+
+def find_warm_start(task, ws: WarmStartConfig, cache_dir: str | Path) -> Path | None:
+    """The shipped checkpoint for (task, ws), else the cached one, else ``None``."""
+    name = checkpoint_name(task, ws)
+    for root in (SHIPPED_DIR, Path(cache_dir)):
+        if _complete(root / name):
+            return root / name
+    return None
+
+
+def warm_start(
+    task, ws: WarmStartConfig, cache_dir: str | Path, progress: bool = True, threads: int | None = 1
+) -> Path:
+    """Path of a supervised checkpoint (model + tokenizer) for ``task``: shipped, cached, or trained now.
+
+    Training uses ``threads`` torch threads (restored afterwards; ``None`` leaves the setting alone). One
+    thread is the default: float reductions then do not depend on the machine's core count, and a busy
+    neighbour process costs at most its share of the CPU (two threads beside one busy process ran 10x
+    slower here). The checkpoint is written to a temporary folder and renamed when complete, so an
+    interrupted run never leaves a half-written cache entry.
+    """
+    import torch
     from transformers import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
 
     from oarl.testbed.experiment import StepProgress
 
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
-    trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(StepProgress("warm start (SFT)", progress))
-    trainer.train()
+    task = as_task(task)
+    found = find_warm_start(task, ws, cache_dir)
+    if found is not None:
+        return found
+    path = Path(cache_dir) / checkpoint_name(task, ws)
+    tmp = path.with_name(path.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        tok = arith.build_tokenizer()
+        model = arith.build_tiny_model(
+            tok, ws.hidden_size, ws.num_layers, ws.num_heads, ws.intermediate_size, seed=ws.seed
+        )
+        data = task.sft_dataset(ws.train_problems, seed=10_000)
+        args = SFTConfig(
+            output_dir=str(tmp / "trainer"),
+            use_cpu=True,
+            bf16=False,
+            report_to="none",
+            save_strategy="no",
+            per_device_train_batch_size=ws.batch_size,
+            num_train_epochs=ws.epochs,
+            max_steps=ws.max_steps,
+            learning_rate=ws.learning_rate,
+            lr_scheduler_type="cosine",
+            warmup_steps=0.05,
+            weight_decay=0.0,
+            logging_steps=10,
+            max_length=tok.model_max_length,
+            gradient_checkpointing=False,
+            seed=ws.seed,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
+        trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(StepProgress("warm start (SFT)", progress))
+        trainer.train()
+    finally:
+        torch.set_num_threads(before)
     shutil.rmtree(tmp / "trainer", ignore_errors=True)
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    (tmp / "oarl_warmstart.json").write_text(
-        json.dumps({"task": task.identity(), "sft": asdict(ws)}, default=str)
-    )
+    meta = {"task": task.identity(), "sft": asdict(ws), "threads": threads, "torch": torch.__version__}
+    (tmp / "oarl_warmstart.json").write_text(json.dumps(meta, default=str))
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
     return path

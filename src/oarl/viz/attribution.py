@@ -19,15 +19,7 @@ from oarl.batch.spans import completion_span_masks, token_char_offsets
 from oarl.core import gating
 from oarl.core.diagnostics import auroc, ess_ratio, oracle_recall, top_mass_share
 from oarl.core.gating import bilevel_weights
-from oarl.core.scorers import get_scorer
-
-METHOD_LABELS = {
-    "perturbation": "OAR-P",
-    "gradient": "OAR-G",
-    "entropy": "entropy",
-    "random": "random",
-    "uniform": "uniform",
-}
+from oarl.core.scorers import get_scorer, shared_options
 
 
 @dataclass
@@ -115,13 +107,14 @@ def score_methods(
     batch: dict[str, Tensor],
     methods: Sequence[str],
     probe: str = "as_mean",
-    tau: float = 0.4,
-    beta: float = 2.0,
-    floor: float = 0.1,
+    tau: float = gating.TAU,
+    beta: float = gating.BETA,
+    floor: float = gating.FLOOR,
     seed: int = 0,
     **options: object,
 ) -> dict[str, MethodResult]:
-    """Run each registered scorer on ``batch`` and gate it; ``options`` go to the scorers (e.g. mask_token_id).
+    """Run each registered scorer on ``batch`` and gate it; ``probe`` and ``options`` (e.g. ``mask_token_id``) are
+    shared settings, each given to the scorers that take it.
 
     Every scorer gets a fresh ``torch.Generator`` seeded with ``seed``, so results are reproducible.
     """
@@ -130,7 +123,8 @@ def score_methods(
     out = {}
     for method in methods:
         gen = torch.Generator().manual_seed(seed)
-        scores = get_scorer(method)(model, *layout, probe=probe, generator=gen, **options).detach().float()
+        opts = shared_options(method, probe=probe, **options)
+        scores = get_scorer(method)(model, *layout, generator=gen, **opts).detach().float()
         weights = bilevel_weights(scores, reasoning, tau=tau, beta=beta, floor=floor)
         result = MethodResult(
             scores=scores,
@@ -201,9 +195,9 @@ def attribute(
     completions: Sequence[str],
     methods: Sequence[str] = ("perturbation", "gradient", "entropy", "random"),
     probe: str = "as_mean",
-    tau: float = 0.4,
-    beta: float = 2.0,
-    floor: float = 0.1,
+    tau: float = gating.TAU,
+    beta: float = gating.BETA,
+    floor: float = gating.FLOOR,
     seed: int = 0,
     oracle: bool | object = False,
     titles: Sequence[str] | None = None,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 import math
 
-from oarl.viz.attribution import METHOD_LABELS, Attribution, MethodResult, RowView, TokenView
+from oarl.batch.reshape import method_label
+from oarl.viz.attribution import Attribution, MethodResult, RowView, TokenView
 from oarl.viz.palette import dark, weight_rgb
 
 CSS = """
@@ -127,7 +128,7 @@ def _token(tok: TokenView, b: int, method: str | None, res: MethodResult | None,
         score = float(res.scores[b, tok.column])
         norm = float(res.normalised[b, tok.column])
         weight = float(res.weights[b, tok.column])
-        label = METHOD_LABELS.get(method, method)
+        label = method_label(method)
         attrs += [
             f'data-method="{esc(method)}"',
             f'data-label="{esc(label)}"',
@@ -173,7 +174,7 @@ def _summary(att: Attribution) -> str:
     for method, res in att.methods.items():
         cells = [res.ess_ratio, res.top10_share] + ([res.recall, res.auroc] if att.has_oracle else [])
         vals = "".join(f"<td>{_fmt(_nanmean([float(c[b]) for b in found]))}</td>" for c in cells)
-        body.append(f"<tr><td><b>{esc(METHOD_LABELS.get(method, method))}</b></td>{vals}</tr>")
+        body.append(f"<tr><td><b>{esc(method_label(method))}</b></td>{vals}</tr>")
     caption = f"mean over the {len(found)} of {len(att.rows)} completions with an answer span"
     return f'<div><table><tr>{head}</tr>{"".join(body)}</table><div class="sub">{caption}</div></div>'
 
@@ -202,7 +203,7 @@ def render_html(att: Attribution, title: str = "Token credit", subtitle: str = "
     for b, row in enumerate(att.rows):
         prompt = "<wbr>".join(_token(t, b, None, None, lo, hi) for t in row.prompt)
         cards = "".join(
-            f'<div class="card" data-method="{esc(method)}"><h3><span>{esc(METHOD_LABELS.get(method, method))}'
+            f'<div class="card" data-method="{esc(method)}"><h3><span>{esc(method_label(method))}'
             f'</span><span class="chips">{_chips(res, b)}</span></h3>'
             f'<div class="text">{_completion(row, b, method, res, lo, hi)}</div></div>'
             for method, res in att.methods.items()

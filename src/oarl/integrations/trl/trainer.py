@@ -2,8 +2,9 @@
 
 The trainer overrides one hook, ``_generate_and_score_completions``: after TRL has generated, rewarded and
 group-normalised, :func:`oarl.batch.reshape.oar_token_advantages` turns the ``[B]`` advantages into ``[B, T]``
-token advantages, which TRL 1.16's loss accepts as they are. ``_calculate_rewards`` is wrapped only to see
-the rewards, so groups whose advantages are all zero are never scored.
+token advantages, which TRL 1.16's loss accepts as they are. Rows whose advantage TRL computed as exactly
+zero (e.g. every completion of a group rewarded alike) are never scored: ``A_t = A * w_t`` is zero for any
+weights.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from torch import nn
 from trl import GRPOConfig, GRPOTrainer
 from trl.distributed import DistributedBackend
 from trl.models.utils import unwrap_model_for_generation
-from trl.trainer.utils import nanstd
 
-from oarl.batch.reshape import OARSettings, context_limit, methods, oar_token_advantages
+from oarl.batch.reshape import OARSettings, context_limit, methods, model_free, oar_token_advantages
+from oarl.core.scorers import get_scorer
 
 logger = logging.getLogger(__name__)
 #: ``(tokenizer, prompt_ids [B, P], completion_ids [B, T], completion_mask [B, T]) -> [B, T] bool``
@@ -30,8 +31,21 @@ TokenLabeler = Callable[..., torch.Tensor]
 #: Saved next to transformers' ``rng_state.pth`` in each checkpoint (one per process, ``_{rank}.pth``): the
 #: state of the OAR-G noise / random-score generator.
 OAR_RNG_PREFIX = "oar_rng_state"
-#: Methods whose scores never run the model (nothing to gather when parameters are sharded).
-MODEL_FREE_METHODS = ("none", "random", "uniform", "oracle")
+
+
+#: What the trainer can give a scorer (``ScorerSpec.needs``); ``oracle_labels`` only with a ``token_labeler``.
+PROVIDED = frozenset({"model", "gradients", "randomness", "oracle_labels"})
+
+
+def check_needs(method: str, needs: frozenset[str], has_labeler: bool) -> None:
+    """Refuse, before training, a scorer that reads something this trainer does not provide."""
+    missing = sorted(needs - PROVIDED)
+    if missing:
+        raise ValueError(f"oar_method={method!r} needs {missing}, which OARGRPOTrainer does not provide yet")
+    if "oracle_labels" in needs and not has_labeler:
+        raise ValueError(
+            f"oar_method={method!r} needs token_labeler= (known decisive tokens; testbed tasks only)"
+        )
 
 
 def check_sharding(method: str, zero_stage: int, fsdp: bool, gather_zero3: bool) -> None:
@@ -42,7 +56,7 @@ def check_sharding(method: str, zero_stage: int, fsdp: bool, gather_zero3: bool)
     (rows, chunks, skipped groups), so they run on the full weights gathered once per step, as TRL's generation
     does (``ds3_gather_for_generation``); with that off there is no safe way to score. FSDP is not supported.
     """
-    if method in MODEL_FREE_METHODS:
+    if model_free(method):  # nothing to gather when parameters are sharded
         return
     if fsdp:
         raise ValueError(
@@ -63,7 +77,7 @@ class OARConfig(GRPOConfig):
     """GRPOConfig plus OAR's settings (all validated at construction, before any model is loaded)."""
 
     oar_method: str = field(
-        default="gradient",
+        default=OARSettings.method,
         # choices: the scorer registry as it is when this module is imported (the CLI's argparse check);
         # __post_init__ re-validates against the registry at construction, so later registrations work too.
         metadata={
@@ -72,28 +86,46 @@ class OARConfig(GRPOConfig):
         },
     )
     oar_probe: str = field(
-        default="as_mean", metadata={"help": "outcome probe: lt_logits, as_mean (paper's best) or as_joint"}
+        default=OARSettings.probe,
+        metadata={"help": "outcome probe: lt_logits, as_mean (paper's best) or as_joint"},
     )
     oar_probe_warmup_steps: int = field(
         default=0, metadata={"help": "use lt_logits before this global step, then oar_probe"}
     )
-    oar_tau: float = field(default=0.4, metadata={"help": "gate quantile in (0, 1); low tau boosts more"})
-    oar_beta: float = field(default=2.0, metadata={"help": "boost strength >= 0"})
-    oar_floor: float = field(default=0.1, metadata={"help": "least weight of a suppressed token, in [0, 1]"})
-    oar_noise_std: float = field(default=1e-3, metadata={"help": "OAR-G embedding noise std >= 0"})
+    oar_tau: float = field(
+        default=OARSettings.tau, metadata={"help": "gate quantile in (0, 1); low tau boosts more"}
+    )
+    oar_beta: float = field(default=OARSettings.beta, metadata={"help": "boost strength >= 0"})
+    oar_floor: float = field(
+        default=OARSettings.floor, metadata={"help": "least weight of a suppressed token, in [0, 1]"}
+    )
+    oar_noise_std: float | None = field(
+        default=None,
+        metadata={
+            "help": "embedding noise std >= 0 of the scorers that take noise_std (OAR-G); default: theirs"
+        },
+    )
     oar_mask_token: str | None = field(
         default=None, metadata={"help": "OAR-P replacement token (text or id); default: the pad token"}
     )
     oar_skip_zero_advantage: bool = field(
-        default=True, metadata={"help": "do not score groups whose advantages are all zero"}
+        default=True,
+        metadata={"help": "do not score rows whose advantage is zero (e.g. a group rewarded alike)"},
     )
-    oar_max_batch_tokens: int = field(
-        default=2048, metadata={"help": "OAR-P: recomputed tokens per forward (memory bound; raise on GPUs)"}
+    oar_max_batch_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "masking scorers (OAR-P): recomputed tokens per forward (memory bound; raise on GPUs); "
+            "default: the scorer's"
+        },
     )
 
     oar_scorer_options: dict | str | None = field(
         default=None,
-        metadata={"help": "extra scorer options, a dict or a JSON string (e.g. '{\"window\": 8}')"},
+        metadata={
+            "help": "the scorer's own options, a dict or a JSON string (e.g. '{\"window\": 8}'); checked against "
+            "the scorer (docs/scorers.md lists each scorer's options)"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -105,8 +137,6 @@ class OARConfig(GRPOConfig):
         self.oar_settings(mask_token_id=None)  # validates every oar_* field first
         if self.oar_probe_warmup_steps < 0:
             raise ValueError(f"oar_probe_warmup_steps must be >= 0, got {self.oar_probe_warmup_steps}")
-        if self.oar_max_batch_tokens < 1:
-            raise ValueError(f"oar_max_batch_tokens must be >= 1, got {self.oar_max_batch_tokens}")
         super().__post_init__()
 
     def oar_settings(self, mask_token_id: int | None, step: int | None = None) -> OARSettings:
@@ -147,19 +177,18 @@ class OARGRPOTrainer(GRPOTrainer):
 
     def __init__(self, *args, token_labeler: TokenLabeler | None = None, **kwargs) -> None:
         """As ``GRPOTrainer``, plus ``token_labeler(tokenizer, prompt_ids, completion_ids, completion_mask) ->
-        [B, T] bool``: the known decisive completion tokens, read only by the ``oracle`` scorer (testbed tasks
-        provide one; real data has none)."""
+        [B, T] bool``: the known decisive completion tokens, read only by scorers that need ``oracle_labels``
+        (testbed tasks provide one; real data has none)."""
         super().__init__(*args, **kwargs)
         self.token_labeler = token_labeler
-        if self.args.oar_method == "oracle" and token_labeler is None:
-            raise ValueError(
-                "oar_method='oracle' needs token_labeler= (known decisive tokens; testbed tasks only)"
-            )
         if not isinstance(self.args, OARConfig):
             raise TypeError("OARGRPOTrainer needs args=OARConfig(...) (a GRPOConfig with the oar_* fields)")
+        self._oar_needs = (
+            frozenset() if self.args.oar_method == "none" else get_scorer(self.args.oar_method).needs
+        )
+        check_needs(self.args.oar_method, self._oar_needs, token_labeler is not None)
         self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
         self._oar_generator: torch.Generator | None = None
-        self._oar_rewards_per_func: torch.Tensor | None = None
         backend = DistributedBackend(self.accelerator)
         self._oar_zero3 = backend.is_zero3
         check_sharding(
@@ -180,7 +209,7 @@ class OARGRPOTrainer(GRPOTrainer):
         """The policy to score with: the unwrapped model; under ZeRO-3 with its weights gathered on every process
         and DeepSpeed's hooks removed for the duration (TRL's ``unwrap_model_for_generation``), so that each
         process's own number of forwards needs no collective."""
-        if self._oar_zero3 and method not in MODEL_FREE_METHODS:
+        if self._oar_zero3 and not model_free(method):
             with unwrap_model_for_generation(
                 self.model_wrapped, self.accelerator, gather_deepspeed3_params=True,
                 gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
@@ -206,42 +235,20 @@ class OARGRPOTrainer(GRPOTrainer):
             self._oar_generator = torch.Generator(device=self.accelerator.device)
             self._oar_generator.set_state(state)
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        self._oar_rewards_per_func = rewards  # gathered over processes, [N_global, n_funcs]
-        return rewards
-
-    def _zero_advantage_rows(self, n_local: int, mode: str) -> torch.Tensor | None:
-        """``[n_local]`` bool: rows whose group advantages are all zero (all rewards equal), as TRL sees it."""
-        rpf = self._oar_rewards_per_func
-        if (
-            rpf is None
-            or self.multi_objective_aggregation != "sum_then_normalize"
-            or self.scale_rewards == "batch"
-        ):
-            return None  # with batch-level scaling a constant group still has non-zero advantages
-        G = self.num_generations if mode == "train" else self.num_generations_eval
-        unscorable = torch.isnan(rpf).all(dim=1)
-        rewards = (rpf * self.reward_weights.to(rpf.device).unsqueeze(0)).nansum(dim=1)
-        rewards[unscorable] = torch.nan
-        std = nanstd(rewards.view(-1, G), dim=1) if G > 1 else torch.zeros(rewards.numel(), device=rpf.device)
-        zero = torch.isclose(std, torch.zeros_like(std)).repeat_interleave(G if G > 1 else 1) | unscorable
-        start = self.accelerator.process_index * n_local
-        return zero[start : start + n_local]
-
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
         mode = "train" if self.model.training else "eval"
         if mode == "eval":
             return out  # evaluation does not update the policy: no need to pay for scoring
-        n = out["completion_ids"].shape[0]
-        skip = self._zero_advantage_rows(n, mode) if self.args.oar_skip_zero_advantage else None
+        # TRL's advantage exactly 0 (a group rewarded alike, with rewards whose mean is exact: 0/1, any dyadic
+        # value): the row's token advantages are 0 whatever the weights, so scoring it would be wasted.
+        skip = (out["advantages"] == 0) if self.args.oar_skip_zero_advantage else None
         if self._oar_generator is None:
             self._oar_generator = torch.Generator(device=out["completion_ids"].device)
             self._oar_generator.manual_seed(self.args.seed + 7919 * self.accelerator.process_index)
         settings = self.args.oar_settings(self._oar_mask_token_id, step=self.state.global_step)
         oracle = None
-        if self.token_labeler is not None and settings.method == "oracle":
+        if "oracle_labels" in self._oar_needs:
             oracle = self.token_labeler(
                 self._tokenizer, out["prompt_ids"], out["completion_ids"], out["completion_mask"]
             )

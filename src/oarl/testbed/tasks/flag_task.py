@@ -1,5 +1,5 @@
 """The flag task as a :class:`~oarl.testbed.tasks.base.TestbedTask`, and the recipe the study starts from
-(task knobs, warm start and RL settings measured to make plain GRPO learn; see the README's study section)."""
+(task knobs, warm start and RL settings measured to make plain GRPO learn; see docs/study.md)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from oarl.testbed.tasks import flag
+from oarl.testbed.tasks import flag, flag_labels
 
 
 @dataclass(frozen=True)
 class FlagTask:
     """Decisions are the on-path flag-decided operators (what the oracle arm weights); roles per character
-    come from :func:`oarl.testbed.tasks.flag.char_labels`."""
+    come from :func:`oarl.testbed.tasks.flag_labels.char_labels`."""
 
     config: flag.FlagConfig = field(default_factory=flag.FlagConfig)
     name: str = "flag"
@@ -22,7 +22,7 @@ class FlagTask:
         return {"task": self.name, **asdict(self.config)}
 
     def source_files(self) -> list[Path]:
-        return [Path(flag.__file__)]
+        return [Path(flag.__file__), Path(flag_labels.__file__)]
 
     def problems(self, n: int, seed: int) -> list[flag.FlagProblem]:
         return flag.generate_problems(n, replace(self.config, seed=self.config.seed + seed))
@@ -34,11 +34,11 @@ class FlagTask:
         return flag.flag_reward(prompts, completions, answer)
 
     def char_roles(self, prompt: str, completion: str) -> list[str]:
-        return flag.char_labels(prompt, completion)
+        return flag_labels.char_labels(prompt, completion)
 
     def decision_chars(self, prompt: str, completion: str) -> list[bool]:
         marks = [False] * len(completion)
-        for i in flag.decision_char_positions(prompt, completion):
+        for i in flag_labels.decision_char_positions(prompt, completion):
             marks[i] = True
         return marks
 
@@ -49,7 +49,7 @@ def flag_recipe():
     from oarl.testbed.tasks import TaskRecipe
     from oarl.testbed.warmstart import WarmStartConfig
 
-    # Measured (README, "The study"): the warm policy executes reliably and follows the flag ~65% of the time,
+    # Measured (docs/study.md): the warm policy executes reliably and follows the flag ~65% of the time,
     # so RL has one thing to learn; the flagged distractor is a decision as uncertain as the causal one whose
     # value the answer never reads (entropy credit cannot tell them apart; outcome credit can).
     config = flag.FlagConfig(decisions=1, flagged_distractors=1, num_constants=2, fidelity=0.65, modulus=None,

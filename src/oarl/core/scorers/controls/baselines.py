@@ -5,81 +5,68 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from oarl.core.model import check_layout, decoder_hidden, eval_mode, head_logits, position_ids_from_mask
+from oarl.core.layout import Layout
+from oarl.core.model import decoder_hidden, eval_mode, head_logits
+from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
 
+@register_scorer(ScorerSpec("entropy", "controls", frozenset({"model"}), "control", "forward"))
 @torch.no_grad()
 def entropy_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
-    **_: object,
+    layout: Layout,
 ) -> Tensor:
     """Policy entropy at each reasoning token: ``H(softmax(logits[t-1]))``, the step that sampled token t.
 
     Returns ``[B, L]`` float32, 0 outside ``reasoning_mask`` (and at position 0, which nothing predicts).
     """
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, attention_mask, reasoning_mask = layout.input_ids, layout.attention_mask, layout.reasoning_mask
     scores = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
     predicting = torch.zeros_like(reasoning_mask, dtype=torch.bool)
     predicting[:, :-1] = reasoning_mask[:, 1:].bool()
     if not predicting.any():
         return scores
     with eval_mode(model):
-        hidden, _ = decoder_hidden(
-            model, attention_mask, position_ids_from_mask(attention_mask), input_ids=input_ids
-        )
+        hidden, _ = decoder_hidden(model, attention_mask, layout.position_ids, input_ids=input_ids)
         logp = torch.log_softmax(head_logits(model, hidden[predicting]).float(), dim=-1)
     rows, cols = predicting.nonzero(as_tuple=True)
     scores[rows, cols + 1] = -(logp.exp() * logp).sum(-1)
     return scores
 
 
+@register_scorer(ScorerSpec("random", "controls", frozenset({"randomness"}), "control", "none"))
 def random_scores(
     model: nn.Module | None,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     generator: torch.Generator | None = None,
-    **_: object,
 ) -> Tensor:
     """Uniform random importance in [0, 1) at reasoning tokens (a control for any scorer). ``[B, L]``."""
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
-    noise = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
-    return noise * reasoning_mask.float()
+    ids = layout.input_ids
+    noise = torch.rand(ids.shape, generator=generator, device=ids.device)
+    return noise * layout.reasoning_mask.float()
 
 
+@register_scorer(ScorerSpec("uniform", "controls", frozenset(), "control", "none"))
 def uniform_scores(
     model: nn.Module | None,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
-    **_: object,
+    layout: Layout,
 ) -> Tensor:
     """Equal importance for every reasoning token: gating turns it into all-ones weights (= plain GRPO)."""
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
-    return reasoning_mask.float()
+    return layout.reasoning_mask.float()
 
 
+@register_scorer(ScorerSpec("oracle", "controls", frozenset({"oracle_labels"}), "control", "none"))
 def oracle_scores(
     model: nn.Module | None,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     oracle_mask: Tensor | None = None,
-    **_: object,
 ) -> Tensor:
     """Importance 1 at the known decisive tokens (``oracle_mask[B, L]``), 0 elsewhere: the ceiling of any scorer.
 
     Only a task with labelled tokens can provide ``oracle_mask`` (the testbed does, through the trainer's
     ``token_labeler``); through the gate it gives the decisive tokens the boost and the rest the floor.
     """
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, reasoning_mask = layout.input_ids, layout.reasoning_mask
     if oracle_mask is None:
         raise ValueError(
             "the 'oracle' scorer needs per-token labels (oracle_mask); pass token_labeler= to OARGRPOTrainer "

@@ -20,38 +20,26 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor, nn
-from transformers import DynamicCache
 
+from oarl.core.layout import Layout
 from oarl.core.model import (
-    check_layout,
     decoder_hidden,
     default_mask_token_id,
     eval_mode,
     gather_positions,
     head_logits,
+    mixed_cache,
     position_ids_from_mask,
+    prefix_cache,
+    reusable_cache,
 )
 from oarl.core.probes import check_probe, probe_divergence, probe_from_logits, probe_index, probe_targets
-from oarl.core.scorers.perturbation import _prefix_cache, _reusable
-
-
-def _mixed_cache(
-    new: DynamicCache, clean: DynamicCache, row: int, start: int, stop: int, config
-) -> DynamicCache:
-    """``new`` (copies x [0, start)) followed by the clean keys/values of ``row`` at ``[start, stop)``."""
-    data = []
-    for ln, lc in zip(new.layers, clean.layers, strict=True):
-        copies = ln.keys.shape[0]
-        k = lc.keys[row : row + 1, :, start:stop].expand(copies, -1, -1, -1)
-        v = lc.values[row : row + 1, :, start:stop].expand(copies, -1, -1, -1)
-        data.append((torch.cat([ln.keys, k], 2), torch.cat([ln.values, v], 2)))
-    return DynamicCache(ddp_cache_data=data, config=config)
+from oarl.core.scorers.masking.kernel import MAX_BATCH_TOKENS, group_divergences, reasoning_spans
+from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
 
 def _span_ratio(model, input_ids, attention_mask, reasoning_mask, answer_mask, window, kw) -> Tensor:
     """``[B, L]`` factor ``S_W / H_W`` per reasoning token, log-linear between span centres (1 elsewhere)."""
-    from oarl.core.scorers.approximate import group_divergences, reasoning_spans
-
     spans = reasoning_spans(input_ids, reasoning_mask, window)
     exact = group_divergences(model, input_ids, attention_mask, answer_mask, spans, kw["probe"],
                               kw["mask_token_id"], kw["max_batch_tokens"])  # fmt: skip
@@ -85,8 +73,6 @@ def _horizon_groups(
 ) -> list[Tensor]:
     """Horizon-truncated ``KL(p_clean || p_masked_G)`` per position group (groups sorted, in order); groups
     whose recomputed range reaches the first probe position are computed exactly. Per row ``[len(groups[b])]``."""
-    from oarl.core.scorers.approximate import group_divergences
-
     mask_id = default_mask_token_id(model, mask_token_id)
     out = [torch.zeros(len(g), dtype=torch.float32) for g in groups]
     positions, valid = probe_index(answer_mask, probe)
@@ -99,7 +85,7 @@ def _horizon_groups(
         hidden, cache = decoder_hidden(model, attention_mask, pos_ids, input_ids=input_ids, use_cache=True)
         clean_h = gather_positions(hidden, positions)
         clean = probe_from_logits(head_logits(model, clean_h), valid, targets, probe)
-        reusable = _reusable(cache)
+        reusable = reusable_cache(cache)
         for b in range(len(groups)):
             if not valid[b].any():
                 continue
@@ -121,13 +107,13 @@ def _horizon_groups(
                 _, new = decoder_hidden(
                     model, attention_mask[b : b + 1, :stop].expand(copies, -1),
                     pos_ids[b : b + 1, t0:stop].expand(copies, -1), input_ids=ids,
-                    past_key_values=_prefix_cache(cache, b, t0, copies, config), use_cache=True,
+                    past_key_values=prefix_cache(cache, b, t0, copies, config), use_cache=True,
                 )  # fmt: skip
                 h_new, _ = decoder_hidden(
                     model, attention_mask[b : b + 1, : p_max + 1].expand(copies, -1),
                     pos_ids[b : b + 1, p0 : p_max + 1].expand(copies, -1),
                     input_ids=input_ids[b : b + 1, p0 : p_max + 1].expand(copies, -1),
-                    past_key_values=_mixed_cache(new, cache, b, stop, p0, config), use_cache=True,
+                    past_key_values=mixed_cache(new, cache, b, stop, p0, config), use_cache=True,
                 )  # fmt: skip
                 h = clean_h[b : b + 1].expand(copies, -1, -1).clone()
                 h[:, valid[b]] = h_new[:, probe_pos]
@@ -146,19 +132,22 @@ def _horizon_groups(
     return out
 
 
+@register_scorer(
+    ScorerSpec(
+        "perturbation_horizon", "masking", frozenset({"model"}), "experimental", "linear",
+        why="8.6x a GRPO step (perturbation_linear: 2.16x); on the trained flag model even horizon 64 keeps only "
+        "Spearman 0.79 vs exact OAR-P (docs/performance.md, \"Past T²\")",
+    )
+)  # fmt: skip
 def horizon_perturbation_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     horizon: int = 32,
     copies_per_chunk: int = 16,
     probe: str = "as_mean",
     mask_token_id: int | None = None,
-    max_batch_tokens: int = 2048,
+    max_batch_tokens: int = MAX_BATCH_TOKENS,
     window: int = 0,
-    **_: object,
 ) -> Tensor:
     """OAR-P with the masked copy's effect propagated exactly for ``horizon`` positions (then probe only).
 
@@ -174,7 +163,7 @@ def horizon_perturbation_scores(
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask``.
     """
     check_probe(probe)
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, attention_mask, reasoning_mask, answer_mask = layout.tensors
     if horizon < 0 or copies_per_chunk < 1 or window < 0:
         raise ValueError(f"need horizon, window >= 0 and copies_per_chunk >= 1, got {horizon}, {window}, "
                          f"{copies_per_chunk}")  # fmt: skip

@@ -1,11 +1,9 @@
-"""OAR-P: perturbation scores, ``score_t = KL(p_clean || p_masked_t)`` of the outcome probe.
+"""The OAR-P kernel shared by the masking family: the probe's KL for position groups masked at once.
 
-For each reasoning token t the token is replaced by ``mask_token_id`` and the probe is recomputed. Done
-naively this is one full forward with full-vocabulary logits per token (the paper's 4.2x step overhead).
-Here (:func:`masked_group_divergences`, also the kernel of the approximate scorers) a masked copy reuses the
-clean forward's KV cache for its unchanged prefix, recomputes only positions ``t .. p_max`` (the last probe
-position; later tokens cannot reach the probe in a causal LM), applies the LM head only at the probe
-positions, and copies are batched under a token budget.
+A masked copy reuses the clean forward's KV cache for its unchanged prefix, recomputes only positions from its
+first masked one to the last probe position ``p_max`` (later tokens cannot reach the probe in a causal LM),
+applies the LM head only at the probe positions, and copies are batched under a token budget. Singleton
+groups give exact OAR-P (:mod:`.exact`); spans give the approximations (:mod:`.span`, :mod:`.horizon`).
 """
 
 from __future__ import annotations
@@ -14,11 +12,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
-from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
 from oarl.core.model import (
-    check_layout,
     decoder_hidden,
     default_mask_token_id,
     eval_mode,
@@ -26,29 +21,13 @@ from oarl.core.model import (
     gather_positions,
     head_logits,
     position_ids_from_mask,
+    prefix_cache,
+    reusable_cache,
 )
 from oarl.core.probes import check_probe, probe_divergence, probe_from_logits, probe_index, probe_targets
 
-
-def _prefix_cache(
-    cache: DynamicCache | None, row: int, length: int, copies: int, config
-) -> DynamicCache | None:
-    """The clean cache of ``row`` cut to its first ``length`` positions, repeated ``copies`` times."""
-    if cache is None or length == 0:
-        return None
-    data = [
-        (
-            layer.keys[row : row + 1, :, :length].expand(copies, -1, -1, -1),
-            layer.values[row : row + 1, :, :length].expand(copies, -1, -1, -1),
-        )
-        for layer in cache.layers
-    ]
-    return DynamicCache(ddp_cache_data=data, config=config)
-
-
-def _reusable(cache) -> bool:
-    # Sliding-window or other exotic layers keep a truncated history: recompute from the start instead.
-    return isinstance(cache, DynamicCache) and all(type(layer) is DynamicLayer for layer in cache.layers)
+#: Recomputed tokens per forward of masked copies (bounds activation memory; raise it on GPUs).
+MAX_BATCH_TOKENS = 2048
 
 
 def _chunks(starts: list[int], p_max: int, max_batch_tokens: int) -> list[range]:
@@ -91,7 +70,7 @@ def masked_group_divergences(
         hidden, cache = decoder_hidden(model, attention_mask, pos_ids, input_ids=input_ids, use_cache=True)
         clean_h = gather_positions(hidden, positions)  # [B, K, D]
         clean = probe_from_logits(head_logits(model, clean_h), valid, targets, probe)
-        reuse = _reusable(cache)
+        reuse = reusable_cache(cache)
         for b in range(input_ids.shape[0]):
             if not valid[b].any():
                 continue
@@ -112,7 +91,7 @@ def masked_group_divergences(
                     attention_mask[b : b + 1, : p_max + 1].expand(copies, -1),
                     pos_ids[b : b + 1, t0 : p_max + 1].expand(copies, -1),
                     input_ids=ids,
-                    past_key_values=_prefix_cache(cache, b, t0, copies, config) if reuse else None,
+                    past_key_values=prefix_cache(cache, b, t0, copies, config) if reuse else None,
                     use_cache=reuse and t0 > 0,
                 )
                 # Probe positions before t0 are untouched by every copy in the chunk: keep the clean states.
@@ -129,58 +108,63 @@ def masked_group_divergences(
                 write(b, torch.tensor([kept[j][0] for j in chunk]), div.float())
 
 
-def perturbation_scores(
+def group_divergences(
     model: nn.Module,
     input_ids: Tensor,
     attention_mask: Tensor,
-    reasoning_mask: Tensor,
     answer_mask: Tensor,
+    groups: Sequence[Sequence[Sequence[int]]],
     probe: str = "as_mean",
     mask_token_id: int | None = None,
-    max_batch_tokens: int = 2048,
-    upcast: bool = False,
-    **_: object,
-) -> Tensor:
-    """OAR-P token importance (paper: ``KL(p_clean || p_masked)`` of the outcome probe).
+    max_batch_tokens: int = MAX_BATCH_TOKENS,
+) -> list[Tensor]:
+    """``KL(p_clean || p_masked_G)`` of the probe for every position group ``G`` masked at once.
 
     Args:
-        model: a transformers causal LM (run in eval mode here; modes are restored).
-        input_ids, attention_mask: ``[B, L]`` prompt + reasoning + answer, left or right padded.
-        reasoning_mask: ``[B, L]`` positions to perturb.
-        answer_mask: ``[B, L]`` answer-span tokens the probe reads.
-        probe: ``"lt_logits"``, ``"as_mean"`` or ``"as_joint"`` (score = clean minus masked mean log-prob).
-        mask_token_id: replacement token (default: ``model.config.pad_token_id``).
-        max_batch_tokens: recomputed tokens per forward; bounds activation memory.
-        upcast: score in float32 (:func:`oarl.core.model.float32_weights`; bf16/fp16 weights upcast in place
-            and restored). In bf16 the recomputed copies and the clean pass round differently, a noise floor
-            under the small scores (README, "GPU / scale"); costs 4 bytes per parameter while scoring.
+        model: a transformers causal LM (eval mode inside; modes restored).
+        input_ids, attention_mask, answer_mask: ``[B, L]`` as in ``perturbation_scores``.
+        groups: per row ``b``, a list of position groups (each a list of positions in ``[0, L)``).
+        probe, mask_token_id, max_batch_tokens: as in ``perturbation_scores``.
 
     Returns:
-        ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
+        per row, a float32 tensor ``[len(groups[b])]``; 0 for groups with no position at or before the last
+        probe position (they cannot change the probe) and in rows without an answer span.
     """
     check_probe(probe)
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
-    if max_batch_tokens < 1:
-        raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
-    B, L = input_ids.shape
-    scores = torch.zeros(B, L, dtype=torch.float32, device=input_ids.device)
-    tokens = [reasoning_mask[b].bool().nonzero().flatten() for b in range(B)]
+    mask_id = default_mask_token_id(model, mask_token_id)
+    B = input_ids.shape[0]
+    if len(groups) != B:
+        raise ValueError(f"groups has {len(groups)} rows, input_ids {B}")
+    out = [torch.zeros(len(g), dtype=torch.float32) for g in groups]
 
     def write(b: int, group: Tensor, div: Tensor) -> None:
-        scores[b, tokens[b][group.to(tokens[b].device)]] = div
+        out[b][group] = div.cpu()
 
-    singletons = [[[t] for t in ts.tolist()] for ts in tokens]
-    mask_id = default_mask_token_id(model, mask_token_id)
     masked_group_divergences(
-        model,
-        input_ids,
-        attention_mask,
-        answer_mask,
-        singletons,
-        write,
-        probe,
-        mask_id,
-        max_batch_tokens,
-        upcast,
+        model, input_ids, attention_mask, answer_mask, groups, write, probe, mask_id, max_batch_tokens
     )
-    return scores
+    return out
+
+
+def reasoning_spans(
+    input_ids: Tensor, reasoning_mask: Tensor, window: int, step_end_ids: Sequence[int] | None = None
+) -> list[list[list[int]]]:
+    """Per row, the reasoning positions cut into spans.
+
+    Windows of ``window`` consecutive reasoning tokens; or, with ``step_end_ids``, reasoning steps (a step
+    ends after a token whose id is in ``step_end_ids``), each further cut into windows of at most ``window``.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    ends = set(int(t) for t in step_end_ids) if step_end_ids is not None else None
+    out = []
+    for b in range(input_ids.shape[0]):
+        ts = reasoning_mask[b].bool().nonzero().flatten().tolist()
+        steps: list[list[int]] = [[]]
+        for t in ts:
+            steps[-1].append(t)
+            if ends is not None and int(input_ids[b, t]) in ends:
+                steps.append([])
+        spans = [s[i : i + window] for s in steps if s for i in range(0, len(s), window)]
+        out.append(spans)
+    return out

@@ -11,67 +11,36 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from oarl.core.model import (
-    check_layout,
-    decoder_hidden,
-    eval_mode,
-    float32_weights,
-    gather_positions,
-    head_logits,
-    position_ids_from_mask,
+from oarl.core.layout import Layout
+from oarl.core.model import eval_mode, float32_weights
+from oarl.core.probes import EmbeddingProbe, check_probe
+from oarl.core.scorers.registry import ScorerSpec, register_scorer
+
+
+@register_scorer(
+    ScorerSpec(
+        "gradient",
+        "gradient",
+        frozenset({"model", "gradients", "randomness"}),
+        "recommended",
+        "backward",
+        label="OAR-G",
+    )
 )
-from oarl.core.probes import check_probe, probe_divergence, probe_from_logits, probe_index, probe_targets
-
-
-class EmbeddingProbe:
-    """The outcome probe as a function of the input embeddings, for one batch layout (gradient-class scorers).
-
-    ``probe(embeds[B, L, D])`` runs the decoder on the embeddings and applies the LM head only at the probe
-    positions: ``[B, V]`` log-probs or ``[B]`` (AS-Joint), as :func:`probe_from_logits`. ``row_valid[B]``: rows
-    with an answer span (the others score 0).
-    """
-
-    def __init__(
-        self, model: nn.Module, input_ids: Tensor, attention_mask: Tensor, answer_mask: Tensor, probe: str
-    ):
-        self.model, self.attention_mask, self.probe = model, attention_mask, probe
-        self.positions, self.valid = probe_index(answer_mask, probe)
-        self.targets = probe_targets(input_ids, self.positions)
-        self.position_ids = position_ids_from_mask(attention_mask)
-        self.row_valid = self.valid.any(-1)
-
-    def __call__(self, embeds: Tensor) -> Tensor:
-        hidden, _ = decoder_hidden(self.model, self.attention_mask, self.position_ids, inputs_embeds=embeds)
-        logits = head_logits(self.model, gather_positions(hidden, self.positions))
-        return probe_from_logits(logits, self.valid, self.targets, self.probe)
-
-    def divergence(self, clean: Tensor, embeds: Tensor) -> Tensor:
-        """``sum_b D(clean_b, probe(embeds)_b)`` over rows with an answer span (a scalar to differentiate)."""
-        return (probe_divergence(clean, self(embeds), self.probe) * self.row_valid).sum()
-
-    def scored(self, reasoning_mask: Tensor) -> Tensor:
-        """``[B, L]`` float: 1 on the reasoning tokens of rows with an answer span (where scores may be non-zero)."""
-        return (reasoning_mask.bool() & self.row_valid.unsqueeze(-1)).float()
-
-
 def gradient_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     probe: str = "as_mean",
     noise_std: float | Tensor = 1e-3,
     generator: torch.Generator | None = None,
     upcast: bool = False,
     noise_samples: int = 1,
-    **_: object,
 ) -> Tensor:
     """OAR-G token importance (paper: ``|<dJ/de_t, e_t>|``, ``J = KL(p_clean || p_noisy)`` on the probe).
 
     Args:
         model: a transformers causal LM (run in eval mode here; modes are restored).
-        input_ids, attention_mask, reasoning_mask, answer_mask: ``[B, L]``, as in ``perturbation_scores``.
+        layout: the rows, as in ``perturbation_scores``.
         probe: ``"lt_logits"``, ``"as_mean"`` or ``"as_joint"`` (``J`` = clean minus noisy mean log-prob).
         noise_std: std of the Gaussian noise on reasoning embeddings (>= 0), or a ``[B]`` tensor of one std
             per row. With 0 and a KL probe the gradient vanishes (KL is minimal at p_noisy = p_clean): all
@@ -79,7 +48,7 @@ def gradient_scores(
         generator: torch generator for the noise, for reproducible scores.
         upcast: run the two passes in float32 (:func:`oarl.core.model.float32_weights`: bf16/fp16 weights
             upcast in place, restored after). In bf16 the paper's 1e-3 noise is drowned by the rounding of
-            the activations (README, "GPU / scale"); costs 4 bytes per parameter while scoring.
+            the activations (docs/gpu.md); costs 4 bytes per parameter while scoring.
         noise_samples: noise draws averaged (one noisy forward + backward each, one clean forward in all);
             1 is the paper's OAR-G.
 
@@ -87,7 +56,7 @@ def gradient_scores(
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
     """
     check_probe(probe)
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, attention_mask, reasoning_mask, answer_mask = layout.tensors
     std = torch.as_tensor(noise_std, dtype=torch.float32, device=input_ids.device)
     if std.dim() > 1 or (std.dim() == 1 and len(std) != input_ids.shape[0]) or not bool((std >= 0).all()):
         raise ValueError(f"noise_std must be >= 0 (a number or one per row), got {noise_std}")

@@ -4,7 +4,7 @@ Masking token ``t`` changes the probe through (i) position ``t``'s own stream (a
 layer: large, non-linear), (ii) the probe positions' attention to ``t``'s keys and values at every layer (the
 direct paths; in trained models attention is sharp, so also non-linear), and (iii) everything that goes
 through the positions in between (many small, diluted changes). This scorer computes (i) and (ii) exactly for
-all copies in one forward and (iii) to first order (:mod:`oarl.core.scorers.streams`):
+all copies in one forward and (iii) to first order (:mod:`.streams`):
 
 1. **Streams forward** (no grad, ``L + C + C K`` tokens for ``C`` reasoning tokens and ``K`` probe slots):
    the clean sequence, position ``t`` of every masked copy, and every copy's probe positions reading the
@@ -36,8 +36,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from oarl.core.layout import Layout
 from oarl.core.model import (
-    check_layout,
     decoder_and_head,
     decoder_hidden,
     default_mask_token_id,
@@ -46,10 +46,10 @@ from oarl.core.model import (
     head_logits,
     position_ids_from_mask,
 )
-from oarl.core.probes import check_probe, ordered_positions, probe_from_logits
-from oarl.core.scorers.gradient import EmbeddingProbe
-from oarl.core.scorers.linearized import probe_logits
-from oarl.core.scorers.streams import Streams, kv_pass
+from oarl.core.probes import EmbeddingProbe, check_probe, ordered_positions, probe_from_logits, probe_logits
+from oarl.core.scorers.masking.kernel import group_divergences
+from oarl.core.scorers.masking.streams import Streams, kv_pass
+from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
 
 def fisher_directions(weight: Tensor, z: Tensor, rank: int, top_n: int) -> tuple[Tensor, Tensor]:
@@ -80,12 +80,12 @@ def _joint(model: nn.Module, hidden: Tensor, valid: Tensor, targets: Tensor) -> 
     return probe_from_logits(logits, *flat, "as_joint").view(lead)
 
 
+@register_scorer(
+    ScorerSpec("perturbation_linear", "masking", frozenset({"model", "gradients"}), "recommended", "linear")
+)
 def linear_perturbation_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     probe: str = "as_mean",
     mask_token_id: int | None = None,
     fisher_rank: int = 8,
@@ -93,12 +93,11 @@ def linear_perturbation_scores(
     direct: bool = True,
     indirect: bool = True,
     divergence: str = "fisher",
-    **_: object,
 ) -> Tensor:
     """OAR-P's ``KL(p_clean || p_{t <- mask})``, the masked position and its direct paths exact, the rest linear.
 
     Args:
-        model, input_ids, attention_mask, reasoning_mask, answer_mask: as :func:`perturbation_scores`.
+        model, layout: as :func:`perturbation_scores`.
         probe: ``"lt_logits"``, ``"as_mean"`` or ``"as_joint"``.
         mask_token_id: OAR-P's replacement (default: the model's pad token).
         fisher_rank: directions of the Fisher form the indirect change is kept along (one backward each).
@@ -112,7 +111,7 @@ def linear_perturbation_scores(
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
     """
     check_probe(probe)
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, attention_mask, reasoning_mask, answer_mask = layout.tensors
     if fisher_rank < 1 or fisher_top < 2 or divergence not in ("fisher", "exact"):
         raise ValueError(
             f"need fisher_rank >= 1, fisher_top >= 2 and divergence in ('fisher', 'exact'), "
@@ -128,8 +127,7 @@ def linear_perturbation_scores(
         out = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
         for k in counts.unique():
             rows = (counts == k).nonzero().flatten()
-            sub = (t[rows] for t in (input_ids, attention_mask, reasoning_mask, answer_mask))
-            out[rows] = linear_perturbation_scores(model, *sub, **opts)
+            out[rows] = linear_perturbation_scores(model, layout.rows(rows), **opts)
         return out
     P, Pv = probe_of.positions, probe_of.valid
     B, L = input_ids.shape
@@ -151,7 +149,7 @@ def linear_perturbation_scores(
             ids.append(pos.gather(1, P).unsqueeze(1).expand(B, C, K).reshape(B, C * K))
         st = Streams("streams", valid, copy_pos, P, Pv, p0, with_probe=direct)
         with kv_pass(model, st):
-            hs, _ = decoder_hidden(model, torch.ones(B, sum(p.shape[1] for p in parts), dtype=torch.long),
+            hs, _ = decoder_hidden(model, torch.ones(B, sum(p.shape[1] for p in parts), dtype=torch.long, device=e.device),
                                    torch.cat(ids, 1), inputs_embeds=torch.cat(parts, 1))  # fmt: skip
         h_probe = gather_positions(hs[:, :L], P)  # [B, K, D] clean
         h_copy = hs[:, L + C :].reshape(B, C, K, -1) if direct else h_probe.unsqueeze(1)  # [B, C | 1, K, D]
@@ -225,7 +223,7 @@ def _divergence(model: nn.Module, z: Tensor, h: Tensor, kind: str, chunk: int = 
     """``D(softmax(z_b), softmax(head(h_bc)))``: ``z[B, V]``, ``h[B, C, D]`` -> ``[B, C]`` (chunked over C).
 
     ``"exact"``: the KL. ``"fisher"``: its second-order form ``1/2 Var_p(dz)``, ``dz = head(h) - z``, over the
-    whole vocabulary; it ranks better when a first-order change overshoots (README "Past T²").
+    whole vocabulary; it ranks better when a first-order change overshoots (docs/performance.md, "Past T²").
     """
     lp = z.log_softmax(-1).unsqueeze(1)
     p = lp.exp()
@@ -245,8 +243,6 @@ def _exact_at_probe(
     model, input_ids, attention_mask, answer_mask, probe, mask_id, at: Tensor, scores
 ) -> None:
     """Reasoning tokens at probe positions (``at[B, L]``) change the probe directly: exact OAR-P, in place."""
-    from oarl.core.scorers.approximate import group_divergences
-
     if not at.any():
         return
     groups = [[[int(t)] for t in row.nonzero().flatten()] for row in at]

@@ -1,6 +1,6 @@
 """Approximate OAR-P for long reasoning: fewer or cheaper masked copies than one per token.
 
-Exact OAR-P (:func:`~oarl.core.scorers.perturbation.perturbation_scores`) runs one masked copy per reasoning
+Exact OAR-P (:func:`~oarl.core.scorers.masking.exact.perturbation_scores`) runs one masked copy per reasoning
 token, and a copy masked at ``t`` recomputes positions ``t .. p_max``: about ``T^2 / 2`` token-passes per row.
 The scorers here trade fidelity to it for cost:
 
@@ -14,99 +14,58 @@ The scorers here trade fidelity to it for cost:
   highest-scoring spans until ``fraction`` of the tokens are covered; the rest keep their (spread, scaled)
   span score.
 
-All share :func:`group_divergences`, which masks arbitrary position groups with the same KV-cache reuse as
+All share :func:`.kernel.group_divergences`, which masks arbitrary position groups with the same KV-cache reuse as
 exact OAR-P (a group is recomputed from its first position), so singleton groups give exact OAR-P.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from oarl.core.model import (
-    check_layout,
-    default_mask_token_id,
-)
-from oarl.core.probes import check_probe
-from oarl.core.scorers.perturbation import masked_group_divergences, perturbation_scores
+from oarl.core.layout import Layout
+from oarl.core.scorers.masking.exact import perturbation_scores
+from oarl.core.scorers.masking.kernel import MAX_BATCH_TOKENS, group_divergences, reasoning_spans
+from oarl.core.scorers.registry import ScorerSpec, get_scorer, register_scorer, shared_options
 
 SPREADS = ("uniform", "linear", "prerank")
 
 
-def group_divergences(
-    model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    answer_mask: Tensor,
-    groups: Sequence[Sequence[Sequence[int]]],
-    probe: str = "as_mean",
-    mask_token_id: int | None = None,
-    max_batch_tokens: int = 2048,
-) -> list[Tensor]:
-    """``KL(p_clean || p_masked_G)`` of the probe for every position group ``G`` masked at once.
-
-    Args:
-        model: a transformers causal LM (eval mode inside; modes restored).
-        input_ids, attention_mask, answer_mask: ``[B, L]`` as in ``perturbation_scores``.
-        groups: per row ``b``, a list of position groups (each a list of positions in ``[0, L)``).
-        probe, mask_token_id, max_batch_tokens: as in ``perturbation_scores``.
-
-    Returns:
-        per row, a float32 tensor ``[len(groups[b])]``; 0 for groups with no position at or before the last
-        probe position (they cannot change the probe) and in rows without an answer span.
-    """
-    check_probe(probe)
-    mask_id = default_mask_token_id(model, mask_token_id)
-    B = input_ids.shape[0]
-    if len(groups) != B:
-        raise ValueError(f"groups has {len(groups)} rows, input_ids {B}")
-    out = [torch.zeros(len(g), dtype=torch.float32) for g in groups]
-
-    def write(b: int, group: Tensor, div: Tensor) -> None:
-        out[b][group] = div.cpu()
-
-    masked_group_divergences(
-        model, input_ids, attention_mask, answer_mask, groups, write, probe, mask_id, max_batch_tokens
-    )
-    return out
-
-
-def reasoning_spans(
-    input_ids: Tensor, reasoning_mask: Tensor, window: int, step_end_ids: Sequence[int] | None = None
-) -> list[list[list[int]]]:
-    """Per row, the reasoning positions cut into spans.
-
-    Windows of ``window`` consecutive reasoning tokens; or, with ``step_end_ids``, reasoning steps (a step
-    ends after a token whose id is in ``step_end_ids``), each further cut into windows of at most ``window``.
-    """
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    ends = set(int(t) for t in step_end_ids) if step_end_ids is not None else None
-    out = []
-    for b in range(input_ids.shape[0]):
-        ts = reasoning_mask[b].bool().nonzero().flatten().tolist()
-        steps: list[list[int]] = [[]]
-        for t in ts:
-            steps[-1].append(t)
-            if ends is not None and int(input_ids[b, t]) in ends:
-                steps.append([])
-        spans = [s[i : i + window] for s in steps if s for i in range(0, len(s), window)]
-        out.append(spans)
-    return out
-
-
-def _prerank(model, input_ids, attention_mask, reasoning_mask, answer_mask, prerank: str, options) -> Tensor:
-    from oarl.core.scorers import get_scorer  # the registry imports this module
-
-    if prerank.startswith("perturbation") and prerank != "perturbation_linear":  # the others grow as T^2
+def _prerank_options(prerank: str, probe: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The pre-rank scorer's options: the probe (if it reads one) and ``prerank_options``; validated."""
+    spec = get_scorer(prerank)
+    if spec.cost == "quadratic":  # a pre-rank must be cheaper than what it saves
         raise ValueError(f"prerank must be a cheap scorer, got {prerank!r}")
-    opts = {k: v for k, v in options.items() if k not in ("window", "fraction", "spread", "prerank")}
-    s = get_scorer(prerank)(model, input_ids, attention_mask, reasoning_mask, answer_mask, **opts)
-    return s.float().abs()
+    opts = {**shared_options(prerank, probe=probe), **(options or {})}
+    spec.validate(opts)
+    return opts
+
+
+def _check(opts) -> None:
+    """Config-time checks of the approximate scorers' options (values, and the pre-rank's own options)."""
+    if getattr(opts, "spread", "uniform") not in SPREADS:
+        raise ValueError(f"spread must be one of {SPREADS}, got {opts.spread!r}")
+    if getattr(opts, "window", 1) < 1:
+        raise ValueError(f"window must be >= 1, got {opts.window}")
+    if not 0.0 <= getattr(opts, "fraction", 0.0) <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {opts.fraction}")
+    _prerank_options(opts.prerank, opts.probe, opts.prerank_options)
+
+
+def _spec(name: str) -> ScorerSpec:
+    """The three approximations share their declaration (gradients and randomness: the default pre-rank's)."""
+    needs = frozenset({"model", "gradients", "randomness"})
+    return ScorerSpec(name, "masking", needs, "recommended", "quadratic", check=_check)
+
+
+def _prerank(model, layout: Layout, prerank, probe, options, generator) -> Tensor:
+    opts = _prerank_options(prerank, probe, options)
+    return get_scorer(prerank)(model, layout, generator=generator, **opts).float().abs()
 
 
 def _spread(
@@ -163,20 +122,19 @@ def _top_tokens(order_scores: Tensor, reasoning_mask: Tensor, fraction: float) -
     return sel
 
 
+@register_scorer(_spec("perturbation_span"))
 def span_perturbation_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     window: int = 16,
     step_end_ids: Sequence[int] | None = None,
     spread: str = "uniform",
     prerank: str = "gradient",
     probe: str = "as_mean",
     mask_token_id: int | None = None,
-    max_batch_tokens: int = 2048,
-    **options: object,
+    max_batch_tokens: int = MAX_BATCH_TOKENS,
+    prerank_options: Mapping[str, Any] | None = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Span-masked OAR-P: ``score_t = KL(p_clean || p_masked_S)`` for the span ``S`` holding ``t``.
 
@@ -187,12 +145,13 @@ def span_perturbation_scores(
             centres) or ``"prerank"`` (score times the token's pre-rank score over the span's mean pre-rank
             score; one extra ``prerank`` scorer call).
         prerank: registered cheap scorer used by ``spread="prerank"``.
-        Others: as in ``perturbation_scores``; remaining options go to the pre-rank scorer.
+        prerank_options: its options (e.g. ``{"noise_std": 0.1}``); it gets ``probe`` and ``generator`` too.
+        Others: as in ``perturbation_scores``.
 
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask``. Cost ``~T^2 / (2 window)`` token-passes a row.
     """
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, attention_mask, reasoning_mask, answer_mask = layout.tensors
     if spread not in SPREADS:
         raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
     spans = reasoning_spans(input_ids, reasoning_mask, window, step_end_ids)
@@ -201,61 +160,48 @@ def span_perturbation_scores(
     )
     pre = None
     if spread == "prerank":
-        pre = _prerank(
-            model,
-            input_ids,
-            attention_mask,
-            reasoning_mask,
-            answer_mask,
-            prerank,
-            {"probe": probe, **options},
-        )
+        pre = _prerank(model, layout, prerank, probe, prerank_options, generator)
     return _spread(span_scores, spans, input_ids.shape, pre, linear=spread == "linear").to(input_ids.device)
 
 
+@register_scorer(_spec("perturbation_prerank"))
 def prerank_perturbation_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     fraction: float = 0.05,
     prerank: str = "gradient",
     probe: str = "as_mean",
     mask_token_id: int | None = None,
-    max_batch_tokens: int = 2048,
-    **options: object,
+    max_batch_tokens: int = MAX_BATCH_TOKENS,
+    prerank_options: Mapping[str, Any] | None = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Exact OAR-P on the top ``fraction`` of tokens by a cheap pre-rank scorer; scaled pre-rank elsewhere.
 
     Args:
         fraction: share of each row's reasoning tokens scored exactly (``1.0`` is exact OAR-P).
-        prerank: registered cheap scorer (default ``"gradient"``, OAR-G; its options, e.g. ``noise_std``,
-            ``generator``, come from ``options``).
+        prerank: registered cheap scorer (default ``"gradient"``, OAR-G).
+        prerank_options: its options (e.g. ``{"noise_std": 0.1}``); it gets ``probe`` and ``generator`` too.
         Others: as in ``perturbation_scores``.
 
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask``.
     """
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
-    pre = _prerank(
-        model, input_ids, attention_mask, reasoning_mask, answer_mask, prerank, {"probe": probe, **options}
-    )
+    input_ids, reasoning_mask = layout.input_ids, layout.reasoning_mask
+    pre = _prerank(model, layout, prerank, probe, prerank_options, generator)
     pre = pre.cpu() * reasoning_mask.bool().cpu()
     sel = _top_tokens(pre, reasoning_mask.cpu(), fraction)
     exact = perturbation_scores(
-        model, input_ids, attention_mask, sel.to(input_ids.device), answer_mask, probe=probe,
-        mask_token_id=mask_token_id, max_batch_tokens=max_batch_tokens,
+        model, layout.replace(reasoning_mask=sel.to(input_ids.device)), probe=probe, mask_token_id=mask_token_id,
+        max_batch_tokens=max_batch_tokens,
     ).cpu()  # fmt: skip
     return _merge(pre, exact, sel).to(input_ids.device)
 
 
+@register_scorer(_spec("perturbation_refine"))
 def refine_perturbation_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     window: int = 16,
     fraction: float = 0.05,
     step_end_ids: Sequence[int] | None = None,
@@ -263,8 +209,9 @@ def refine_perturbation_scores(
     prerank: str = "gradient",
     probe: str = "as_mean",
     mask_token_id: int | None = None,
-    max_batch_tokens: int = 2048,
-    **options: object,
+    max_batch_tokens: int = MAX_BATCH_TOKENS,
+    prerank_options: Mapping[str, Any] | None = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Window, then refine: span-masked OAR-P, then exact OAR-P on the tokens of the top-scoring spans.
 
@@ -275,10 +222,11 @@ def refine_perturbation_scores(
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask``.
     """
+    input_ids, reasoning_mask = layout.input_ids, layout.reasoning_mask
     rough = span_perturbation_scores(
-        model, input_ids, attention_mask, reasoning_mask, answer_mask, window=window,
+        model, layout, window=window,
         step_end_ids=step_end_ids, spread=spread, prerank=prerank, probe=probe, mask_token_id=mask_token_id,
-        max_batch_tokens=max_batch_tokens, **options,
+        max_batch_tokens=max_batch_tokens, prerank_options=prerank_options, generator=generator,
     ).cpu()  # fmt: skip
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
@@ -295,7 +243,7 @@ def refine_perturbation_scores(
             sel[b, torch.tensor(s)] = True
             need -= len(s)
     exact = perturbation_scores(
-        model, input_ids, attention_mask, sel.to(input_ids.device), answer_mask, probe=probe,
-        mask_token_id=mask_token_id, max_batch_tokens=max_batch_tokens,
+        model, layout.replace(reasoning_mask=sel.to(input_ids.device)), probe=probe, mask_token_id=mask_token_id,
+        max_batch_tokens=max_batch_tokens,
     ).cpu()  # fmt: skip
     return _merge(rough, exact, sel).to(input_ids.device)

@@ -13,7 +13,7 @@ distributions are peaked, so M = 2 already holds nearly all of the mass). Cost: 
 backwards for the whole batch (OAR-G: two forwards and one backward).
 For AS-Joint (a scalar log-probability ``J``) the drop is first order already: ``score_t = -<grad_{e_t} J, d_t>``
 (signed, like OAR-P's AS-Joint). How good the first-order step is depends on how linear the model is over the
-distance ``|e_mask - e_t|``; README "OAR-G fidelity" measures it.
+distance ``|e_mask - e_t|``; docs/fidelity.md measures it.
 """
 
 from __future__ import annotations
@@ -21,27 +21,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from oarl.core.layout import Layout
 from oarl.core.model import (
-    check_layout,
     decoder_hidden,
     default_mask_token_id,
     eval_mode,
+    float32_weights,
     gather_positions,
     head_logits,
     position_ids_from_mask,
 )
-from oarl.core.probes import check_probe, probe_from_logits
-from oarl.core.scorers.gradient import EmbeddingProbe
-
-
-def probe_logits(logits: Tensor, valid: Tensor, probe: str) -> Tensor:
-    """The logits behind a distribution probe, ``[B, K, V] -> [B, V]``: the mean over valid positions
-    (``as_mean``) or the first position (``lt_logits``). Float32 or wider."""
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    if probe == "lt_logits":
-        return logits[:, 0]
-    w = valid.to(logits.dtype).unsqueeze(-1)
-    return (logits * w).sum(1) / w.sum(1).clamp(min=1.0)
+from oarl.core.probes import EmbeddingProbe, check_probe, probe_from_logits, probe_logits
+from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
 
 def coarse_logits(z: Tensor, classes: int) -> Tensor:
@@ -64,39 +55,40 @@ def fisher_quadratic(deltas: Tensor, probs: Tensor) -> Tensor:
     return 0.5 * ((deltas - mean).pow(2) * p).sum(-1)
 
 
+@register_scorer(
+    ScorerSpec("linearized", "gradient", frozenset({"model", "gradients"}), "recommended", "backward")
+)
 def linearized_scores(
     model: nn.Module,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    reasoning_mask: Tensor,
-    answer_mask: Tensor,
+    layout: Layout,
     probe: str = "as_mean",
     mask_token_id: int | None = None,
     fisher_classes: int = 2,
-    **_: object,
+    upcast: bool = False,
 ) -> Tensor:
     """First-order estimate of OAR-P's ``KL(p_clean || p_{t <- mask})`` for every token at once.
 
     Args:
-        model, input_ids, attention_mask, reasoning_mask, answer_mask: as :func:`perturbation_scores`.
+        model, layout: as :func:`perturbation_scores`.
         probe: ``"lt_logits"``, ``"as_mean"`` or ``"as_joint"`` (signed first-order drop of the answer's
             mean log-probability).
         mask_token_id: the replacement OAR-P uses (default: the model's pad token).
         fisher_classes: outcomes ``M >= 1`` kept apart in the Fisher quadratic form; the others form one
             "rest" bucket (M + 1 backwards).
+        upcast: run in float32 (:func:`oarl.core.model.float32_weights`), as in :func:`gradient_scores`.
 
     Returns:
         ``[B, L]`` float32 scores, 0 outside ``reasoning_mask`` and in rows without an answer span.
     """
     check_probe(probe)
-    check_layout(input_ids, attention_mask, reasoning_mask, answer_mask)
+    input_ids, attention_mask, reasoning_mask, answer_mask = layout.tensors
     if fisher_classes < 1:
         raise ValueError(f"fisher_classes must be >= 1, got {fisher_classes}")
     mask_id = default_mask_token_id(model, mask_token_id)
     probe_of = EmbeddingProbe(model, input_ids, attention_mask, answer_mask, probe)
     positions, valid, row_valid = probe_of.positions, probe_of.valid, probe_of.row_valid
     embed = model.get_input_embeddings()
-    with eval_mode(model), torch.enable_grad():
+    with eval_mode(model), float32_weights(model, enabled=upcast), torch.enable_grad():
         e = embed(input_ids).detach().requires_grad_(True)
         d = (embed.weight[mask_id].detach() - e.detach()).float()  # [B, L, D], d_t = e_mask - e_t
         hidden, _ = decoder_hidden(

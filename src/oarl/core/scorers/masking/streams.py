@@ -1,8 +1,8 @@
 """Many masked copies in one forward: token streams and key/value perturbations through transformers' attention.
 
-:func:`kv_pass` routes a decoder's attention (any model that calls ``ALL_ATTENTION_FUNCTIONS``: Llama, Qwen2/3,
-Mistral) through :func:`_attention`, which ignores the model's mask and reads the layout from a
-:class:`Streams` state. Per row: ``L`` clean positions, ``C`` masked copies at ``copy_pos[b, c]`` and ``K``
+:func:`kv_pass` routes a decoder's attention (any model that calls transformers' attention interface: Llama,
+Qwen2/3, Mistral) through :func:`_attention` bound to a :class:`Streams` state, for the duration of the pass
+(:func:`oarl.core.model.attention_hook`); it ignores the model's mask and reads the layout from the state. Per row: ``L`` clean positions, ``C`` masked copies at ``copy_pos[b, c]`` and ``K``
 probe slots at ``probe_pos[b, k]`` (the first at ``p0``).
 
 ``"streams"`` mode, input ``[clean L | masked C | probe C*K]``:
@@ -24,12 +24,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import Tensor, nn
-from transformers import AttentionInterface
 
-IMPL = "oarl_streams"
+from oarl.core.model import attention_hook
+
 #: Probe-stream score entries ``H x copies x K x L`` computed at once (bounds the transient memory).
 PROBE_CHUNK = 1 << 24
 
@@ -48,9 +49,6 @@ class Streams:
     reads_eps: Tensor | None = None  # [B, L] bool (cross mode)
     deltas: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)  # [B, Hkv, C, D] masked - clean
     eps: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)  # [B, Hkv, L, D] zero leaves
-
-
-_ACTIVE: list[Streams] = []
 
 
 def _rep(x: Tensor, n: int) -> Tensor:
@@ -128,15 +126,12 @@ def _cross(st: Streams, q: Tensor, k: Tensor, v: Tensor, n: int, scale: float, l
 
 
 def _attention(module: nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask, scaling: float,
-               dropout: float = 0.0, **_: object) -> tuple[Tensor, None]:  # fmt: skip
-    """The attention interface entry (``attention_mask`` is ignored: the layout is the active state's)."""
-    st = _ACTIVE[-1]
+               dropout: float = 0.0, *, st: Streams, **_: object) -> tuple[Tensor, None]:  # fmt: skip
+    """The attention interface entry (``attention_mask`` is ignored: the layout is ``st``'s; the interface passes
+    model-specific extras, e.g. ``sliding_window``, which full-attention decoders leave unused)."""
     fn = _streams if st.mode == "streams" else _cross
     out = fn(st, query, key, value, module.num_key_value_groups, scaling, module.layer_idx)
     return out.transpose(1, 2).contiguous(), None
-
-
-AttentionInterface.register(IMPL, _attention)
 
 
 @contextmanager
@@ -147,14 +142,8 @@ def kv_pass(model: nn.Module, state: Streams) -> Iterator[Streams]:
         t != "full_attention" for t in (getattr(cfg, "layer_types", None) or [])
     ):
         raise ValueError("perturbation_linear supports full-attention decoders only (no sliding window)")
-    old = cfg._attn_implementation
-    cfg._attn_implementation = IMPL
-    _ACTIVE.append(state)
-    try:
+    with attention_hook(model, partial(_attention, st=state)):
         yield state
-    finally:
-        _ACTIVE.pop()
-        cfg._attn_implementation = old
     if len(state.deltas) + len(state.eps) != cfg.num_hidden_layers:
         raise TypeError(
             f"{type(model).__name__} does not route attention through transformers' attention interface; "

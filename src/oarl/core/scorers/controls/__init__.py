@@ -1,0 +1,1 @@
+"""Controls: policy entropy, random, uniform (plain GRPO through the gate) and oracle importance (the ceiling)."""

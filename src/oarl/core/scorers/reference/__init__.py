@@ -1,0 +1,1 @@
+"""Slow, obviously-correct references (not registered): the ground truth for tests and benchmarks."""

@@ -1,0 +1,34 @@
+"""The front door stays short and every relative link in the user docs resolves to a committed file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def test_readme_is_short():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_relative_links_resolve(page):
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # code blocks hold no links
+    broken = []
+    for url in LINK.findall(text):
+        if re.match(r"^(https?:|mailto:|#)", url):
+            continue
+        target = (page.parent / url.split("#", 1)[0]).resolve()
+        if not target.exists():
+            broken.append(url)
+    assert not broken, f"{page.name}: broken links {broken}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_user_docs_name_no_issue_numbers(page):
+    assert not re.search(r"\bissues? #?\d+", page.read_text(), flags=re.I)

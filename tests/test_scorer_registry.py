@@ -1,0 +1,122 @@
+"""The scorer registry: declared specs, options validated at config time, one settings object."""
+
+import dataclasses
+
+import pytest
+import torch
+from conftest import layout, tiny_lm
+
+from oarl.batch.reshape import OARSettings
+from oarl.core.layout import Layout
+from oarl.core.scorers import SCORERS, get_scorer, model_free_scorers, shared_options, upcast_scorers
+
+CPU = dict(use_cpu=True, bf16=False, report_to="none")
+
+
+def test_done_when_a_misspelled_option_fails_at_config_time_naming_the_valid_keys(tmp_path):
+    from oarl import OARConfig
+
+    with pytest.raises(ValueError, match=r"no option\(s\) \['upcsat'\].*'upcast'"):
+        OARConfig(
+            output_dir=str(tmp_path), oar_method="gradient_rms", oar_scorer_options={"upcsat": True}, **CPU
+        )
+
+
+def test_options_are_frozen_dataclasses_with_the_signature_defaults():
+    spec = get_scorer("perturbation")
+    opts = spec.validate({"max_batch_tokens": 7})
+    assert dataclasses.is_dataclass(opts) and opts.max_batch_tokens == 7 and opts.probe == "as_mean"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.probe = "as_joint"
+    assert get_scorer("gradient").defaults()["noise_std"] == 1e-3
+
+
+def test_upcast_is_refused_by_name_where_a_scorer_has_none():
+    assert {"perturbation", "gradient", "gradient_rms", "gradient_avg", "linearized", "path"} <= set(
+        upcast_scorers()
+    )
+    with pytest.raises(ValueError, match="does not run in float32 on request"):
+        OARSettings(method="perturbation_linear", scorer_options={"upcast": True})
+
+
+def test_a_named_setting_and_a_scorer_option_cannot_both_set_noise_std():
+    with pytest.raises(ValueError, match="also named settings"):
+        OARSettings(method="gradient", noise_std=0.1, scorer_options={"noise_std": 0.2})
+    # Either alone is fine; the named one applies only to scorers that take it.
+    assert (
+        OARSettings(method="gradient", scorer_options={"noise_std": 0.2}).resolved_options()["noise_std"]
+        == 0.2
+    )
+    assert OARSettings(method="gradient", noise_std=0.1).resolved_options()["noise_std"] == 0.1
+    assert "noise_std" not in OARSettings(method="perturbation", noise_std=0.1).resolved_options()
+    assert "noise_std" not in OARSettings(method="gradient").resolved_options()  # the scorer's default
+
+
+def test_nested_prerank_options_and_values_are_checked_at_config_time():
+    with pytest.raises(ValueError, match=r"'gradient' has no option\(s\) \['noise'\]"):
+        OARSettings(method="perturbation_prerank", scorer_options={"prerank_options": {"noise": 0.1}})
+    with pytest.raises(ValueError, match="prerank must be a cheap scorer"):
+        OARSettings(method="perturbation_span", scorer_options={"prerank": "perturbation"})
+    with pytest.raises(ValueError, match="spread must be one of"):
+        OARSettings(method="perturbation_refine", scorer_options={"spread": "nope"})
+    with pytest.raises(ValueError, match="takes no scorer options"):
+        OARSettings(method="none", scorer_options={"window": 4})
+
+
+def test_inputs_reach_only_the_scorers_that_need_them():
+    ids, am, rm, an = layout([(2, 5, 1)])
+    oracle = rm.clone()
+    oracle[0, 3] = False
+    got = get_scorer("oracle")(None, ids, am, rm, an, oracle_mask=oracle, generator=torch.Generator())
+    assert torch.equal(got, (oracle & rm).float())
+    assert torch.equal(get_scorer("uniform")(None, ids, am, rm, an, generator=torch.Generator()), rm.float())
+
+
+def test_specs_are_consistent():
+    assert set(model_free_scorers()) == {"random", "uniform", "oracle"}
+    for name, spec in SCORERS.items():
+        assert spec.name == name and spec.doc, name
+        assert (spec.status == "experimental") == bool(spec.why), name
+    assert {n for n, s in SCORERS.items() if s.status == "experimental"} == {
+        "path", "gradient_avg", "perturbation_horizon",
+    }  # fmt: skip
+    assert shared_options("entropy", probe="as_mean", noise_std=0.1) == {}
+    assert shared_options("gradient", probe="lt_logits", noise_std=None) == {"probe": "lt_logits"}
+
+
+def test_registered_scorers_score_through_the_spec_call():
+    model = tiny_lm()
+    ids, am, rm, an = layout([(2, 5, 1), (3, 4, 2)])
+    for name in ("perturbation", "gradient_rms"):
+        spec = get_scorer(name)
+        via_spec = spec(model, ids, am, rm, an, generator=torch.Generator().manual_seed(0))
+        kw = {"generator": torch.Generator().manual_seed(0)} if "randomness" in spec.needs else {}
+        assert torch.equal(via_spec, spec.fn(model, Layout(ids, am, rm, an), **kw))  # exact: the same call
+
+
+def test_the_trainer_refuses_a_scorer_whose_needs_it_cannot_meet():
+    from oarl.integrations.trl.trainer import check_needs
+
+    check_needs("oracle", get_scorer("oracle").needs, has_labeler=True)
+    with pytest.raises(ValueError, match="needs token_labeler="):
+        check_needs("oracle", get_scorer("oracle").needs, has_labeler=False)
+    with pytest.raises(ValueError, match=r"needs \['group_rewards'\]"):
+        check_needs("future", frozenset({"model", "group_rewards"}), has_labeler=True)
+
+
+def test_settings_defaults_are_written_once(tmp_path):
+    """OARConfig's and the testbed's OAR defaults are OARSettings's (which reads the gate's from core.gating)."""
+    from oarl import OARConfig
+    from oarl.core import gating
+    from oarl.testbed.experiment import RLSettings
+
+    assert OARConfig(output_dir=str(tmp_path), **CPU).oar_settings(None) == OARSettings()
+    rl, oar = RLSettings(), OARSettings()
+    assert (rl.probe, rl.tau, rl.beta, rl.floor, rl.noise_std) == (
+        oar.probe,
+        oar.tau,
+        oar.beta,
+        oar.floor,
+        None,
+    )
+    assert (oar.tau, oar.beta, oar.floor) == (gating.TAU, gating.BETA, gating.FLOOR)

@@ -1,0 +1,46 @@
+"""Warm starts: keyed by the data they train on, shipped for the demo and the study, found before training.
+
+The shipped checkpoints (``oarl warmstart --ship``) are what makes a fresh clone's ``make demo`` tell the same
+story on every machine; if the flag task's SFT data changes, the key changes and the first test below fails
+until they are re-made with that command.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from oarl.testbed.tasks import get_task_recipe
+from oarl.testbed.tasks.flag import CHATTER_LEVELS
+from oarl.testbed.warmstart import SHIPPED_DIR, cache_key, checkpoint_name, find_warm_start, warm_start
+
+RECIPE = get_task_recipe("flag")
+
+
+@pytest.mark.parametrize("chatter", sorted(CHATTER_LEVELS))
+def test_the_demo_and_study_warm_starts_ship_and_match_the_task(chatter, tmp_path):
+    task = RECIPE.make(replace(RECIPE.config, chatter=chatter))
+    name = checkpoint_name(task, RECIPE.warm_start)
+    shipped = SHIPPED_DIR / name
+    assert (shipped / "config.json").exists(), (
+        f"no shipped warm start {name} for chatter={chatter}: the task's SFT data or settings changed; "
+        f"re-make them with `oarl warmstart --chatter none,some,heavy --ship`"
+    )
+    meta = json.loads((shipped / "oarl_warmstart.json").read_text())
+    assert meta["task"] == json.loads(json.dumps(task.identity()))
+    assert meta["held_out"]["greedy"] >= 0.9  # the check `--ship` made before copying it
+    # found without training, and without touching the cache
+    assert warm_start(task, RECIPE.warm_start, tmp_path / "cache") == shipped
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_key_follows_the_data_not_the_code():
+    task = RECIPE.make(RECIPE.config)
+    ws = RECIPE.warm_start
+    assert cache_key(task, ws) == cache_key(RECIPE.make(RECIPE.config), ws)
+    other_data = RECIPE.make(replace(RECIPE.config, fidelity=0.7))
+    assert cache_key(other_data, ws) != cache_key(task, ws)
+    assert cache_key(task, replace(ws, max_steps=10)) != cache_key(task, ws)
+    assert find_warm_start(other_data, replace(ws, max_steps=3), "/nonexistent") is None
