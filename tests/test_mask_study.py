@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import tiny_lm
 
-from oarl.core.scorers import perturbation_scores
+from oarl.core.scorers import get_scorer
 from oarl.testbed.mask_study import masked_scores
 
 
@@ -24,7 +24,8 @@ def _row(vocab: int, length: int = 14):
 def test_token_replacement_equals_exact_oar_p(probe):
     model = tiny_lm("llama").eval()
     ids, reasoning, answer = _row(model.config.vocab_size)
-    ref = perturbation_scores(
+    exact = get_scorer("perturbation")  # the registry call takes the four [B, L] tensors
+    ref = exact(
         model,
         ids[None],
         torch.ones_like(ids)[None],
