@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from oarl.batch.spans import completion_span_masks
 from oarl.core.probes import outcome_probe, probe_divergence
+from oarl.core.scorers import get_scorer
 from oarl.testbed.fidelity import row_fidelity, summarize
 from oarl.utils.atomic import atomic_write_json
 
@@ -108,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--tokens", default="pad,unk,space", help="replacement tokens: pad, unk, space or a token"
     )
+    ap.add_argument("--variants", default="mean_embedding,delete", help="non-token variants to add ('' none)")
+    ap.add_argument(
+        "--scorers", default="", help="library scorers to rank beside the variants (default masks)"
+    )
     ap.add_argument("--probe", default="as_mean")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -121,19 +126,27 @@ def main(argv: list[str] | None = None) -> int:
         if tid is None:
             raise ValueError(f"no token {name!r} in this tokenizer")
         variants[f"{name} ({tok.convert_ids_to_tokens(tid)!r})"] = f"token:{tid}"
-    variants["mean_embedding"], variants["delete"] = "mean_embedding", "delete"
+    for v in (v.strip() for v in args.variants.split(",") if v.strip()):
+        variants[v] = v
+    scorers = [s.strip() for s in args.scorers.split(",") if s.strip()]
     with Path(args.data).open() as f:
         pairs = [json.loads(line) for line in f if line.strip()]
     rows = [r for r in (encode_row(tok, p["prompt"], p["completion"]) for p in pairs) if r is not None][
         : args.rows
     ]
-    scores: dict[str, list[Tensor]] = {v: [] for v in variants}
-    seconds = dict.fromkeys(variants, 0.0)
+    scores: dict[str, list[Tensor]] = {v: [] for v in [*variants, *(f"scorer {s}" for s in scorers)]}
+    seconds = dict.fromkeys(scores, 0.0)
     for i, (ids, reasoning, answer) in enumerate(rows):
         for name, variant in variants.items():
             t0 = time.perf_counter()
             scores[name].append(masked_scores(model, ids, reasoning, answer, variant, args.probe))
             seconds[name] += time.perf_counter() - t0
+        for s in scorers:
+            t0 = time.perf_counter()
+            layout = (ids[None], torch.ones_like(ids)[None], reasoning[None], answer[None])
+            out = get_scorer(s)(model, *layout, probe=args.probe, generator=torch.Generator().manual_seed(0))
+            scores[f"scorer {s}"].append(out[0].detach().float())
+            seconds[f"scorer {s}"] += time.perf_counter() - t0
         print(f"row {i + 1}/{len(rows)}: {int(reasoning.sum())} reasoning tokens", flush=True)
     out = {"command": "python -m oarl.testbed.mask_study " + " ".join(sys.argv[1:] if argv is None else argv),
            "rows": len(rows), "reasoning_tokens": [int(r[1].sum()) for r in rows], "seconds": seconds,
