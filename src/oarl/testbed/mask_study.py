@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         for s in scorers:
             t0 = time.perf_counter()
             layout = (ids[None], torch.ones_like(ids)[None], reasoning[None], answer[None])
-            out = get_scorer(s)(model, *layout, probe=args.probe, generator=torch.Generator().manual_seed(0))
+            scorer = get_scorer(s)
+            opts = {"probe": args.probe} if scorer.takes("probe") else {}  # entropy reads no probe
+            out = scorer(model, *layout, generator=torch.Generator().manual_seed(0), **opts)
             scores[f"scorer {s}"].append(out[0].detach().float())
             seconds[f"scorer {s}"] += time.perf_counter() - t0
         print(f"row {i + 1}/{len(rows)}: {int(reasoning.sum())} reasoning tokens", flush=True)
