@@ -34,7 +34,9 @@ OAR_RNG_PREFIX = "oar_rng_state"
 
 
 #: What the trainer can give a scorer (``ScorerSpec.needs``); ``oracle_labels`` only with a ``token_labeler``.
-PROVIDED = frozenset({"model", "gradients", "randomness", "oracle_labels"})
+#: ``group_rewards``: TRL's rewards (the weighted sum over reward functions, NaN where unscorable) and groups of
+#: ``num_generations`` consecutive rows, as TRL's sampler orders them.
+PROVIDED = frozenset({"model", "gradients", "randomness", "oracle_labels", "group_rewards"})
 
 
 def check_needs(method: str, needs: frozenset[str], has_labeler: bool) -> None:
@@ -252,6 +254,9 @@ class OARGRPOTrainer(GRPOTrainer):
             oracle = self.token_labeler(
                 self._tokenizer, out["prompt_ids"], out["completion_ids"], out["completion_mask"]
             )
+        group_ids = rewards = None
+        if "group_rewards" in self._oar_needs:
+            group_ids, rewards = self._oar_group_context(len(out["advantages"]), out["advantages"].device)
         with self._oar_scoring_model(settings.method) as model:
             res = oar_token_advantages(
                 model,
@@ -265,10 +270,40 @@ class OARGRPOTrainer(GRPOTrainer):
                 skip_rows=skip,
                 generator=self._oar_generator,
                 oracle_mask=oracle,
+                group_ids=group_ids,
+                rewards=rewards,
             )
         out["advantages"] = res.advantages
         self._log_oar(mode, res, out["completion_mask"], skip)
         return out
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        """TRL's rewards, ``[N, F]`` gathered over processes; kept for the scorers that need ``group_rewards``."""
+        per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._oar_rewards_per_func = per_func
+        return per_func
+
+    def _oar_group_context(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``group_ids[n]``, ``rewards[n]`` of this process's ``n`` rows.
+
+        TRL gathers the rewards of every process (``[N, F]``) and gives process ``p`` the rows ``[p n, (p + 1) n)``;
+        its sampler repeats each prompt ``num_generations`` times in a row, so global row ``i`` is in group
+        ``i // num_generations``. The reward is TRL's weighted sum over reward functions, NaN where every
+        function returned None. Raises when a group is split over processes (its other rows are not here).
+        """
+        per_func = self._oar_rewards_per_func.to(device)
+        rewards = (per_func * self.reward_weights.to(device).unsqueeze(0)).nansum(dim=1)
+        rewards[torch.isnan(per_func).all(dim=1)] = float("nan")
+        start = self.accelerator.process_index * n
+        index = torch.arange(start, start + n, device=device)
+        group_ids = index // self.num_generations
+        if (torch.unique(group_ids, return_counts=True)[1] != self.num_generations).any():
+            raise ValueError(
+                f"oar_method={self.args.oar_method!r} needs whole groups on each process, but this process's {n} "
+                f"rows split groups of num_generations={self.num_generations}; make the per-process generation "
+                "batch (per_device_train_batch_size * steps_per_generation) a multiple of num_generations"
+            )
+        return group_ids, rewards[start : start + n]
 
     def _log_oar(self, mode: str, res, completion_mask: torch.Tensor, skip: torch.Tensor | None) -> None:
         gather = self.accelerator.gather
