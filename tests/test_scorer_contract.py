@@ -2,7 +2,8 @@
 
 Each scorer, on its default options: returns ``[B, L]`` float32, zero outside the reasoning mask; gives the same
 scores for left and right padding; leaves the model's train/eval modes, ``.grad`` and parameters as they were;
-is deterministic for a given generator; runs through ``OARGRPOTrainer`` for one step.
+is deterministic for a given generator; runs through ``OARGRPOTrainer`` for one step. The layout carries group
+ids and rewards (read by the scorers that need ``group_rewards``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import torch
 from conftest import layout, tiny_lm
 from test_trainer import COMMON, make_trainer, task, varied_reward  # noqa: F401  (task is a fixture)
 
+from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, get_scorer
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
 
 NAMES = sorted(SCORERS)
 # Rows of (prompt, reasoning, answer) lengths; the last has no answer span (it scores 0 everywhere).
 ROWS = [(3, 7, 2), (2, 9, 1), (4, 5, 3), (2, 6, 0)]
+GROUPS, REWARDS = torch.tensor([0, 0, 1, 1]), torch.tensor([1.0, 0.0, 0.5, 2.0])
 
 
 def _oracle(rm: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -27,7 +30,8 @@ def _oracle(rm: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 def score(name: str, model, pad_side: str = "right", seed: int = 0) -> tuple[torch.Tensor, tuple]:
     ids, am, rm, an = batch = layout(ROWS, pad_side=pad_side)
     gen = torch.Generator().manual_seed(seed)
-    return get_scorer(name)(model, *batch, generator=gen, oracle_mask=_oracle(rm, ids)), batch
+    lay = Layout(*batch, group_ids=GROUPS, rewards=REWARDS)
+    return get_scorer(name)(model, lay, generator=gen, oracle_mask=_oracle(rm, ids)), batch
 
 
 @pytest.fixture(scope="module")
