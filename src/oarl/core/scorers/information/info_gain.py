@@ -33,11 +33,13 @@ def _check(opts) -> None:
 
 def _visible_attention(module: nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask, scaling: float,
                        dropout: float = 0.0, *, visible: Tensor, **_: object) -> tuple[Tensor, None]:  # fmt: skip
-    """Attention under ``visible[B, N, N]`` (query x key, bool) instead of the model's mask."""
+    """Attention under ``visible[B, N, N]`` (query x key, bool) instead of the model's mask (SDPA: on GPUs a
+    memory-efficient kernel, without the ``[B, H, N, N]`` scores)."""
     n = module.num_key_value_groups
     key, value = key.repeat_interleave(n, dim=1), value.repeat_interleave(n, dim=1)
-    scores = (query @ key.transpose(-1, -2) * scaling).masked_fill(~visible[:, None], float("-inf"))
-    out = scores.softmax(-1) @ value
+    out = nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=visible[:, None], scale=scaling
+    )
     return out.transpose(1, 2).contiguous(), None
 
 
