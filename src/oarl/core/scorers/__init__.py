@@ -27,6 +27,7 @@ from oarl.core.scorers.gradient.path import path_scores
 from oarl.core.scorers.controls.baselines import entropy_scores, oracle_scores, random_scores, uniform_scores
 from oarl.core.scorers.group.tree import tree_scores
 from oarl.core.scorers.information.info_gain import info_gain_scores
+from oarl.core.scorers.resampling.resample import resample_scores
 from oarl.core.scorers.reference.naive import naive_perturbation_scores
 
 # isort: on
@@ -67,6 +68,7 @@ __all__ = [
     "prerank_perturbation_scores",
     "random_scores",
     "refine_perturbation_scores",
+    "resample_scores",
     "register_scorer",
     "shared_options",
     "tree_scores",
