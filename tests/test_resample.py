@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import layout, tiny_lm
+from test_trainer import COMMON, make_trainer, task  # noqa: F401  (task is a fixture)
 
 from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer
@@ -90,8 +91,38 @@ def test_needs_a_reward_function_and_checks_options():
             get_scorer("resample").validate(bad)
 
 
-def test_the_trainer_refuses_it():
-    from oarl.integrations.trl.trainer import check_needs
+def test_the_trainer_refuses_reward_functions_it_cannot_call():
+    from oarl.integrations.trl.trainer import check_reward_funcs
 
-    with pytest.raises(ValueError, match=r"needs \['generation'\]"):
-        check_needs("resample", get_scorer("resample").needs, has_labeler=False)
+    async def judge(prompts, completions, **kwargs):
+        return [0.0] * len(prompts)
+
+    check_reward_funcs("resample", [reward])
+    for bad in (judge, torch.nn.Linear(1, 1)):
+        with pytest.raises(ValueError, match="plain synchronous callables"):
+            check_reward_funcs("resample", [bad])
+
+
+def test_the_trainers_reward_fn_gives_trls_rewards(task, tmp_path, monkeypatch):  # noqa: F811
+    """Through OARGRPOTrainer: the reward_fn rewards a row's own completion exactly as TRL rewarded it."""
+    import oarl.integrations.trl.trainer as trainer_module
+    from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
+
+    seen = []
+    real = trainer_module.oar_token_advantages
+
+    def spy(model, tok, pids, pmask, cids, cmask, *args, **kwargs):
+        own = [
+            pids[b][pmask[b].bool()].tolist() + cids[b][cmask[b].bool()].tolist() for b in range(len(cids))
+        ]
+        seen.append([kwargs["reward_fn"](b, [own[b]])[0] for b in range(len(own))])
+        return real(model, tok, pids, pmask, cids, cmask, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "oar_token_advantages", spy)
+    options = {"k": 2, "max_new_tokens": 4}
+    args = OARConfig(output_dir=str(tmp_path), oar_method="resample", oar_scorer_options=options, **COMMON)
+    trainer = make_trainer(task, OARGRPOTrainer, args)
+    trainer.train()
+    assert seen[0] == trainer._oar_rewards_per_func[:, 0].tolist()  # exact: small integers, one function
+    logs = [h for h in trainer.state.log_history if "loss" in h][0]
+    assert logs["oar/scored_frac"] > 0 and logs["oar/nonfinite_fallback"] == 0

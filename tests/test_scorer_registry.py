@@ -101,8 +101,8 @@ def test_the_trainer_refuses_a_scorer_whose_needs_it_cannot_meet():
     with pytest.raises(ValueError, match="needs token_labeler="):
         check_needs("oracle", get_scorer("oracle").needs, has_labeler=False)
     check_needs("tree", get_scorer("tree").needs, has_labeler=False)
-    with pytest.raises(ValueError, match=r"needs \['generation'\]"):
-        check_needs("future", frozenset({"model", "generation"}), has_labeler=True)
+    with pytest.raises(ValueError, match=r"needs \['reference_answer'\]"):
+        check_needs("future", frozenset({"model", "reference_answer"}), has_labeler=True)
 
 
 def test_settings_defaults_are_written_once(tmp_path):

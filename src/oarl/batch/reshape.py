@@ -7,7 +7,9 @@ verl or custom loop can call it the same way).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -178,6 +180,11 @@ def group_context(index: Tensor, group_ids: Tensor | None, rewards: Tensor | Non
     return gid, rew
 
 
+def _batch_row_reward(reward_fn: Callable, rows: list[int], row: int, sequences: list[list[int]]):
+    """The batch's ``reward_fn`` called with the batch row of layout row ``row``."""
+    return reward_fn(rows[row], sequences)
+
+
 def oar_token_advantages(
     model: nn.Module,
     tokenizer,
@@ -192,6 +199,7 @@ def oar_token_advantages(
     oracle_mask: Tensor | None = None,
     group_ids: Tensor | None = None,
     rewards: Tensor | None = None,
+    reward_fn: Callable[[int, list[list[int]]], Sequence[float]] | None = None,
 ) -> OARBatchResult:
     """Reshape GRPO advantages per token for a batch of rollouts.
 
@@ -210,6 +218,9 @@ def oar_token_advantages(
             A scorer that needs them sees every row of each group that has a scored row (the context rows, the
             ones not scored, with empty reasoning and answer masks), so that a group statistic is over the
             whole group, not over its scored rows.
+        reward_fn: ``reward_fn(row, sequences) -> rewards``, ``row`` in ``[0, B)``, ``sequences`` full token
+            lists (the row's attended prompt tokens, then a completion); read by scorers that need
+            ``generation`` (e.g. ``resample``).
 
     Returns:
         :class:`OARBatchResult`; rows without an answer span, without reasoning tokens, longer than the
@@ -256,7 +267,10 @@ def oar_token_advantages(
             else torch.cat([pad, oracle_mask[context].to(pad.device).bool()], dim=1)
         )
         layout = Layout(ids, attn, reasoning, answer, *group_context(context, group_ids, rewards))
-        scores = scorer(model, layout, generator=generator, oracle_mask=oracle, **options)[own]
+        row_fn = None if reward_fn is None else partial(_batch_row_reward, reward_fn, context.tolist())
+        scores = scorer(model, layout, generator=generator, oracle_mask=oracle, reward_fn=row_fn, **options)[
+            own
+        ]
         P = prompt_ids.shape[1]
         w, bad = safe_weights(scores[:, P:], spans.reasoning[rows], settings)
         weights[rows] = w.to(weights.dtype)

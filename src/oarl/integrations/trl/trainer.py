@@ -10,6 +10,7 @@ weights.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -35,8 +36,9 @@ OAR_RNG_PREFIX = "oar_rng_state"
 
 #: What the trainer can give a scorer (``ScorerSpec.needs``); ``oracle_labels`` only with a ``token_labeler``.
 #: ``group_rewards``: TRL's rewards (the weighted sum over reward functions, NaN where unscorable) and groups of
-#: ``num_generations`` consecutive rows, as TRL's sampler orders them.
-PROVIDED = frozenset({"model", "gradients", "randomness", "oracle_labels", "group_rewards"})
+#: ``num_generations`` consecutive rows, as TRL's sampler orders them. ``generation``: the policy samples and
+#: TRL's reward functions (plain, synchronous callables on text prompts) reward what it samples.
+PROVIDED = frozenset({"model", "gradients", "randomness", "oracle_labels", "group_rewards", "generation"})
 
 
 def check_needs(method: str, needs: frozenset[str], has_labeler: bool) -> None:
@@ -47,6 +49,22 @@ def check_needs(method: str, needs: frozenset[str], has_labeler: bool) -> None:
     if "oracle_labels" in needs and not has_labeler:
         raise ValueError(
             f"oar_method={method!r} needs token_labeler= (known decisive tokens; testbed tasks only)"
+        )
+
+
+def check_reward_funcs(method: str, reward_funcs: list) -> None:
+    """Refuse, before training, reward functions a ``generation`` scorer cannot call on its samples: reward
+    models (``nn.Module``) and async functions (TRL runs those batched, on its own event loop)."""
+    bad = [
+        getattr(f, "__name__", type(f).__name__)
+        for f in reward_funcs
+        if isinstance(f, nn.Module) or not callable(f) or inspect.iscoroutinefunction(f)
+        or inspect.iscoroutinefunction(type(f).__call__)
+    ]  # fmt: skip
+    if bad:
+        raise ValueError(
+            f"oar_method={method!r} rewards its own samples with the reward functions, which must be plain "
+            f"synchronous callables; not {bad}"
         )
 
 
@@ -189,6 +207,8 @@ class OARGRPOTrainer(GRPOTrainer):
             frozenset() if self.args.oar_method == "none" else get_scorer(self.args.oar_method).needs
         )
         check_needs(self.args.oar_method, self._oar_needs, token_labeler is not None)
+        if "generation" in self._oar_needs:
+            check_reward_funcs(self.args.oar_method, self.reward_funcs)
         self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
         self._oar_generator: torch.Generator | None = None
         backend = DistributedBackend(self.accelerator)
@@ -257,6 +277,9 @@ class OARGRPOTrainer(GRPOTrainer):
         group_ids = rewards = None
         if "group_rewards" in self._oar_needs:
             group_ids, rewards = self._oar_group_context(len(out["advantages"]), out["advantages"].device)
+        reward_fn = (
+            self._oar_reward_fn(inputs, out["prompt_mask"]) if "generation" in self._oar_needs else None
+        )
         with self._oar_scoring_model(settings.method) as model:
             res = oar_token_advantages(
                 model,
@@ -272,6 +295,7 @@ class OARGRPOTrainer(GRPOTrainer):
                 oracle_mask=oracle,
                 group_ids=group_ids,
                 rewards=rewards,
+                reward_fn=reward_fn,
             )
         out["advantages"] = res.advantages
         self._log_oar(mode, res, out["completion_mask"], skip)
@@ -304,6 +328,40 @@ class OARGRPOTrainer(GRPOTrainer):
                 "batch (per_device_train_batch_size * steps_per_generation) a multiple of num_generations"
             )
         return group_ids, rewards[start : start + n]
+
+    def _oar_reward_fn(self, inputs: list[dict], prompt_mask: torch.Tensor) -> Callable:
+        """``reward_fn(row, sequences) -> [k]`` for scorers that need ``generation``: the sampled sequences' tokens
+        after the row's prompt, decoded as TRL decodes completions, rewarded by TRL's reward functions with the
+        row's prompt and dataset columns, weighted and summed as TRL does (NaN where every function returned
+        None). Runs on this process only (no collective), so each process may call it any number of times."""
+        prompt = inputs[0]["prompt"]
+        if not isinstance(prompt, str):
+            raise ValueError(
+                f"oar_method={self.args.oar_method!r} rewards its samples as text completions; conversational "
+                "prompts are not supported yet"
+            )
+        keys = [k for k in inputs[0] if k not in ("prompt", "completion", "completion_ids")]
+        weights = self.reward_weights.float().cpu()
+
+        def reward_fn(row: int, sequences: list[list[int]]) -> list[float]:
+            n = int(prompt_mask[row].sum())
+            ids = [s[n:] for s in sequences]
+            completions = self._tokenizer.batch_decode(ids, skip_special_tokens=True)
+            k = len(sequences)
+            kwargs = {key: [inputs[row][key]] * k for key in keys}
+            per_func = torch.tensor(
+                [
+                    [float("nan") if r is None else float(r) for r in
+                     f(prompts=[inputs[row]["prompt"]] * k, completions=completions, completion_ids=ids,
+                       trainer_state=self.state, **kwargs)]
+                    for f in self.reward_funcs
+                ]
+            ).T  # fmt: skip
+            total = (per_func * weights).nansum(1)
+            total[torch.isnan(per_func).all(1)] = float("nan")
+            return total.tolist()
+
+        return reward_fn
 
     def _log_oar(self, mode: str, res, completion_mask: torch.Tensor, skip: torch.Tensor | None) -> None:
         gather = self.accelerator.gather

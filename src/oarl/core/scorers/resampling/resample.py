@@ -114,9 +114,11 @@ def resample_scores(
     ``dV``). VinePPO uses ``dV_t`` as the token's advantage; through OAR's gate ``credit="aligned"`` (default)
     scores ``dV_t * sign(r - V(prompt))``, ``r`` the row's own reward (the branches that moved the value
     toward the row's outcome are boosted, as ``tree``), ``"abs"`` ``|dV_t|``. ``eos_token_id`` (default: the
-    model's) ends a continuation; ``temperature`` > 0. Cost: ``k`` samples of up to ``max_new_tokens`` tokens
-    for each of the ``T + 1`` cuts, one row at a time. Deterministic for a given ``generator``. Rows without
-    reasoning score 0; the answer span is not read. Returns ``[B, L]`` float32, 0 outside ``reasoning_mask``.
+    model's) ends a continuation (set ``max_new_tokens`` to the completion budget, e.g. the trainer's
+    ``max_completion_length``: a continuation cut short is rewarded as it is); ``temperature`` > 0. Cost:
+    ``k`` samples of up to ``max_new_tokens`` tokens for each of the ``T + 1`` cuts, one row at a time.
+    Deterministic for a given ``generator``. Rows without reasoning score 0; the answer span is not read.
+    Returns ``[B, L]`` float32, 0 outside ``reasoning_mask``.
     """
     if reward_fn is None:
         raise ValueError(
