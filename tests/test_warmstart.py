@@ -13,12 +13,13 @@ from dataclasses import replace
 import pytest
 
 from oarl.testbed.tasks import get_task_recipe
+from oarl.testbed.tasks.flag import CHATTER_LEVELS
 from oarl.testbed.warmstart import SHIPPED_DIR, cache_key, checkpoint_name, find_warm_start, warm_start
 
 RECIPE = get_task_recipe("flag")
 
 
-@pytest.mark.parametrize("chatter", ["none", "some"])  # heavy: being trained
+@pytest.mark.parametrize("chatter", sorted(CHATTER_LEVELS))
 def test_the_demo_and_study_warm_starts_ship_and_match_the_task(chatter, tmp_path):
     task = RECIPE.make(replace(RECIPE.config, chatter=chatter))
     name = checkpoint_name(task, RECIPE.warm_start)
@@ -29,7 +30,7 @@ def test_the_demo_and_study_warm_starts_ship_and_match_the_task(chatter, tmp_pat
     )
     meta = json.loads((shipped / "oarl_warmstart.json").read_text())
     assert meta["task"] == json.loads(json.dumps(task.identity()))
-    assert meta["held_out"]["greedy"] >= 0.95  # the check `--ship` made before copying it
+    assert meta["held_out"]["greedy"] >= 0.9  # the check `--ship` made before copying it
     # found without training, and without touching the cache
     assert warm_start(task, RECIPE.warm_start, tmp_path / "cache") == shipped
     assert not (tmp_path / "cache").exists()

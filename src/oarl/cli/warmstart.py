@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--chatter", default="none,some,heavy", help="comma list of chatter levels")
     p.add_argument("--cache-dir", default="runs/cache")
     p.add_argument("--ship", action="store_true", help="copy each checkpoint into the package")
-    p.add_argument("--min-greedy", type=float, default=0.95, help="held-out greedy accuracy to ship")
+    p.add_argument("--min-greedy", type=float, default=0.9, help="held-out greedy accuracy to ship")
     p.add_argument("--eval-problems", type=int, default=64)
     p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     args = p.parse_args(argv)
