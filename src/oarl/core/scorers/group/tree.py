@@ -51,7 +51,7 @@ def prefix_values(tokens: Tensor, valid: Tensor, rewards: Tensor) -> tuple[Tenso
         "experimental",
         "none",
         check=_check,
-        why="not yet trained with; on the flag warm start it weights the decision 1.58x, decision recall@k 0.32 (random 0.03; docs/study.md)",
+        why="not yet trained with; on the flag warm starts it weights the decision 1.42x / 1.58x (heavy / some chatter), decision recall@k 0.23 / 0.32 (random 0.01 / 0.03; docs/study.md)",
         label="Tree",
     )  # fmt: skip
 )

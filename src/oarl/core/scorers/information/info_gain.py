@@ -162,7 +162,7 @@ def answer_logprobs(model: nn.Module, layout: Layout, cuts: Tensor, cut_valid: T
         "experimental",
         "linear",
         check=_check,
-        why="not yet trained with; on the flag warm start it weights the value digits 1.54x over the decision 1.38x, as OAR-P does (docs/study.md)",
+        why="not yet trained with; on the flag warm starts it weights the decision 2.42x at heavy chatter but the value digits over it at some chatter (1.54x vs 1.38x), as OAR-P does (docs/study.md)",
         label="InfoGain",
     )  # fmt: skip
 )

@@ -90,7 +90,7 @@ def _eos(model: nn.Module, eos_token_id: int | None) -> int | None:
         "experimental",
         "quadratic",
         check=_check,
-        why="not yet trained with; about 1 s a row on the flag warm start (k = 4), where it weights the decision 1.88x (24 rows; docs/study.md)",
+        why="not yet trained with; 1-4 s a row on the flag warm starts (k = 4), where it weights the decision 1.98x / 1.88x (heavy / some chatter; 24 rows; docs/study.md)",
         label="Resample",
     )  # fmt: skip
 )
