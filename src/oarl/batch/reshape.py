@@ -268,9 +268,8 @@ def oar_token_advantages(
         )
         layout = Layout(ids, attn, reasoning, answer, *group_context(context, group_ids, rewards))
         row_fn = None if reward_fn is None else partial(_batch_row_reward, reward_fn, context.tolist())
-        scores = scorer(model, layout, generator=generator, oracle_mask=oracle, reward_fn=row_fn, **options)[
-            own
-        ]
+        scores = scorer(model, layout, generator=generator, oracle_mask=oracle, reward_fn=row_fn, **options)
+        scores = scores[own]  # the context rows of group scorers are read, not scored
         P = prompt_ids.shape[1]
         w, bad = safe_weights(scores[:, P:], spans.reasoning[rows], settings)
         weights[rows] = w.to(weights.dtype)
