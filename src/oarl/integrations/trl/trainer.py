@@ -10,7 +10,6 @@ weights.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from trl.models.utils import unwrap_model_for_generation
 
 from oarl.batch.reshape import OARSettings, context_limit, methods, model_free, oar_token_advantages
 from oarl.core.scorers import get_scorer
+from oarl.integrations.trl.context import RewardFn, check_reward_funcs, local_groups, trl_reward_fn
 
 logger = logging.getLogger(__name__)
 #: ``(tokenizer, prompt_ids [B, P], completion_ids [B, T], completion_mask [B, T]) -> [B, T] bool``
@@ -49,22 +49,6 @@ def check_needs(method: str, needs: frozenset[str], has_labeler: bool) -> None:
     if "oracle_labels" in needs and not has_labeler:
         raise ValueError(
             f"oar_method={method!r} needs token_labeler= (known decisive tokens; testbed tasks only)"
-        )
-
-
-def check_reward_funcs(method: str, reward_funcs: list) -> None:
-    """Refuse, before training, reward functions a ``generation`` scorer cannot call on its samples: reward
-    models (``nn.Module``) and async functions (TRL runs those batched, on its own event loop)."""
-    bad = [
-        getattr(f, "__name__", type(f).__name__)
-        for f in reward_funcs
-        if isinstance(f, nn.Module) or not callable(f) or inspect.iscoroutinefunction(f)
-        or inspect.iscoroutinefunction(type(f).__call__)
-    ]  # fmt: skip
-    if bad:
-        raise ValueError(
-            f"oar_method={method!r} rewards its own samples with the reward functions, which must be plain "
-            f"synchronous callables; not {bad}"
         )
 
 
@@ -308,60 +292,18 @@ class OARGRPOTrainer(GRPOTrainer):
         return per_func
 
     def _oar_group_context(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """``group_ids[n]``, ``rewards[n]`` of this process's ``n`` rows.
+        """``group_ids[n]``, ``rewards[n]`` of this process's ``n`` rows (:func:`.context.local_groups`)."""
+        return local_groups(
+            self._oar_rewards_per_func.to(device), self.reward_weights.to(device), self.accelerator.process_index,
+            n, self.num_generations, self.args.oar_method,
+        )  # fmt: skip
 
-        TRL gathers the rewards of every process (``[N, F]``) and gives process ``p`` the rows ``[p n, (p + 1) n)``;
-        its sampler repeats each prompt ``num_generations`` times in a row, so global row ``i`` is in group
-        ``i // num_generations``. The reward is TRL's weighted sum over reward functions, NaN where every
-        function returned None. Raises when a group is split over processes (its other rows are not here).
-        """
-        per_func = self._oar_rewards_per_func.to(device)
-        rewards = (per_func * self.reward_weights.to(device).unsqueeze(0)).nansum(dim=1)
-        rewards[torch.isnan(per_func).all(dim=1)] = float("nan")
-        start = self.accelerator.process_index * n
-        index = torch.arange(start, start + n, device=device)
-        group_ids = index // self.num_generations
-        if (torch.unique(group_ids, return_counts=True)[1] != self.num_generations).any():
-            raise ValueError(
-                f"oar_method={self.args.oar_method!r} needs whole groups on each process, but this process's {n} "
-                f"rows split groups of num_generations={self.num_generations}; make the per-process generation "
-                "batch (per_device_train_batch_size * steps_per_generation) a multiple of num_generations"
-            )
-        return group_ids, rewards[start : start + n]
-
-    def _oar_reward_fn(self, inputs: list[dict], prompt_mask: torch.Tensor) -> Callable:
-        """``reward_fn(row, sequences) -> [k]`` for scorers that need ``generation``: the sampled sequences' tokens
-        after the row's prompt, decoded as TRL decodes completions, rewarded by TRL's reward functions with the
-        row's prompt and dataset columns, weighted and summed as TRL does (NaN where every function returned
-        None). Runs on this process only (no collective), so each process may call it any number of times."""
-        prompt = inputs[0]["prompt"]
-        if not isinstance(prompt, str):
-            raise ValueError(
-                f"oar_method={self.args.oar_method!r} rewards its samples as text completions; conversational "
-                "prompts are not supported yet"
-            )
-        keys = [k for k in inputs[0] if k not in ("prompt", "completion", "completion_ids")]
-        weights = self.reward_weights.float().cpu()
-
-        def reward_fn(row: int, sequences: list[list[int]]) -> list[float]:
-            n = int(prompt_mask[row].sum())
-            ids = [s[n:] for s in sequences]
-            completions = self._tokenizer.batch_decode(ids, skip_special_tokens=True)
-            k = len(sequences)
-            kwargs = {key: [inputs[row][key]] * k for key in keys}
-            per_func = torch.tensor(
-                [
-                    [float("nan") if r is None else float(r) for r in
-                     f(prompts=[inputs[row]["prompt"]] * k, completions=completions, completion_ids=ids,
-                       trainer_state=self.state, **kwargs)]
-                    for f in self.reward_funcs
-                ]
-            ).T  # fmt: skip
-            total = (per_func * weights).nansum(1)
-            total[torch.isnan(per_func).all(1)] = float("nan")
-            return total.tolist()
-
-        return reward_fn
+    def _oar_reward_fn(self, inputs: list[dict], prompt_mask: torch.Tensor) -> RewardFn:
+        """``reward_fn(row, sequences)`` from TRL's reward functions (:func:`.context.trl_reward_fn`)."""
+        return trl_reward_fn(
+            inputs, prompt_mask, self._tokenizer, self.reward_funcs, self.reward_weights, self.state,
+            self.args.oar_method,
+        )  # fmt: skip
 
     def _log_oar(self, mode: str, res, completion_mask: torch.Tensor, skip: torch.Tensor | None) -> None:
         gather = self.accelerator.gather
