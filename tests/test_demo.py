@@ -29,3 +29,13 @@ def test_cli_help_and_unknown_command(capsys):
     out = capsys.readouterr().out
     assert "demo" in out and "study" in out
     assert cli_main(["nope"]) == 2
+
+
+def test_latest_link_is_made_where_no_cache_exists_yet(tmp_path):
+    """A fresh clone finds the shipped warm start, so the cache folder the link goes in does not exist yet."""
+    from oarl.cli.demo import _link_latest
+
+    target = tmp_path / "shipped" / "flag-sft-x"
+    target.mkdir(parents=True)
+    link = _link_latest(target, tmp_path / "runs" / "cache" / "flag-sft-latest")
+    assert link.resolve() == target.resolve()

@@ -2,32 +2,45 @@
 
 Each scorer, on its default options: returns ``[B, L]`` float32, zero outside the reasoning mask; gives the same
 scores for left and right padding; leaves the model's train/eval modes, ``.grad`` and parameters as they were;
-is deterministic for a given generator; runs through ``OARGRPOTrainer`` for one step.
+is deterministic for a given generator; runs through ``OARGRPOTrainer`` for one step, or is refused by it, by
+name, when it needs what the trainer does not provide. The layout carries group ids and rewards (read by the
+scorers that need ``group_rewards``); a toy ``reward_fn`` is given to those that need ``generation``.
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
 from conftest import layout, tiny_lm
 from test_trainer import COMMON, make_trainer, task, varied_reward  # noqa: F401  (task is a fixture)
 
+from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, get_scorer
-from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
+from oarl.integrations.trl.trainer import PROVIDED, OARConfig, OARGRPOTrainer
 
 NAMES = sorted(SCORERS)
 # Rows of (prompt, reasoning, answer) lengths; the last has no answer span (it scores 0 everywhere).
 ROWS = [(3, 7, 2), (2, 9, 1), (4, 5, 3), (2, 6, 0)]
+GROUPS, REWARDS = torch.tensor([0, 0, 1, 1]), torch.tensor([1.0, 0.0, 0.5, 2.0])
 
 
 def _oracle(rm: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return rm.bool() & (ids % 3 == 0)
 
 
+def _reward(row: int, seqs: list[list[int]]) -> list[float]:
+    return [float(s[-1] % 3) for s in seqs]
+
+
 def score(name: str, model, pad_side: str = "right", seed: int = 0) -> tuple[torch.Tensor, tuple]:
     ids, am, rm, an = batch = layout(ROWS, pad_side=pad_side)
     gen = torch.Generator().manual_seed(seed)
-    return get_scorer(name)(model, *batch, generator=gen, oracle_mask=_oracle(rm, ids)), batch
+    lay = Layout(*batch, group_ids=GROUPS, rewards=REWARDS)
+    spec = get_scorer(name)
+    opts = {"max_new_tokens": 4, "k": 2} if name == "resample" else {}  # keeps the contract fast
+    return spec(model, lay, generator=gen, oracle_mask=_oracle(rm, ids), reward_fn=_reward, **opts), batch
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +92,14 @@ def test_deterministic_for_a_given_generator(name, model):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_one_trainer_step(name, task, tmp_path):  # noqa: F811  (task is the fixture imported above)
-    args = OARConfig(output_dir=str(tmp_path), oar_method=name, **COMMON)
+    fast = {"k": 2, "max_new_tokens": 8} if name == "resample" else None  # keeps the contract fast
+    args = OARConfig(output_dir=str(tmp_path), oar_method=name, oar_scorer_options=fast, **COMMON)
     tok, state, config, data = task
+    missing = sorted(SCORERS[name].needs - PROVIDED)
+    if missing:  # usable from code (and the testbed) only: the trainer refuses it before training, by name
+        with pytest.raises(ValueError, match=re.escape(f"oar_method={name!r} needs {missing}")):
+            make_trainer(task, OARGRPOTrainer, args)
+        return
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_config(config)

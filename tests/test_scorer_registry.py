@@ -73,12 +73,12 @@ def test_inputs_reach_only_the_scorers_that_need_them():
 
 
 def test_specs_are_consistent():
-    assert set(model_free_scorers()) == {"random", "uniform", "oracle"}
+    assert set(model_free_scorers()) == {"random", "uniform", "oracle", "tree"}
     for name, spec in SCORERS.items():
         assert spec.name == name and spec.doc, name
         assert (spec.status == "experimental") == bool(spec.why), name
     assert {n for n, s in SCORERS.items() if s.status == "experimental"} == {
-        "path", "gradient_avg", "perturbation_horizon",
+        "path", "gradient_avg", "perturbation_horizon", "tree", "info_gain", "resample",
     }  # fmt: skip
     assert shared_options("entropy", probe="as_mean", noise_std=0.1) == {}
     assert shared_options("gradient", probe="lt_logits", noise_std=None) == {"probe": "lt_logits"}
@@ -100,8 +100,9 @@ def test_the_trainer_refuses_a_scorer_whose_needs_it_cannot_meet():
     check_needs("oracle", get_scorer("oracle").needs, has_labeler=True)
     with pytest.raises(ValueError, match="needs token_labeler="):
         check_needs("oracle", get_scorer("oracle").needs, has_labeler=False)
-    with pytest.raises(ValueError, match=r"needs \['group_rewards'\]"):
-        check_needs("future", frozenset({"model", "group_rewards"}), has_labeler=True)
+    check_needs("tree", get_scorer("tree").needs, has_labeler=False)
+    with pytest.raises(ValueError, match=r"needs \['reference_answer'\]"):
+        check_needs("future", frozenset({"model", "reference_answer"}), has_labeler=True)
 
 
 def test_settings_defaults_are_written_once(tmp_path):

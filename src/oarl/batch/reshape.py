@@ -7,7 +7,9 @@ verl or custom loop can call it the same way).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -152,6 +154,37 @@ def safe_weights(scores: Tensor, mask: Tensor, settings: OARSettings) -> tuple[T
     return w, bad | late
 
 
+def score_rows(
+    scored: Tensor, needs: frozenset[str], group_ids: Tensor | None, rewards: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """The rows a scorer sees, ``context[n]`` (long), and which of them it scores, ``own[n]`` (bool).
+
+    ``scored[B]`` bool. A scorer that needs ``group_rewards`` sees every row of each group with a scored row
+    (a prefix tree over the scored rows alone would drop, e.g., the group's completions without an answer);
+    any other sees the scored rows only (``own`` all True: the layout is exactly as before group context).
+    """
+    if "group_rewards" not in needs:
+        rows = scored.nonzero().flatten()
+        return rows, torch.ones_like(rows, dtype=torch.bool)
+    if group_ids is None or rewards is None:
+        raise ValueError("this scorer needs group_rewards: pass group_ids= and rewards= (one per row)")
+    group_ids = group_ids.to(scored.device)
+    context = torch.isin(group_ids, group_ids[scored]).nonzero().flatten()
+    return context, scored[context]
+
+
+def group_context(index: Tensor, group_ids: Tensor | None, rewards: Tensor | None) -> tuple:
+    """``(group_ids[index], rewards[index])`` as float32 rewards, each None where not given."""
+    gid = None if group_ids is None else group_ids.to(index.device)[index]
+    rew = None if rewards is None else rewards.to(index.device, torch.float32)[index]
+    return gid, rew
+
+
+def _batch_row_reward(reward_fn: Callable, rows: list[int], row: int, sequences: list[list[int]]):
+    """The batch's ``reward_fn`` called with the batch row of layout row ``row``."""
+    return reward_fn(rows[row], sequences)
+
+
 def oar_token_advantages(
     model: nn.Module,
     tokenizer,
@@ -164,6 +197,9 @@ def oar_token_advantages(
     skip_rows: Tensor | None = None,
     generator: torch.Generator | None = None,
     oracle_mask: Tensor | None = None,
+    group_ids: Tensor | None = None,
+    rewards: Tensor | None = None,
+    reward_fn: Callable[[int, list[list[int]]], Sequence[float]] | None = None,
 ) -> OARBatchResult:
     """Reshape GRPO advantages per token for a batch of rollouts.
 
@@ -177,6 +213,14 @@ def oar_token_advantages(
         skip_rows: ``[B]`` bool, rows not to score (e.g. zero-advantage groups): weights 1.
         generator: randomness for OAR-G noise / random scores.
         oracle_mask: ``[B, T]`` bool, known decisive completion tokens (only the ``oracle`` scorer reads it).
+        group_ids, rewards: ``[B]`` each, the prompt group of each row and its scalar reward (NaN: unscorable);
+            required by scorers that need ``group_rewards``, passed in the layout to every scorer when given.
+            A scorer that needs them sees every row of each group that has a scored row (the context rows, the
+            ones not scored, with empty reasoning and answer masks), so that a group statistic is over the
+            whole group, not over its scored rows.
+        reward_fn: ``reward_fn(row, sequences) -> rewards``, ``row`` in ``[0, B)``, ``sequences`` full token
+            lists (the row's attended prompt tokens, then a completion); read by scorers that need
+            ``generation`` (e.g. ``resample``).
 
     Returns:
         :class:`OARBatchResult`; rows without an answer span, without reasoning tokens, longer than the
@@ -209,18 +253,23 @@ def oar_token_advantages(
     nonfinite = none.clone()
     rows = scored.nonzero().flatten()
     if len(rows):
-        ids = torch.cat([prompt_ids[rows], completion_ids[rows]], dim=1)
-        attn = torch.cat([prompt_mask[rows], completion_mask[rows]], dim=1)
-        pad = torch.zeros_like(prompt_ids[rows], dtype=torch.bool)
-        reasoning = torch.cat([pad, spans.reasoning[rows]], dim=1)
-        answer = torch.cat([pad, spans.answer[rows]], dim=1)
-        oracle = (
-            None if oracle_mask is None else torch.cat([pad, oracle_mask[rows].to(pad.device).bool()], dim=1)
-        )
         options = settings.resolved_options()
         scorer = get_scorer(settings.method)
-        layout = Layout(ids, attn, reasoning, answer)
-        scores = scorer(model, layout, generator=generator, oracle_mask=oracle, **options)
+        context, own = score_rows(scored, scorer.needs, group_ids, rewards)
+        ids = torch.cat([prompt_ids[context], completion_ids[context]], dim=1)
+        attn = torch.cat([prompt_mask[context], completion_mask[context]], dim=1)
+        pad = torch.zeros_like(prompt_ids[context], dtype=torch.bool)
+        reasoning = torch.cat([pad, spans.reasoning[context] & own[:, None]], dim=1)
+        answer = torch.cat([pad, spans.answer[context] & own[:, None]], dim=1)
+        oracle = (
+            None
+            if oracle_mask is None
+            else torch.cat([pad, oracle_mask[context].to(pad.device).bool()], dim=1)
+        )
+        layout = Layout(ids, attn, reasoning, answer, *group_context(context, group_ids, rewards))
+        row_fn = None if reward_fn is None else partial(_batch_row_reward, reward_fn, context.tolist())
+        scores = scorer(model, layout, generator=generator, oracle_mask=oracle, reward_fn=row_fn, **options)
+        scores = scores[own]  # the context rows of group scorers are read, not scored
         P = prompt_ids.shape[1]
         w, bad = safe_weights(scores[:, P:], spans.reasoning[rows], settings)
         weights[rows] = w.to(weights.dtype)

@@ -64,6 +64,7 @@ def _link_latest(target: Path, link: Path) -> Path:
     """Point ``link`` at the warm start just used (atomically), so commands can name it without its hash."""
     import os
 
+    link.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone uses a shipped warm start: no cache yet
     tmp = link.with_name(link.name + f".tmp{os.getpid()}")
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(target.resolve(), target_is_directory=True)

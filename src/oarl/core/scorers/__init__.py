@@ -25,6 +25,9 @@ from oarl.core.scorers.gradient.variants import gradient_avg_scores, gradient_rm
 from oarl.core.scorers.gradient.linearized import linearized_scores
 from oarl.core.scorers.gradient.path import path_scores
 from oarl.core.scorers.controls.baselines import entropy_scores, oracle_scores, random_scores, uniform_scores
+from oarl.core.scorers.group.tree import tree_scores
+from oarl.core.scorers.information.info_gain import info_gain_scores
+from oarl.core.scorers.resampling.resample import resample_scores
 from oarl.core.scorers.reference.naive import naive_perturbation_scores
 
 # isort: on
@@ -53,6 +56,7 @@ __all__ = [
     "gradient_avg_scores",
     "gradient_rms_scores",
     "gradient_scores",
+    "info_gain_scores",
     "horizon_perturbation_scores",
     "linear_perturbation_scores",
     "linearized_scores",
@@ -64,8 +68,10 @@ __all__ = [
     "prerank_perturbation_scores",
     "random_scores",
     "refine_perturbation_scores",
+    "resample_scores",
     "register_scorer",
     "shared_options",
+    "tree_scores",
     "span_perturbation_scores",
     "uniform_scores",
     "unregister_scorer",

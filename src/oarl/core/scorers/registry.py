@@ -1,11 +1,12 @@
 """The scorer registry: each scorer is declared once, where it is defined, as a :class:`ScorerSpec`.
 
-A scorer is a function ``fn(model, layout, <options>, [generator], [oracle_mask]) -> Tensor[B, L]`` (float32, 0
+A scorer is a function ``fn(model, layout, <options>, [generator], [oracle_mask], [reward_fn]) -> Tensor[B, L]``
+(float32, 0
 outside the reasoning mask; ``layout`` a :class:`~oarl.core.layout.Layout`). Its keyword parameters
 with defaults are its options: :func:`register_scorer` turns them into a frozen dataclass
 (``spec.options``), so each default is written once, in the signature, and an option the scorer does not take
-fails loudly (with the valid keys listed) instead of being ignored. ``generator`` and ``oracle_mask`` are not
-options but inputs the caller provides, declared in ``needs``. As verl's ``core_algos`` registry, but a name
+fails loudly (with the valid keys listed) instead of being ignored. ``generator``, ``oracle_mask`` and
+``reward_fn`` are not options but inputs the caller provides, declared in ``needs``. As verl's ``core_algos`` registry, but a name
 registered twice raises.
 """
 
@@ -31,7 +32,7 @@ NEEDS = {
     # Reserved for the coming credit families (information gain, prefix trees, resampling):
     "group_rewards": "reads the rewards of the row's group",
     "reference_answer": "reads the reference answer",
-    "generation": "samples continuations from the policy",
+    "generation": "samples continuations from the policy and rewards them with the caller's ``reward_fn``",
 }
 STATUSES = {
     "recommended": 'won or tied in the project\'s measurements (docs/fidelity.md; docs/performance.md, "Past T²")',
@@ -47,7 +48,7 @@ COSTS = {
     "quadratic": "masked copies: ~T^2 / 2 token-passes, or a fraction of that",
 }
 #: Inputs that come from ``needs`` rather than from the options.
-_INPUTS = {"generator": "randomness", "oracle_mask": "oracle_labels"}
+_INPUTS = {"generator": "randomness", "oracle_mask": "oracle_labels", "reward_fn": "generation"}
 _LAYOUT = ("model", "layout")
 
 
@@ -130,18 +131,20 @@ class ScorerSpec:
         *,
         generator=None,
         oracle_mask: Tensor | None = None,
+        reward_fn: Callable[..., Any] | None = None,
         **options: Any,
     ) -> Tensor:
         """Score a batch: ``[B, L]`` float32. ``layout``: a :class:`Layout`, or its four ``[B, L]`` tensors
         (``input_ids, attention_mask, reasoning_mask, answer_mask``). Options are validated; ``generator`` /
-        ``oracle_mask`` are passed only to a scorer that ``needs`` them (callers may always provide them)."""
+        ``oracle_mask`` / ``reward_fn`` are passed only to a scorer that ``needs`` them (callers may always
+        provide them)."""
         if not isinstance(layout, Layout):
             layout = Layout(layout, attention_mask, reasoning_mask, answer_mask)
         elif attention_mask is not None or reasoning_mask is not None or answer_mask is not None:
             raise TypeError("pass a Layout or its four tensors, not both")
         valid = self.validate(options)
         opts = {f.name: getattr(valid, f.name) for f in dataclasses.fields(valid)}  # no deep copy (asdict)
-        inputs = {"generator": generator, "oracle_mask": oracle_mask}
+        inputs = {"generator": generator, "oracle_mask": oracle_mask, "reward_fn": reward_fn}
         kw = {k: v for k, v in inputs.items() if _INPUTS[k] in self.needs}
         return self.fn(model, layout, **opts, **kw)
 

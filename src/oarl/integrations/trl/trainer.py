@@ -24,6 +24,7 @@ from trl.models.utils import unwrap_model_for_generation
 
 from oarl.batch.reshape import OARSettings, context_limit, methods, model_free, oar_token_advantages
 from oarl.core.scorers import get_scorer
+from oarl.integrations.trl.context import RewardFn, check_reward_funcs, local_groups, trl_reward_fn
 
 logger = logging.getLogger(__name__)
 #: ``(tokenizer, prompt_ids [B, P], completion_ids [B, T], completion_mask [B, T]) -> [B, T] bool``
@@ -34,7 +35,10 @@ OAR_RNG_PREFIX = "oar_rng_state"
 
 
 #: What the trainer can give a scorer (``ScorerSpec.needs``); ``oracle_labels`` only with a ``token_labeler``.
-PROVIDED = frozenset({"model", "gradients", "randomness", "oracle_labels"})
+#: ``group_rewards``: TRL's rewards (the weighted sum over reward functions, NaN where unscorable) and groups of
+#: ``num_generations`` consecutive rows, as TRL's sampler orders them. ``generation``: the policy samples and
+#: TRL's reward functions (plain, synchronous callables on text prompts) reward what it samples.
+PROVIDED = frozenset({"model", "gradients", "randomness", "oracle_labels", "group_rewards", "generation"})
 
 
 def check_needs(method: str, needs: frozenset[str], has_labeler: bool) -> None:
@@ -187,6 +191,8 @@ class OARGRPOTrainer(GRPOTrainer):
             frozenset() if self.args.oar_method == "none" else get_scorer(self.args.oar_method).needs
         )
         check_needs(self.args.oar_method, self._oar_needs, token_labeler is not None)
+        if "generation" in self._oar_needs:
+            check_reward_funcs(self.args.oar_method, self.reward_funcs)
         self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
         self._oar_generator: torch.Generator | None = None
         backend = DistributedBackend(self.accelerator)
@@ -252,6 +258,12 @@ class OARGRPOTrainer(GRPOTrainer):
             oracle = self.token_labeler(
                 self._tokenizer, out["prompt_ids"], out["completion_ids"], out["completion_mask"]
             )
+        group_ids = rewards = None
+        if "group_rewards" in self._oar_needs:
+            group_ids, rewards = self._oar_group_context(len(out["advantages"]), out["advantages"].device)
+        reward_fn = (
+            self._oar_reward_fn(inputs, out["prompt_mask"]) if "generation" in self._oar_needs else None
+        )
         with self._oar_scoring_model(settings.method) as model:
             res = oar_token_advantages(
                 model,
@@ -265,10 +277,33 @@ class OARGRPOTrainer(GRPOTrainer):
                 skip_rows=skip,
                 generator=self._oar_generator,
                 oracle_mask=oracle,
+                group_ids=group_ids,
+                rewards=rewards,
+                reward_fn=reward_fn,
             )
         out["advantages"] = res.advantages
         self._log_oar(mode, res, out["completion_mask"], skip)
         return out
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        """TRL's rewards, ``[N, F]`` gathered over processes; kept for the scorers that need ``group_rewards``."""
+        per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._oar_rewards_per_func = per_func
+        return per_func
+
+    def _oar_group_context(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``group_ids[n]``, ``rewards[n]`` of this process's ``n`` rows (:func:`.context.local_groups`)."""
+        return local_groups(
+            self._oar_rewards_per_func.to(device), self.reward_weights.to(device), self.accelerator.process_index,
+            n, self.num_generations, self.args.oar_method,
+        )  # fmt: skip
+
+    def _oar_reward_fn(self, inputs: list[dict], prompt_mask: torch.Tensor) -> RewardFn:
+        """``reward_fn(row, sequences)`` from TRL's reward functions (:func:`.context.trl_reward_fn`)."""
+        return trl_reward_fn(
+            inputs, prompt_mask, self._tokenizer, self.reward_funcs, self.reward_weights, self.state,
+            self.args.oar_method,
+        )  # fmt: skip
 
     def _log_oar(self, mode: str, res, completion_mask: torch.Tensor, skip: torch.Tensor | None) -> None:
         gather = self.accelerator.gather

@@ -1,0 +1,150 @@
+"""Where each credit family puts its weight on the flag task: mean gated weight per token role, decision recall.
+
+For a shipped flag warm start (chatter ``some`` / ``none``): ``--prompts`` held-out problems, ``--group``
+sampled completions each (the RL temperature), rewarded by the task. Each scorer scores the rows of the groups
+whose rewards differ (the rows the trainer scores: a group rewarded alike has advantage 0) with the group
+context in the layout (``tree`` reads it), and the study's gate (``RLSettings``: tau, beta, floor) turns the
+scores into weights. Reported per scorer, over the reasoning tokens of those rows:
+
+* ``weights``: the mean gated weight of the tokens of each role (token-weighted over rows; 1.0 = uniform):
+  ``decision`` (the flag-decided operators, the oracle arm's tokens), then by ``token_roles`` for the rest:
+  ``causal`` (values the answer reads), ``distractor``, ``chatter``, ``format``;
+* ``decision_recall``: recall@k of the decision tokens (k = their number in the row), mean over rows;
+* ``seconds``: scoring time on one thread.
+
+``resample`` (``k`` continuations from every prefix) is run on the first ``--resample-rows`` rows only and
+reported with its row count. One torch thread. Each level is written to ``--out`` when done (the levels not
+measured in this run are kept), about 1.5 / 1.5 / 3.5 minutes for none / some / heavy.
+
+    OMP_NUM_THREADS=1 python benchmarks/role_weights_credit.py --chatter some,none
+    OMP_NUM_THREADS=1 python benchmarks/role_weights_credit.py --chatter heavy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM
+
+from oarl.core.diagnostics import oracle_recall
+from oarl.core.gating import bilevel_weights
+from oarl.core.layout import Layout
+from oarl.core.scorers import get_scorer, shared_options
+from oarl.math.evaluation import generate_completions
+from oarl.testbed.oracle import text_batch
+from oarl.testbed.tasks.base import completion_token_mask, token_roles
+from oarl.testbed.tasks.flag_task import flag_recipe
+from oarl.testbed.warmstart import find_warm_start
+from oarl.utils.checkpoint import load_tokenizer
+
+ROLES = ("decision", "causal", "distractor", "chatter", "format")
+METHODS = ("perturbation", "gradient", "entropy", "random", "tree", "info_gain", "resample")
+
+
+def measure(chatter: str, a: argparse.Namespace) -> dict:
+    recipe = flag_recipe()
+    task = recipe.make(replace(recipe.config, chatter=chatter))
+    rl = recipe.rl
+    ckpt = find_warm_start(task, recipe.warm_start, a.cache_dir)
+    if ckpt is None:
+        return {"skipped": "no shipped or cached warm start"}
+    tok = load_tokenizer(ckpt)
+    model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
+    problems = task.problems(a.prompts, seed=40_000)
+    prompts = [p.prompt for p in problems for _ in range(a.group)]
+    answers = [p.answer for p in problems for _ in range(a.group)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(a.seed)
+        comps = generate_completions(
+            model, tok, prompts, rl.max_completion_length, do_sample=True, temperature=rl.temperature
+        )
+    rewards = torch.tensor(task.reward(prompts, comps, answers), dtype=torch.float32)
+    groups = torch.arange(a.prompts).repeat_interleave(a.group)
+    spread = rewards.view(-1, a.group).std(-1).repeat_interleave(a.group) > 0
+    batch = text_batch(tok, prompts, comps, offsets=True)
+    ids, am = batch["input_ids"], batch["attention_mask"]
+    P = ids.shape[1] - batch["completion_offsets"].shape[1]  # prompt width (left padded)
+    keep = spread & batch["reasoning_mask"].any(-1) & batch["answer_mask"].any(-1)
+    rm = batch["reasoning_mask"] & keep[:, None]
+    an = batch["answer_mask"] & keep[:, None]
+    decision = torch.zeros_like(rm)
+    decision[:, P:] = completion_token_mask(tok, ids[:, :P], ids[:, P:], am[:, P:], task.decision_chars)
+    decision &= rm
+    role = {r: torch.zeros_like(rm) for r in ROLES[1:]}
+    for b in range(len(comps)):
+        n = int(am[b, P:].sum())
+        for t, r in enumerate(token_roles(tok, prompts[b], ids[b, P : P + n].tolist(), task)):
+            if r in role:
+                role[r][b, P + t] = True
+    role = {"decision": decision, **{r: m & rm & ~decision for r, m in role.items()}}
+    layout = Layout(ids, am, rm, an, group_ids=groups, rewards=rewards)
+    prompt_len = am[:, :P].sum(-1)
+
+    def reward_fn(row: int, seqs: list[list[int]]) -> list[float]:
+        texts = [tok.decode(s[int(prompt_len[row]) :], skip_special_tokens=True) for s in seqs]
+        return task.reward([prompts[row]] * len(seqs), texts, [answers[row]] * len(seqs))
+
+    out = {"rows": int(keep.sum()), "groups_with_spread": int(spread.view(-1, a.group)[:, 0].sum()),
+           "mean_reward": float(rewards.mean()), "scorers": {}}  # fmt: skip
+    for method in a.methods.split(","):
+        lay = layout
+        if method == "resample":  # the first rows only (k continuations from every prefix)
+            few = keep & (keep.cumsum(0) <= a.resample_rows)
+            lay = layout.replace(reasoning_mask=rm & few[:, None], answer_mask=an & few[:, None])
+        opts = shared_options(method, probe=rl.probe, noise_std=rl.noise_std)
+        if method == "resample":
+            opts |= {"k": a.k, "max_new_tokens": rl.max_completion_length, "eos_token_id": tok.eos_token_id,
+                     "temperature": rl.temperature}  # fmt: skip
+        t0 = time.perf_counter()
+        scores = get_scorer(method)(
+            model, lay, generator=torch.Generator().manual_seed(0), reward_fn=reward_fn, **opts
+        )
+        seconds = time.perf_counter() - t0
+        mask = lay.reasoning_mask
+        rows = mask.any(-1)
+        w = bilevel_weights(scores.where(mask, 0.0), mask, rl.tau, rl.beta, rl.floor)
+        weights = {
+            r: round(float(w[m & mask].mean()), 3) if (m & mask).any() else None for r, m in role.items()
+        }
+        recall = oracle_recall(scores[rows], decision[rows], mask[rows])
+        out["scorers"][method] = {
+            "weights": weights,
+            "decision_recall": round(float(recall.nanmean()), 3),
+            "rows": int(rows.sum()),
+            "seconds": round(seconds, 2),
+        }
+        print(chatter, method, out["scorers"][method], flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chatter", default="heavy,some,none")
+    ap.add_argument("--prompts", type=int, default=64)
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--resample-rows", type=int, default=24)
+    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache-dir", default="runs/cache")
+    ap.add_argument("--out", default="docs/role_weights_credit_flag.json")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    out = Path(a.out)
+    result = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}  # other levels are kept
+    for level in a.chatter.split(","):
+        t0 = time.perf_counter()
+        result[level] = measure(level, a)
+        result[level]["settings"] = {k: v for k, v in vars(a).items() if k not in ("out", "chatter")}
+        result[level]["seconds"] = round(time.perf_counter() - t0, 1)
+        out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+        print(f"wrote {out} ({level}: {result[level]['seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The resampling scorer (VinePPO): a cached sampler and one value per cut == a slow loop of plain forwards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import layout, tiny_lm
+from test_trainer import COMMON, make_trainer, task  # noqa: F401  (task is a fixture)
+
+from oarl.core.layout import Layout
+from oarl.core.scorers import get_scorer
+from oarl.core.scorers.resampling.resample import sample_continuations
+
+ROWS = [(3, 4, 2), (2, 5, 0)]
+EOS = 7
+
+
+def reward(row: int, seqs: list[list[int]]) -> list[float]:
+    """A reward that depends on the sampled tokens: the last token's residue, plus the length's."""
+    return [float(s[-1] % 3) + 0.5 * (len(s) % 2) for s in seqs]
+
+
+def slow_sample(model, prefix: list[int], k: int, n: int, eos: int, g: torch.Generator) -> list[list[int]]:
+    """No cache: a full forward of all k sequences per step (finished ones keep drawing, as the scorer does)."""
+    seqs = torch.tensor([prefix] * k)
+    out: list[list[int]] = [[] for _ in range(k)]
+    done = torch.zeros(k, dtype=torch.bool)
+    for i in range(n):
+        with torch.no_grad():
+            logits = model(input_ids=seqs).logits[:, -1].float()
+        tok = torch.multinomial(logits.softmax(-1), 1, generator=g).squeeze(-1)
+        for j in (~done).nonzero().flatten().tolist():
+            out[j].append(int(tok[j]))
+        done |= tok == eos
+        if bool(done.all()) or i == n - 1:
+            break
+        seqs = torch.cat([seqs, tok[:, None]], 1)
+    return [prefix + o for o in out]
+
+
+def brute_force(model, ids, am, rm, k, n, g, credit="aligned") -> torch.Tensor:
+    out = torch.zeros(ids.shape, dtype=torch.float64)
+    for b in range(len(ids)):
+        cols = [j for j in range(ids.shape[1]) if am[b, j]]
+        r = [j for j in cols if rm[b, j]]
+        values = {}
+        for c in sorted({*r, *(max(j for j in cols if j < t) for t in r)}):
+            seqs = slow_sample(model, [int(ids[b, j]) for j in cols if j <= c], k, n, EOS, g)
+            values[c] = sum(reward(b, seqs)) / k
+        root = values[max(j for j in cols if j < r[0])]
+        own = reward(b, [[int(ids[b, j]) for j in cols]])[0]
+        for t in r:
+            dv = values[t] - values[max(j for j in cols if j < t)]
+            out[b, t] = dv * ((own > root) - (own < root)) if credit == "aligned" else abs(dv)
+    return out
+
+
+@pytest.mark.parametrize("credit", ["aligned", "abs"])
+def test_matches_a_slow_loop(credit):
+    model = tiny_lm("llama", vocab=12)
+    ids, am, rm, an = layout(ROWS, vocab=12, pad_side="left")
+    got = get_scorer("resample")(
+        model, ids, am, rm, an, generator=torch.Generator().manual_seed(3), reward_fn=reward,
+        k=3, max_new_tokens=5, eos_token_id=EOS, credit=credit,
+    )  # fmt: skip
+    want = brute_force(model, ids, am, rm, 3, 5, torch.Generator().manual_seed(3), credit)
+    torch.testing.assert_close(got.double(), want, rtol=0, atol=1e-6)
+    assert (got[rm] != 0).sum() >= 3 and (got[~rm] == 0).all()
+
+
+def test_the_sampler_stops_at_eos_and_keeps_it():
+    model = tiny_lm("llama", vocab=12)
+    g = torch.Generator().manual_seed(0)
+    seqs = sample_continuations(model, torch.tensor([1, 2, 3]), 16, 6, 1.0, EOS, g)
+    assert all(s[:3] == [1, 2, 3] and 3 < len(s) <= 9 for s in seqs)
+    assert all(EOS not in s[3:-1] for s in seqs) and any(s[-1] == EOS and len(s) < 9 for s in seqs)
+
+
+def test_needs_a_reward_function_and_checks_options():
+    ids, am, rm, an = layout(ROWS)
+    with pytest.raises(ValueError, match="reward_fn"):
+        get_scorer("resample")(tiny_lm(), Layout(ids, am, rm, an), generator=torch.Generator())
+    for bad in (
+        {"k": 0},
+        {"max_new_tokens": 1.5},
+        {"temperature": 0},
+        {"credit": "x"},
+        {"step_token_ids": ("a",)},
+    ):
+        with pytest.raises(ValueError, match="resample"):
+            get_scorer("resample").validate(bad)
+
+
+def test_the_trainer_refuses_reward_functions_it_cannot_call():
+    from oarl.integrations.trl.trainer import check_reward_funcs
+
+    async def judge(prompts, completions, **kwargs):
+        return [0.0] * len(prompts)
+
+    check_reward_funcs("resample", [reward])
+    for bad in (judge, torch.nn.Linear(1, 1)):
+        with pytest.raises(ValueError, match="plain synchronous callables"):
+            check_reward_funcs("resample", [bad])
+
+
+def test_the_trainers_reward_fn_gives_trls_rewards(task, tmp_path, monkeypatch):  # noqa: F811
+    """Through OARGRPOTrainer: the reward_fn rewards a row's own completion exactly as TRL rewarded it."""
+    import oarl.integrations.trl.trainer as trainer_module
+    from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
+
+    seen = []
+    real = trainer_module.oar_token_advantages
+
+    def spy(model, tok, pids, pmask, cids, cmask, *args, **kwargs):
+        own = [
+            pids[b][pmask[b].bool()].tolist() + cids[b][cmask[b].bool()].tolist() for b in range(len(cids))
+        ]
+        seen.append([kwargs["reward_fn"](b, [own[b]])[0] for b in range(len(own))])
+        return real(model, tok, pids, pmask, cids, cmask, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "oar_token_advantages", spy)
+    options = {"k": 2, "max_new_tokens": 4}
+    args = OARConfig(output_dir=str(tmp_path), oar_method="resample", oar_scorer_options=options, **COMMON)
+    trainer = make_trainer(task, OARGRPOTrainer, args)
+    trainer.train()
+    assert seen[0] == trainer._oar_rewards_per_func[:, 0].tolist()  # exact: small integers, one function
+    logs = [h for h in trainer.state.log_history if "loss" in h][0]
+    assert logs["oar/scored_frac"] > 0 and logs["oar/nonfinite_fallback"] == 0
