@@ -131,7 +131,8 @@ def fit_context(
             f"{max_new_tokens} (first: row {long[0]}, {len(ids[long[0]])} tokens); use --long_prompts skip|truncate"
         )
     if policy == "skip":
-        keep = [i for i in range(len(texts)) if i not in set(long)]
+        over = set(long)
+        keep = [i for i in range(len(texts)) if i not in over]
         return [texts[i] for i in keep], keep, long
     out = list(texts)
     for i in long:  # decoding ids back is exact for the byte-level BPE tokenizers this targets

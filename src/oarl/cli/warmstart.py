@@ -34,7 +34,6 @@ def main(argv: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from transformers import AutoModelForCausalLM
 
     from oarl.testbed.evaluate import evaluate_policy
@@ -42,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from oarl.testbed.tasks.flag import CHATTER_LEVELS
     from oarl.testbed.warmstart import SHIPPED_DIR, warm_start
     from oarl.utils.checkpoint import load_tokenizer
+    from oarl.utils.threads import set_threads
 
     recipe = get_task_recipe("flag")
     levels = [c.strip() for c in args.chatter.split(",") if c.strip()]
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     for level in levels:
         task = recipe.make(replace(recipe.config, chatter=level))
         ckpt = Path(warm_start(task, recipe.warm_start, args.cache_dir, threads=args.threads))
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
         model = AutoModelForCausalLM.from_pretrained(ckpt)
         held_out = task.problems(args.eval_problems, seed=30_000)
         m = evaluate_policy(model, load_tokenizer(ckpt), task, held_out, 4, recipe.rl.max_completion_length,

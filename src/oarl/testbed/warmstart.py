@@ -21,6 +21,7 @@ from pathlib import Path
 from oarl.testbed.tasks import arith
 from oarl.testbed.tasks.arith_task import ArithTask
 from oarl.testbed.tasks.base import TestbedTask
+from oarl.utils.threads import set_threads
 
 #: Bump when the SFT procedure in :func:`warm_start` changes what it trains (not for moves or comments).
 WARMSTART_FORMAT = 2
@@ -89,7 +90,10 @@ def _complete(path: Path) -> bool:
 
 def find_warm_start(task, ws: WarmStartConfig, cache_dir: str | Path) -> Path | None:
     """The shipped checkpoint for (task, ws), else the cached one, else ``None``."""
-    name = checkpoint_name(task, ws)
+    return _find(checkpoint_name(task, ws), cache_dir)
+
+
+def _find(name: str, cache_dir: str | Path) -> Path | None:
     for root in (SHIPPED_DIR, Path(cache_dir)):
         if _complete(root / name):
             return root / name
@@ -114,15 +118,14 @@ def warm_start(
     from oarl.testbed.experiment import StepProgress
 
     task = as_task(task)
-    found = find_warm_start(task, ws, cache_dir)
+    name = checkpoint_name(task, ws)  # the data fingerprint behind it is computed once
+    found = _find(name, cache_dir)
     if found is not None:
         return found
-    path = Path(cache_dir) / checkpoint_name(task, ws)
+    path = Path(cache_dir) / name
     tmp = path.with_name(path.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    before = set_threads(threads) if threads is not None else torch.get_num_threads()
     try:
         tok = arith.build_tokenizer()
         model = arith.build_tiny_model(
