@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,25 @@ from oarl.utils.checkpoint import load_tokenizer
 
 @dataclass(frozen=True)
 class Arm:
-    """A credit-assignment arm: the trainer's ``oar_method`` plus any extra ``GRPOConfig`` fields."""
+    """A credit-assignment arm: the trainer's ``oar_method``, any extra ``GRPOConfig`` fields, and the scorer's
+    options, from ``scorer_options(tokenizer, rl)`` when they depend on the run (a delimiter's token id, the
+    completion budget)."""
 
     name: str
     label: str
     oar_method: str
     trl_fields: tuple[tuple[str, Any], ...] = ()
+    scorer_options: Callable[[Any, RLSettings], dict] | None = None
+
+
+def per_step_resampling(tokenizer, rl: RLSettings) -> dict:
+    """VinePPO as the study runs it: k = 4 continuations of the whole remaining budget from the end of every
+    ``;``-delimited step (the testbed's reasoning steps), so a continuation is never cut short."""
+    return {
+        "k": 4,
+        "max_new_tokens": rl.max_completion_length,
+        "step_token_ids": (tokenizer.convert_tokens_to_ids(";"),),
+    }
 
 
 #: The arms of the study (issue "the proof"): plain GRPO, OAR-G, OAR-P, our entropy weighting through the same
@@ -49,6 +63,7 @@ ARMS: dict[str, Arm] = {
         Arm("trl_entropy", "TRL top-entropy 20%", "none", (("top_entropy_quantile", 0.2),)),
         Arm("random", "random (gated)", "random"),
         Arm("oracle", "oracle", "oracle"),
+        Arm("resample", "Resample (per step)", "resample", scorer_options=per_step_resampling),
     )
 }
 
@@ -258,6 +273,8 @@ def run_arm(
     model = AutoModelForCausalLM.from_pretrained(model_path)
     train = rl_dataset(task, rl.steps * rl.prompts_per_step, seed=20_000 + seed)
     fields = {**rl.extra, **dict(arm.trl_fields)}
+    if arm.scorer_options is not None:
+        fields["oar_scorer_options"] = arm.scorer_options(tok, rl)
     args = OARConfig(
         output_dir=str(out_dir / f"{arm.name}-seed{seed}"), oar_method=arm.oar_method, oar_probe=rl.probe,
         oar_probe_warmup_steps=rl.probe_warmup_steps, oar_tau=rl.tau, oar_beta=rl.beta, oar_floor=rl.floor,

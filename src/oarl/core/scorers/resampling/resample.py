@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from oarl.core.layout import Layout
-from oarl.core.model import decoder_hidden, eval_mode, head_logits, prefix_cache
+from oarl.core.model import decoder_hidden, eval_mode, head_logits, position_ids_from_mask
 from oarl.core.scorers.information.info_gain import cut_points
 from oarl.core.scorers.registry import ScorerSpec, register_scorer
 
@@ -24,7 +24,7 @@ CREDITS = ("aligned", "abs")
 def _check(opts) -> None:
     if opts.credit not in CREDITS:
         raise ValueError(f"resample: credit must be one of {CREDITS}, got {opts.credit!r}")
-    for name in ("k", "max_new_tokens"):
+    for name in ("k", "max_new_tokens", "max_batch_sequences"):
         v = getattr(opts, name)
         if not (isinstance(v, int) and v >= 1):
             raise ValueError(f"resample: {name} must be an int >= 1, got {v!r}")
@@ -36,26 +36,28 @@ def _check(opts) -> None:
 
 def sample_continuations(
     model: nn.Module,
-    prefix: Tensor,
+    prefixes: Sequence[Tensor],
     k: int,
     max_new_tokens: int,
     temperature: float,
     eos: int | None,
     generator: torch.Generator | None,
-) -> list[list[int]]:
-    """``k`` samples of up to ``max_new_tokens`` tokens after ``prefix[P]`` (stopping at ``eos``, kept), with
-    a KV cache. Each step draws for all ``k`` at once (``torch.multinomial`` on ``[k, V]``, finished ones too),
-    so the draws depend only on the generator. Returns the ``k`` full sequences (prefix + continuation)."""
-    P = prefix.shape[0]
-    dev = prefix.device
-    hidden, cache = decoder_hidden(
-        model, torch.ones(1, P, dtype=torch.long, device=dev), torch.arange(P, device=dev)[None],
-        input_ids=prefix[None], use_cache=True,
-    )  # fmt: skip
-    cache = prefix_cache(cache, 0, P, k, model.config)
-    last = hidden[:, -1].expand(k, -1)
-    out: list[list[int]] = [[] for _ in range(k)]
-    done = torch.zeros(k, dtype=torch.bool, device=dev)
+) -> list[list[list[int]]]:
+    """``k`` samples of up to ``max_new_tokens`` tokens after each of the ``C`` prefixes (stopping at ``eos``,
+    kept), all ``C * k`` sequences in one left-padded batch with a KV cache. Each step draws for every sequence
+    at once (``torch.multinomial`` on ``[C * k, V]``, finished ones too), so the draws depend only on the
+    generator and the batch. Returns ``[C][k]`` full sequences (prefix + continuation)."""
+    dev = prefixes[0].device
+    n, width = len(prefixes) * k, max(int(p.shape[0]) for p in prefixes)
+    ids = torch.zeros(n, width, dtype=torch.long, device=dev)
+    attn = torch.zeros(n, width, dtype=torch.long, device=dev)
+    for i, p in enumerate(prefixes):
+        ids[i * k : (i + 1) * k, width - p.shape[0] :] = p
+        attn[i * k : (i + 1) * k, width - p.shape[0] :] = 1
+    hidden, cache = decoder_hidden(model, attn, position_ids_from_mask(attn), input_ids=ids, use_cache=True)
+    last, pos = hidden[:, -1], attn.sum(-1, keepdim=True)
+    out: list[list[int]] = [[] for _ in range(n)]
+    done = torch.zeros(n, dtype=torch.bool, device=dev)
     for i in range(max_new_tokens):
         probs = (head_logits(model, last).float() / temperature).softmax(-1)
         tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
@@ -65,14 +67,13 @@ def sample_continuations(
             done |= tok == eos
         if bool(done.all()) or i == max_new_tokens - 1:
             break
-        attn = torch.ones(k, P + i + 1, dtype=torch.long, device=dev)
-        pos = torch.full((k, 1), P + i, device=dev)
+        attn = torch.cat([attn, torch.ones(n, 1, dtype=attn.dtype, device=dev)], 1)
         hidden, cache = decoder_hidden(
-            model, attn, pos, input_ids=tok[:, None], past_key_values=cache, use_cache=True
+            model, attn, pos + i, input_ids=tok[:, None], past_key_values=cache, use_cache=True
         )
         last = hidden[:, -1]
-    head = prefix.tolist()
-    return [head + o for o in out]
+    heads = [p.tolist() for p in prefixes]
+    return [[heads[c] + out[c * k + j] for j in range(k)] for c in range(len(prefixes))]
 
 
 def _eos(model: nn.Module, eos_token_id: int | None) -> int | None:
@@ -106,6 +107,7 @@ def resample_scores(
     eos_token_id: int | None = None,
     step_token_ids: tuple[int, ...] = (),
     credit: str = "aligned",
+    max_batch_sequences: int = 1024,
 ) -> Tensor:
     """VinePPO's Monte-Carlo credit (arXiv 2410.01679): ``dV_t = V(prefix <= t) - V(prefix < t)``, ``V(prefix)``
     the mean ``reward_fn`` of ``k`` continuations sampled from the policy after the prefix.
@@ -116,7 +118,8 @@ def resample_scores(
     toward the row's outcome are boosted, as ``tree``), ``"abs"`` ``|dV_t|``. ``eos_token_id`` (default: the
     model's) ends a continuation (set ``max_new_tokens`` to the completion budget, e.g. the trainer's
     ``max_completion_length``: a continuation cut short is rewarded as it is); ``temperature`` > 0. Cost:
-    ``k`` samples of up to ``max_new_tokens`` tokens for each of the ``T + 1`` cuts, one row at a time.
+    ``k`` samples of up to ``max_new_tokens`` tokens for each of the ``T + 1`` cuts (per step: one per step),
+    the cuts of all rows sampled together, ``max_batch_sequences`` sequences per batch.
     Deterministic for a given ``generator``. Rows without reasoning score 0; the answer span is not read.
     Returns ``[B, L]`` float32, 0 outside ``reasoning_mask``.
     """
@@ -130,24 +133,30 @@ def resample_scores(
     if (before[reasoning] < 0).any():
         raise ValueError("resample: a row's first reasoning token has no token before it (no prompt)")
     eos = _eos(model, eos_token_id)
+    rows = reasoning.any(-1).nonzero().flatten().tolist()
+    cols = {b: reasoning[b].nonzero().flatten() for b in rows}
+    cuts = [
+        (b, c) for b in rows for c in torch.cat([after[b, cols[b]], before[b, cols[b]]]).unique().tolist()
+    ]
+    values: dict[tuple[int, int], float] = {}
+    per_batch = max(1, max_batch_sequences // k)
     with eval_mode(model):
-        for b in reasoning.any(-1).nonzero().flatten().tolist():
-            cols = reasoning[b].nonzero().flatten()
-            cuts = torch.cat([after[b, cols], before[b, cols]]).unique().tolist()
-            values = {}
-            for c in cuts:
-                prefix = ids[b, : c + 1][attn[b, : c + 1]]
-                seqs = sample_continuations(model, prefix, k, max_new_tokens, temperature, eos, generator)
-                values[c] = sum(float(r) for r in reward_fn(b, seqs)) / k
-            dv = torch.tensor(
-                [values[int(after[b, t])] - values[int(before[b, t])] for t in cols.tolist()],
-                dtype=torch.float64,
-            )
-            if credit == "aligned":
-                own = float(reward_fn(b, [ids[b][attn[b]].tolist()])[0])
-                root = values[int(before[b, cols[0]])]
-                dv = dv * ((own > root) - (own < root))
-            else:
-                dv = dv.abs()
-            scores[b, cols] = dv.float().to(scores.device)
+        for i in range(0, len(cuts), per_batch):
+            chunk = cuts[i : i + per_batch]
+            prefixes = [ids[b, : c + 1][attn[b, : c + 1]] for b, c in chunk]
+            samples = sample_continuations(model, prefixes, k, max_new_tokens, temperature, eos, generator)
+            for (b, c), seqs in zip(chunk, samples, strict=True):
+                values[b, c] = sum(float(r) for r in reward_fn(b, seqs)) / k
+    for b in rows:
+        dv = torch.tensor(
+            [values[b, int(after[b, t])] - values[b, int(before[b, t])] for t in cols[b].tolist()],
+            dtype=torch.float64,
+        )
+        if credit == "aligned":
+            own = float(reward_fn(b, [ids[b][attn[b]].tolist()])[0])
+            root = values[b, int(before[b, cols[b][0]])]
+            dv = dv * ((own > root) - (own < root))
+        else:
+            dv = dv.abs()
+        scores[b, cols[b]] = dv.float().to(scores.device)
     return scores
