@@ -73,12 +73,12 @@ def test_inputs_reach_only_the_scorers_that_need_them():
 
 
 def test_specs_are_consistent():
-    assert set(model_free_scorers()) == {"random", "uniform", "oracle", "tree"}
+    assert set(model_free_scorers()) == {"random", "uniform", "oracle", "tree", "ktae"}
     for name, spec in SCORERS.items():
         assert spec.name == name and spec.doc, name
         assert (spec.status == "experimental") == bool(spec.why), name
     assert {n for n, s in SCORERS.items() if s.status == "experimental"} == {
-        "path", "gradient_avg", "perturbation_horizon", "tree", "info_gain", "resample",
+        "path", "gradient_avg", "perturbation_horizon", "tree", "ktae", "info_gain", "resample",
     }  # fmt: skip
     assert shared_options("entropy", probe="as_mean", noise_std=0.1) == {}
     assert shared_options("gradient", probe="lt_logits", noise_std=None) == {"probe": "lt_logits"}

@@ -26,6 +26,7 @@ from oarl.core.scorers.gradient.linearized import linearized_scores
 from oarl.core.scorers.gradient.path import path_scores
 from oarl.core.scorers.controls.baselines import entropy_scores, oracle_scores, random_scores, uniform_scores
 from oarl.core.scorers.group.tree import tree_scores
+from oarl.core.scorers.group.ktae import ktae_scores
 from oarl.core.scorers.information.info_gain import info_gain_scores
 from oarl.core.scorers.resampling.resample import resample_scores
 from oarl.core.scorers.reference.naive import naive_perturbation_scores
@@ -72,6 +73,7 @@ __all__ = [
     "register_scorer",
     "shared_options",
     "tree_scores",
+    "ktae_scores",
     "span_perturbation_scores",
     "uniform_scores",
     "unregister_scorer",
