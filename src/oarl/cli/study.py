@@ -80,6 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default="runs/cache")
     p.add_argument("--out", default=None, help="default runs/study/<time>")
     p.add_argument("--report-only", action="store_true", help="recompute results and figures, run nothing")
+    p.add_argument(
+        "--contrasts",
+        default=None,
+        metavar="ARMS",
+        help="pre-registered tests: these arms against each --contrast-refs arm, paired, with the share "
+        "of the oracle's gain and Holm's adjustment (writes contrasts.json, contrasts.md)",
+    )
+    p.add_argument(
+        "--contrast-refs",
+        default="grpo",
+        metavar="ARMS",
+        help="reference arms of --contrasts; the first is the baseline of the claim (default grpo)",
+    )
     return p
 
 
@@ -104,8 +117,14 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = get_task_recipe(args.task)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
-    for a in arms:
+    tested = [a.strip() for a in (args.contrasts or "").split(",") if a.strip()]
+    refs = [a.strip() for a in args.contrast_refs.split(",") if a.strip()]
+    for a in arms + tested + refs:
         get_arm(a)  # fails early on a typo
+    if tested and not set(tested + refs) <= set(arms):
+        raise ValueError(
+            f"--contrasts/--contrast-refs: {sorted(set(tested + refs) - set(arms))} not in --arms"
+        )
     config = replace(recipe.config, **dict((k, _value(v)) for k, v in (s.split("=", 1) for s in args.set)))
     valid = {f.name for f in fields(config)}
     vary, sweep = _assignments(args.vary), _assignments(args.sweep)
@@ -156,7 +175,17 @@ def run(args: argparse.Namespace) -> int:
     table = markdown_table(results)
     atomic_write_text(out / "table.md", table)
     print(table)
-    print(f"wrote {out}/ (results.json, table.md, curves.png, entropy.png{', sweep.png' if sweep else ''})")
+    if tested:
+        from oarl.testbed.contrasts import contrasts, markdown, per_seed
+
+        tests = contrasts(per_seed(out, finished(out)), tested, refs)
+        atomic_write_json(out / "contrasts.json", tests, indent=1)
+        atomic_write_text(out / "contrasts.md", markdown(tests, {a: get_arm(a).label for a in tested}))
+        print(markdown(tests, {a: get_arm(a).label for a in tested}))
+    print(
+        f"wrote {out}/ (results.json, table.md, curves.png, entropy.png{', sweep.png' if sweep else ''}"
+        f"{', contrasts.json, contrasts.md' if tested else ''})"
+    )
     return 0
 
 
