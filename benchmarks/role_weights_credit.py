@@ -10,10 +10,15 @@ scores into weights. Reported per scorer, over the reasoning tokens of those row
   ``decision`` (the flag-decided operators, the oracle arm's tokens), then by ``token_roles`` for the rest:
   ``causal`` (values the answer reads), ``distractor``, ``chatter``, ``format``;
 * ``decision_recall``: recall@k of the decision tokens (k = their number in the row), mean over rows;
-* ``seconds``: scoring time on one thread.
+* ``seconds``: scoring time on one thread, and ``x_grpo_step``: that time over one GRPO forward + backward of
+  the policy on the same rows (``grpo_step_seconds``; TRL's step also generates, which is not counted);
+* ``token_passes``: decoder token positions run forward (a KV-cache decode step counts its new tokens),
+  per scored row, next to the GRPO step's forward (the backward of the gradient scorers is not counted).
 
 ``resample`` (``k`` continuations from every prefix) is run on the first ``--resample-rows`` rows only and
-reported with its row count. One torch thread. Each level is written to ``--out`` when done (the levels not
+reported with its row count; ``resample_step`` resamples from the end of every ``;`` step (as the study's
+arm does), on the same rows. A run with ``--methods`` updates only those scorers of a level (the sampled
+completions are the same for the same ``--seed``). One torch thread. Each level is written to ``--out`` when done (the levels not
 measured in this run are kept), about 1.5 / 1.5 / 3.5 minutes for none / some / heavy.
 
     OMP_NUM_THREADS=1 python benchmarks/role_weights_credit.py --chatter some,none
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,7 +49,48 @@ from oarl.testbed.warmstart import find_warm_start
 from oarl.utils.checkpoint import load_tokenizer
 
 ROLES = ("decision", "causal", "distractor", "chatter", "format")
-METHODS = ("perturbation", "gradient", "entropy", "random", "tree", "info_gain", "resample")
+METHODS = (
+    "perturbation",
+    "gradient",
+    "entropy",
+    "random",
+    "tree",
+    "ktae",
+    "info_gain",
+    "resample",
+    "resample_step",
+)
+
+
+@contextmanager
+def token_passes(model):
+    """Count the token positions the decoder runs forward inside the block: ``counter[0]``."""
+    counter = [0]
+
+    def hook(module, args, kwargs):
+        x = kwargs.get("input_ids") if kwargs.get("input_ids") is not None else kwargs.get("inputs_embeds")
+        x = x if x is not None else args[0]
+        counter[0] += int(x.shape[0] * x.shape[1])
+
+    handle = model.get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield counter
+    finally:
+        handle.remove()
+
+
+def grpo_step(model, ids, am, rows) -> tuple[float, int]:
+    """Seconds and decoder token positions of one policy forward + backward on ``rows`` (the GRPO loss's
+    cost without generation): the sum of the completion's log-probs, backpropagated."""
+    ids, am = ids[rows], am[rows]
+    model.zero_grad(set_to_none=True)
+    with token_passes(model) as n:
+        t0 = time.perf_counter()
+        logp = model(input_ids=ids, attention_mask=am).logits[:, :-1].float().log_softmax(-1)
+        logp.gather(-1, ids[:, 1:, None]).squeeze(-1).mul(am[:, 1:]).sum().backward()
+        seconds = time.perf_counter() - t0
+    model.zero_grad(set_to_none=True)
+    return seconds, n[0]
 
 
 def measure(chatter: str, a: argparse.Namespace) -> dict:
@@ -89,22 +136,29 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
         texts = [tok.decode(s[int(prompt_len[row]) :], skip_special_tokens=True) for s in seqs]
         return task.reward([prompts[row]] * len(seqs), texts, [answers[row]] * len(seqs))
 
+    step_seconds, step_passes = grpo_step(model, ids, am, keep)
     out = {"rows": int(keep.sum()), "groups_with_spread": int(spread.view(-1, a.group)[:, 0].sum()),
-           "mean_reward": float(rewards.mean()), "scorers": {}}  # fmt: skip
-    for method in a.methods.split(","):
+           "mean_reward": float(rewards.mean()), "grpo_step_seconds": round(step_seconds, 3),
+           "grpo_step_token_passes_per_row": round(step_passes / max(int(keep.sum()), 1), 1),
+           "scorers": {}}  # fmt: skip
+    for name in a.methods.split(","):
+        method = "resample" if name == "resample_step" else name
         lay = layout
-        if method == "resample":  # the first rows only (k continuations from every prefix)
+        if method == "resample":  # the first rows only (k continuations from every prefix or step)
             few = keep & (keep.cumsum(0) <= a.resample_rows)
             lay = layout.replace(reasoning_mask=rm & few[:, None], answer_mask=an & few[:, None])
         opts = shared_options(method, probe=rl.probe, noise_std=rl.noise_std)
         if method == "resample":
             opts |= {"k": a.k, "max_new_tokens": rl.max_completion_length, "eos_token_id": tok.eos_token_id,
                      "temperature": rl.temperature}  # fmt: skip
-        t0 = time.perf_counter()
-        scores = get_scorer(method)(
-            model, lay, generator=torch.Generator().manual_seed(0), reward_fn=reward_fn, **opts
-        )
-        seconds = time.perf_counter() - t0
+        if name == "resample_step":
+            opts["step_token_ids"] = (tok.convert_tokens_to_ids(";"),)
+        with token_passes(model) as passes:
+            t0 = time.perf_counter()
+            scores = get_scorer(method)(
+                model, lay, generator=torch.Generator().manual_seed(0), reward_fn=reward_fn, **opts
+            )
+            seconds = time.perf_counter() - t0
         mask = lay.reasoning_mask
         rows = mask.any(-1)
         w = bilevel_weights(scores.where(mask, 0.0), mask, rl.tau, rl.beta, rl.floor)
@@ -112,13 +166,15 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
             r: round(float(w[m & mask].mean()), 3) if (m & mask).any() else None for r, m in role.items()
         }
         recall = oracle_recall(scores[rows], decision[rows], mask[rows])
-        out["scorers"][method] = {
+        out["scorers"][name] = {
             "weights": weights,
             "decision_recall": round(float(recall.nanmean()), 3),
             "rows": int(rows.sum()),
             "seconds": round(seconds, 2),
+            "x_grpo_step": round(seconds / step_seconds * int(keep.sum()) / max(int(rows.sum()), 1), 2),
+            "token_passes_per_row": round(passes[0] / max(int(rows.sum()), 1), 1),
         }
-        print(chatter, method, out["scorers"][method], flush=True)
+        print(chatter, name, out["scorers"][name], flush=True)
     return out
 
 
@@ -139,8 +195,16 @@ def main() -> None:
     result = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}  # other levels are kept
     for level in a.chatter.split(","):
         t0 = time.perf_counter()
-        result[level] = measure(level, a)
-        result[level]["settings"] = {k: v for k, v in vars(a).items() if k not in ("out", "chatter")}
+        new = measure(level, a)
+        old = result.get(level, {})
+        if (
+            old.get("rows") == new.get("rows") and "scorers" in old
+        ):  # the same completions: update these scorers
+            new["scorers"] = {**old["scorers"], **new["scorers"]}
+        result[level] = new
+        result[level]["settings"] = {
+            k: v for k, v in vars(a).items() if k not in ("out", "chatter", "methods")
+        }
         result[level]["seconds"] = round(time.perf_counter() - t0, 1)
         out.write_text(json.dumps(result, indent=1), encoding="utf-8")
         print(f"wrote {out} ({level}: {result[level]['seconds']} s)")
