@@ -150,11 +150,13 @@ def grpo_step_seconds(model, lay: Layout, adv: torch.Tensor, prompt_width: int) 
     model.zero_grad(set_to_none=True)
     t0 = time.perf_counter()
     ids, am = lay.input_ids, lay.attention_mask
-    logits = model(input_ids=ids, attention_mask=am, position_ids=lay.position_ids).logits[:, :-1]
-    logp = logits.float().log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-    comp = am.bool().clone()
-    comp[:, :prompt_width] = False
-    comp = comp[:, 1:]
+    keep = ids.shape[1] - prompt_width + 1  # as TRL: the head only where a completion token is predicted
+    logits = model(
+        input_ids=ids, attention_mask=am, position_ids=lay.position_ids, logits_to_keep=keep
+    ).logits
+    target = ids[:, prompt_width:]
+    logp = logits[:, :-1].float().log_softmax(-1).gather(-1, target[..., None]).squeeze(-1)
+    comp = am[:, prompt_width:].bool()
     loss = -(logp * adv[:, None] * comp).sum() / comp.sum()
     loss.backward()
     seconds = time.perf_counter() - t0
