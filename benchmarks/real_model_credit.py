@@ -145,17 +145,26 @@ def candidates(lay: Layout, steps: tuple[int, ...], min_steps: int) -> torch.Ten
     return ok & (n_steps(lay, steps) >= min_steps)
 
 
-def grpo_step_seconds(model, lay: Layout, adv: torch.Tensor, prompt_width: int) -> float:
-    """One plain GRPO forward + backward of the policy over the rows (policy-gradient loss on the completion)."""
+def grpo_step_seconds(
+    model, lay: Layout, adv: torch.Tensor, prompt_width: int, full_head: bool = False
+) -> float:
+    """One plain GRPO forward + backward of the policy over the rows (policy-gradient loss on the completion).
+    The LM head only where a completion token is predicted (as TRL), or at every position (``full_head``)."""
     model.zero_grad(set_to_none=True)
     t0 = time.perf_counter()
     ids, am = lay.input_ids, lay.attention_mask
-    keep = ids.shape[1] - prompt_width + 1  # as TRL: the head only where a completion token is predicted
+    keep = ids.shape[1] if full_head else ids.shape[1] - prompt_width + 1
     logits = model(
         input_ids=ids, attention_mask=am, position_ids=lay.position_ids, logits_to_keep=keep
     ).logits
     target = ids[:, prompt_width:]
-    logp = logits[:, :-1].float().log_softmax(-1).gather(-1, target[..., None]).squeeze(-1)
+    logp = (
+        logits[:, -(ids.shape[1] - prompt_width + 1) : -1]
+        .float()
+        .log_softmax(-1)
+        .gather(-1, target[..., None])
+        .squeeze(-1)
+    )
     comp = am[:, prompt_width:].bool()
     loss = -(logp * adv[:, None] * comp).sum() / comp.sum()
     loss.backward()
@@ -355,6 +364,11 @@ def main() -> None:
         grpo_step_seconds(model, lay, adv, width_p)  # warm-up
         seconds["grpo_step"] = min(grpo_step_seconds(model, lay, adv, width_p) for _ in range(2))
         save()
+    if "grpo_step_full_head" not in seconds:
+        seconds["grpo_step_full_head"] = min(
+            grpo_step_seconds(model, lay, adv, width_p, True) for _ in range(2)
+        )
+        save()
     if "resample_abs" not in scores:
         out, secs = run_resample(model, tok, lay, refs, prompt_len, steps, a)
         scores.update({k: out[k] for k in ("resample_abs", "resample_aligned")})
@@ -387,7 +401,7 @@ def main() -> None:
         assert [len(r) for r in scores[m]] == lengths, f"{m}: reasoning tokens differ from resample's"
     grpo = seconds["grpo_step"]
     cost = {"grpo_step": {"seconds": round(grpo, 3), "seconds_per_row": grpo / n, "ms_per_token": 1e3 * grpo / comp_tokens, "x_grpo_step": 1.0}}  # fmt: skip
-    for m in ["resample", *a.methods.split(",")]:
+    for m in ["grpo_step_full_head", "resample", *a.methods.split(",")]:
         cost[m] = {"seconds": round(seconds[m], 3), "seconds_per_row": seconds[m] / n,
                    "ms_per_token": 1e3 * seconds[m] / comp_tokens, "x_grpo_step": seconds[m] / grpo}  # fmt: skip
     agree = {}
