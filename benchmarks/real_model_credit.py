@@ -174,7 +174,7 @@ def grpo_step_seconds(
 
 
 def run_resample(
-    model, tok, lay: Layout, refs: list[str], prompt_len: torch.Tensor, steps, a
+    model, tok, lay: Layout, refs: list[str], prompt_len: torch.Tensor, steps, a, seed: int
 ) -> tuple[dict, float]:
     """``resample`` (aligned) once, its values read back from the rewards it asked for: both credits."""
     calls: list[tuple[int, int, float]] = []
@@ -189,7 +189,7 @@ def run_resample(
             "eos_token_id": tok.eos_token_id, "step_token_ids": steps, "credit": "aligned",
             "max_batch_sequences": a.max_batch_sequences}  # fmt: skip
     t0 = time.perf_counter()
-    aligned = get_scorer("resample")(model, lay, generator=torch.Generator().manual_seed(a.seed), reward_fn=reward_fn, **opts)  # fmt: skip
+    aligned = get_scorer("resample")(model, lay, generator=torch.Generator().manual_seed(seed), reward_fn=reward_fn, **opts)  # fmt: skip
     seconds = time.perf_counter() - t0
     # The cuts in the order resample_scores visits them (rows, then sorted distinct cut columns).
     ids, attn, reasoning = lay.input_ids, lay.attention_mask.bool(), lay.reasoning_mask.bool()
@@ -311,6 +311,7 @@ def main() -> None:
     ap.add_argument("--top", type=float, default=0.1)
     ap.add_argument("--methods", default=",".join(SCORERS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat-resample-seed", type=int, help="run resample again with this seed (its noise)")
     ap.add_argument("--cache", default="runs/real_model_credit/cache.json")
     ap.add_argument("--out", default="docs/real_model/credit_cost_agreement.json")
     ap.add_argument("--md", default="docs/real_model/credit_cost_agreement_tables.md")
@@ -370,11 +371,17 @@ def main() -> None:
         )
         save()
     if "resample_abs" not in scores:
-        out, secs = run_resample(model, tok, lay, refs, prompt_len, steps, a)
+        out, secs = run_resample(model, tok, lay, refs, prompt_len, steps, a, a.seed)
         scores.update({k: out[k] for k in ("resample_abs", "resample_aligned")})
         cache["resample_steps"], cache["value_root"] = out["steps"], out["value_root"]
         cache["aligned_readback_max_abs_diff"] = out["aligned_readback_max_abs_diff"]
         seconds["resample"] = secs
+        save()
+    repeat = ["resample_abs_repeat", "resample_aligned_repeat"] if a.repeat_resample_seed is not None else []
+    if repeat and "resample_abs_repeat" not in scores:  # the reference's own noise: another sampling seed
+        out, secs = run_resample(model, tok, lay, refs, prompt_len, steps, a, a.repeat_resample_seed)
+        scores.update({f"{k}_repeat": out[k] for k in ("resample_abs", "resample_aligned")})
+        seconds["resample_repeat"] = secs
         save()
     for method in tqdm(a.methods.split(","), desc="scorers"):
         if method in scores:
@@ -409,6 +416,7 @@ def main() -> None:
         agree[ref] = {}
         for m in [
             *(["resample_abs"] if ref == "resample_aligned" else ["resample_aligned"]),
+            *repeat,
             *a.methods.split(","),
         ]:
             agree[ref][m] = agreement(
