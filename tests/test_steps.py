@@ -1,0 +1,14 @@
+"""Step delimiters found in a tokenizer's vocabulary (oarl.batch.steps)."""
+
+from oarl.batch.steps import SENTENCE_ENDS, step_token_ids
+from oarl.testbed.tasks import arith
+
+
+def test_step_token_ids_newline_and_sentence_ends():
+    tok = arith.build_tokenizer()
+    newline = tok.convert_tokens_to_ids("\n")
+    question = tok.convert_tokens_to_ids("?")
+    assert step_token_ids(tok) == (newline,)
+    assert step_token_ids(tok, sentence_ends=SENTENCE_ENDS) == tuple(sorted({newline, question}))
+    assert step_token_ids(tok, newline=False, sentence_ends=("?",)) == (question,)
+    assert step_token_ids(tok, newline=False) == ()
