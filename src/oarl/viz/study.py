@@ -17,6 +17,10 @@ ARM_COLORS = {
     "trl_entropy": "#e7298a",
     "random": "#999999",
     "oracle": "#66a61e",
+    "tree": "#1f78b4",
+    "info_gain": "#e6ab02",
+    "ktae": "#a6761d",
+    "resample": "#6a3d9a",
 }
 
 
