@@ -80,6 +80,8 @@ def test_study_runs_resumes_and_reports(warm, tmp_path):
     assert plain["arms"]["grpo"]["final_sampled"]["n"] == 2
     assert set(plain["paired"]) == {"oracle", "trl_entropy"}
     assert plain["paired"]["oracle"]["auc_sampled"]["n"] == 2
+    fewer = StudyPlan(plan.conditions, ["grpo", "oracle"], [1], TINY_RL, 4, plan.checkpoints)
+    assert set(fewer.finished_in(out)) == {r.key for r in fewer.runs()} and len(fewer.runs()) == 4
     from oarl.viz.study import learning_curves, role_entropy_curves, sweep_heatmaps
 
     assert learning_curves(res, tmp_path / "c.png").stat().st_size > 0

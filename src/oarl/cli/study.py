@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
     from oarl.testbed.experiment import get_arm
     from oarl.testbed.report import summarize
-    from oarl.testbed.study import Condition, StudyPlan, finished, run_study
+    from oarl.testbed.study import Condition, StudyPlan, run_study
     from oarl.testbed.tasks import get_task_recipe
     from oarl.testbed.warmstart import warm_start
     from oarl.utils.atomic import atomic_write_json, atomic_write_text
@@ -168,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
     }, sort_keys=False))  # fmt: skip
     if not args.report_only:
         run_study(plan, out, workers=args.workers, threads_per_worker=args.threads)
-    results = summarize(out, finished(out))
+    done = plan.finished_in(out)
+    results = summarize(out, done)
     results["config"] = yaml.safe_load((out / "config.yaml").read_text())
     atomic_write_json(out / "results.json", results, indent=1)
     _figures(results, out, sweep)
@@ -178,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     if tested:
         from oarl.testbed.contrasts import contrasts, markdown, per_seed
 
-        tests = contrasts(per_seed(out, finished(out)), tested, refs)
+        tests = contrasts(per_seed(out, done), tested, refs)
         atomic_write_json(out / "contrasts.json", tests, indent=1)
         atomic_write_text(out / "contrasts.md", markdown(tests, {a: get_arm(a).label for a in tested}))
         print(markdown(tests, {a: get_arm(a).label for a in tested}))

@@ -58,6 +58,11 @@ class StudyPlan:
         # all seeds of the first arms.
         return [RunSpec(c.name, a, s) for s in self.seeds for c in self.conditions for a in self.arms]
 
+    def finished_in(self, out_dir: Path) -> dict[str, dict]:
+        """The finished runs of this plan in ``out_dir`` (a folder can also hold runs of an earlier plan)."""
+        planned = {r.key for r in self.runs()}
+        return {k: v for k, v in finished(out_dir).items() if k in planned}
+
 
 def finished(out_dir: Path) -> dict[str, dict]:
     """Summaries of the runs that completed, by run key."""
