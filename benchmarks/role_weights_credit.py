@@ -151,6 +151,8 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
         if method == "resample":
             opts |= {"k": a.k, "max_new_tokens": rl.max_completion_length, "eos_token_id": tok.eos_token_id,
                      "temperature": rl.temperature}  # fmt: skip
+        if method == "oracle":  # the ceiling arm: the decision tokens themselves
+            opts["oracle_mask"] = decision
         if name == "resample_step":
             opts["step_token_ids"] = (tok.convert_tokens_to_ids(";"),)
         with token_passes(model) as passes:
