@@ -160,12 +160,14 @@ def run(args: argparse.Namespace) -> int:
             conditions.append(Condition(name, task, tuple(rv.items())))
             checkpoints[name] = ckpt
     plan = StudyPlan(conditions, arms, _seeds(args.seeds), rl, args.eval_problems, checkpoints)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump({
-        "command": "oarl study " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["study"] else sys.argv[1:]),
-        "task": args.task, "task_config": asdict(config), "vary": dict(vary), "sweep": dict(sweep), "arms": arms,
-        "seeds": plan.seeds, "rl": asdict(rl), "warm_start": asdict(ws), "checkpoints": checkpoints,
-        "eval_problems": args.eval_problems, "workers": args.workers, "threads": args.threads,
-    }, sort_keys=False))  # fmt: skip
+    # A report leaves the config alone: it describes the runs that made the data (their command, checkpoints).
+    if not (args.report_only and (out / "config.yaml").exists()):
+        atomic_write_text(out / "config.yaml", yaml.safe_dump({
+            "command": "oarl study " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["study"] else sys.argv[1:]),
+            "task": args.task, "task_config": asdict(config), "vary": dict(vary), "sweep": dict(sweep), "arms": arms,
+            "seeds": plan.seeds, "rl": asdict(rl), "warm_start": asdict(ws), "checkpoints": checkpoints,
+            "eval_problems": args.eval_problems, "workers": args.workers, "threads": args.threads,
+        }, sort_keys=False))  # fmt: skip
     if not args.report_only:
         run_study(plan, out, workers=args.workers, threads_per_worker=args.threads)
     done = plan.finished_in(out)
