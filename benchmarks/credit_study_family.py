@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from oarl.testbed.contrasts import contrasts, markdown, per_seed
+from oarl.testbed.contrasts import per_seed, write_contrasts
 from oarl.testbed.experiment import get_arm
 from oarl.testbed.study import finished
-from oarl.utils.atomic import atomic_write_json, atomic_write_text
 
 
 def main() -> None:
@@ -29,13 +28,8 @@ def main() -> None:
                 raise ValueError(f"condition {cond!r} is in more than one folder")
             values[cond] = arms
     tested = a.tested.split(",")
-    result = contrasts(values, tested, a.refs.split(","))
-    result["folders"] = a.folders
-    text = markdown(result, {t: get_arm(t).label for t in tested})
-    out = Path(a.out)
-    atomic_write_json(out / "contrasts.json", result, indent=1)
-    atomic_write_text(out / "contrasts.md", text)
-    print(text)
+    labels = {t: get_arm(t).label for t in tested}
+    print(write_contrasts(a.out, values, tested, a.refs.split(","), labels, {"folders": a.folders}))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ from oarl.math.evaluation import sample_completions
 from oarl.math.prompts import PromptTemplate, build_prompt, render_prompt
 from oarl.math.rewards import check_answer
 from oarl.testbed.oracle import text_batch
+from oarl.testbed.stats import t_interval
 from oarl.utils.atomic import atomic_write_json, atomic_write_text
 
 SCORERS = ("tree", "info_gain", "info_gain_step", "perturbation", "gradient", "entropy", "random")
@@ -220,15 +221,11 @@ def run_resample(
 
 
 def t_ci(values: list[float]) -> dict:
-    v = np.array([x for x in values if not math.isnan(x)], dtype=float)
-    if len(v) == 0:
+    """Mean and 95% t half-width over the non-NaN values (:func:`oarl.testbed.stats.t_interval`), rounded."""
+    iv = t_interval(values)
+    if iv.n == 0:
         return {"mean": None, "ci95": None, "n": 0}
-    half = (
-        float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-        if len(v) > 1
-        else float("nan")
-    )
-    return {"mean": round(float(v.mean()), 4), "ci95": round(half, 4), "n": int(len(v))}
+    return {"mean": round(iv.mean, 4), "ci95": round(iv.half_width, 4), "n": iv.n}
 
 
 def top_overlap(score: np.ndarray, ref: np.ndarray, frac: float, rng: np.random.Generator) -> float:

@@ -46,6 +46,11 @@ def _assignments(items: list[str]) -> list[tuple[str, list]]:
     return out
 
 
+def _names(text: str) -> list[str]:
+    """A comma list of names, blanks dropped."""
+    return [a.strip() for a in text.split(",") if a.strip()]
+
+
 def _seeds(text: str) -> list[int]:
     if "-" in text and "," not in text:
         lo, hi = text.split("-")
@@ -116,9 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from oarl.utils.atomic import atomic_write_json, atomic_write_text
 
     recipe = get_task_recipe(args.task)
-    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
-    tested = [a.strip() for a in (args.contrasts or "").split(",") if a.strip()]
-    refs = [a.strip() for a in args.contrast_refs.split(",") if a.strip()]
+    arms, tested, refs = _names(args.arms), _names(args.contrasts or ""), _names(args.contrast_refs)
     for a in arms + tested + refs:
         get_arm(a)  # fails early on a typo
     if tested and not set(tested + refs) <= set(arms):
@@ -179,12 +182,9 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(out / "table.md", table)
     print(table)
     if tested:
-        from oarl.testbed.contrasts import contrasts, markdown, per_seed
+        from oarl.testbed.contrasts import per_seed, write_contrasts
 
-        tests = contrasts(per_seed(out, done), tested, refs)
-        atomic_write_json(out / "contrasts.json", tests, indent=1)
-        atomic_write_text(out / "contrasts.md", markdown(tests, {a: get_arm(a).label for a in tested}))
-        print(markdown(tests, {a: get_arm(a).label for a in tested}))
+        print(write_contrasts(out, per_seed(out, done), tested, refs, {a: get_arm(a).label for a in tested}))
     print(
         f"wrote {out}/ (results.json, table.md, curves.png, entropy.png{', sweep.png' if sweep else ''}"
         f"{', contrasts.json, contrasts.md' if tested else ''})"

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 from oarl.testbed.report import PRIMARY, run_quantities
 from oarl.testbed.stats import paired
 from oarl.testbed.study import read_curves
+from oarl.utils.atomic import atomic_write_json, atomic_write_text
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -104,3 +106,20 @@ def markdown(result: dict, labels: dict[str, str] | None = None) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def write_contrasts(
+    out_dir: str | Path,
+    values: dict[str, dict[str, dict[int, float]]],
+    tested: Sequence[str],
+    references: Sequence[str],
+    labels: dict[str, str] | None = None,
+    extra: dict | None = None,
+) -> str:
+    """:func:`contrasts` into ``out_dir/contrasts.json`` (plus ``extra``) and its :func:`markdown` into
+    ``out_dir/contrasts.md``; returns the markdown."""
+    result = {**contrasts(values, tested, references), **(extra or {})}
+    text = markdown(result, labels)
+    atomic_write_json(Path(out_dir) / "contrasts.json", result, indent=1)
+    atomic_write_text(Path(out_dir) / "contrasts.md", text)
+    return text
