@@ -26,27 +26,21 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# (label, what follows `pip install --dry-run ...`): the issue's table, torch's next releases, the GPU recipes.
-COMBOS: list[tuple[str, list[str]]] = [
-    ("vllm==0.31.0", ["-e", ".", "vllm==0.31.0"]),
-    ("vllm==0.33.0", ["-e", ".", "vllm==0.33.0"]),
-    ("vllm==0.34.0", ["-e", ".", "vllm==0.34.0"]),
-    # control: vllm 0.34.0 by itself, without oarl
-    ("vllm==0.34.0 alone", ["vllm==0.34.0"]),
-    ("verl==0.9.1", ["-e", ".", "verl==0.9.1"]),
-    ("vllm==0.31.0 verl==0.9.1", ["-e", ".", "vllm==0.31.0", "verl==0.9.1"]),
-    ("torch==2.14.0", ["-e", ".", "torch==2.14.0"]),
-    ("torch==2.15.0", ["-e", ".", "torch==2.15.0"]),
-    ("deepspeed==0.19.8", ["-e", ".", "deepspeed==0.19.8"]),
-    ("liger-kernel==0.8.5", ["-e", ".", "liger-kernel==0.8.5"]),
-    # docs/gpu.md's commands, as pasted
-    ("[vllm,peft,tensorboard] (docs/gpu.md)", ["-e", ".[vllm,peft,tensorboard]"]),
-    (
-        "[vllm,peft,tensorboard] deepspeed==0.19.8 (docs/gpu.md)",
-        ["-e", ".[vllm,peft,tensorboard]", "deepspeed==0.19.8"],
-    ),
-    # TRL's own vllm range excludes 0.33: the extra refuses it (expected: no)
-    ("[vllm] vllm==0.33.0 (outside TRL 1.16's range)", ["-e", ".[vllm]", "vllm==0.33.0"]),
+# (what follows `pip install --dry-run ...`, a note): the issue's table, torch's next releases, the GPU recipes.
+COMBOS: list[tuple[list[str], str]] = [
+    (["-e", ".", "vllm==0.31.0"], "the newest vllm TRL 1.16 supports"),
+    (["-e", ".", "vllm==0.33.0"], ""),
+    (["-e", ".", "vllm==0.34.0"], ""),
+    (["vllm==0.34.0"], "control: vllm 0.34.0 by itself, without oarl"),
+    (["-e", ".", "verl==0.9.1"], ""),
+    (["-e", ".", "vllm==0.31.0", "verl==0.9.1"], "both engines: the low stack (requirements/low.txt)"),
+    (["-e", ".", "torch==2.14.0"], ""),
+    (["-e", ".", "torch==2.15.0"], ""),
+    (["-e", ".", "deepspeed==0.19.8"], ""),
+    (["-e", ".", "liger-kernel==0.8.5"], ""),
+    (["-e", ".[vllm,peft,tensorboard]"], "docs/gpu.md's command"),
+    (["-e", ".[vllm,peft,tensorboard]", "deepspeed==0.19.8"], "docs/gpu.md's command with DeepSpeed"),
+    (["-e", ".[vllm]", "vllm==0.33.0"], "outside TRL 1.16's vllm range: the extra refuses it"),
 ]
 # the versions shown per combination
 SHOWN = ["torch", "transformers", "tokenizers", "numpy", "trl", "vllm", "verl", "deepspeed", "liger-kernel"]
@@ -99,7 +93,7 @@ def resolve(py: Path, args: list[str], env: dict[str, str], report: Path) -> dic
         }
         out["versions"] = {name: picked[name] for name in SHOWN if name in picked}
     else:
-        out["conflict"] = conflict(proc.stderr)
+        out["conflict"] = conflict(proc.stdout + "\n" + proc.stderr)
     return out
 
 
@@ -107,7 +101,7 @@ def markdown(results: list[dict], pip_version: str, date: str) -> str:
     head = (
         f"pip {pip_version}'s resolver, dry run, plain pip configuration, fresh venv, {date} "
         "(`python3 benchmarks/resolve_report.py --write-docs`; JSON: [resolve_report.json](resolve_report.json)):\n\n"
-        "| `pip install --dry-run` | resolves? | picked (or the conflict) |\n|---|---|---|\n"
+        "| `pip install --dry-run` | resolves? | picked (or the conflict) | note |\n|---|---|---|---|\n"
     )
     rows = []
     for r in results:
@@ -115,7 +109,7 @@ def markdown(results: list[dict], pip_version: str, date: str) -> str:
             what = ", ".join(f"{k} {v}" for k, v in r["versions"].items())
         else:
             what = r["conflict"].replace("|", "\\|")
-        rows.append(f"| `{' '.join(r['args'])}` | {'yes' if r['resolves'] else '**no**'} | {what} |")
+        rows.append(f"| `{r['label']}` | {'yes' if r['resolves'] else '**no**'} | {what} | {r['note']} |")
     return head + "\n".join(rows) + "\n"
 
 
@@ -132,17 +126,17 @@ def write_docs(table: str, gpu_md: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", help="comma list of labels to run (default: all)")
+    ap.add_argument("--only", help="comma list of combinations to run, as in the table (default: all)")
     ap.add_argument("--json", type=Path, default=ROOT / "docs" / "resolve_report.json")
     ap.add_argument("--write-docs", action="store_true", help="also write the table into docs/gpu.md")
     a = ap.parse_args()
     combos = COMBOS
     if a.only:
         wanted = {s.strip() for s in a.only.split(",")}
-        unknown = wanted - {label for label, _ in COMBOS}
-        if unknown:
-            raise SystemExit(f"unknown labels {sorted(unknown)}; known: {[label for label, _ in COMBOS]}")
-        combos = [c for c in COMBOS if c[0] in wanted]
+        known = [" ".join(args) for args, _ in COMBOS]
+        if wanted - set(known):
+            raise SystemExit(f"unknown combinations {sorted(wanted - set(known))}; known: {known}")
+        combos = [c for c in COMBOS if " ".join(c[0]) in wanted]
     env = plain_env()
     with tempfile.TemporaryDirectory(prefix="oarl-resolve-") as tmp:
         py = make_venv(Path(tmp) / "venv", env)
@@ -150,8 +144,9 @@ def main() -> int:
             [str(py), "-m", "pip", "--version"], env=env, capture_output=True, text=True, check=True
         ).stdout.split()[1]
         results = []
-        for label, args in combos:
-            r = {"label": label, "args": args, **resolve(py, args, env, Path(tmp) / "report.json")}
+        for args, note in combos:
+            label = " ".join(args)
+            r = {"label": label, "note": note, **resolve(py, args, env, Path(tmp) / "report.json")}
             print(
                 f"{label}: {'yes' if r['resolves'] else 'NO'} {r.get('versions') or r.get('conflict')}",
                 flush=True,
