@@ -122,3 +122,21 @@ def test_needs_groups_and_checks_its_option():
         get_scorer("tree")(None, Layout(ids, am, rm, an))
     with pytest.raises(ValueError, match="credit must be one of"):
         get_scorer("tree").validate({"credit": "signed"})
+
+
+def test_root_stays_on_the_rewards_device():
+    """A group whose rewards are all non-finite has a NaN root on the rewards' device (it was made on the CPU,
+    failing on CUDA). The meta device stands in for CUDA: nothing in prefix_values may leave it."""
+    from oarl.core.scorers.group.tree import prefix_values
+
+    tokens = torch.tensor([[1, 2, 3], [1, 2, 4]], device="meta")
+    valid = torch.ones(2, 3, dtype=torch.bool, device="meta")
+    rewards = torch.tensor([float("nan"), float("inf")], dtype=torch.float64).to("meta")
+    values, root = prefix_values(tokens, valid, rewards)
+    assert values.device.type == root.device.type == "meta"
+    # and on the CPU the all-non-finite group still gives a NaN root and all-NaN values
+    tokens, valid = torch.tensor([[1, 2, 3], [1, 2, 4]]), torch.ones(2, 3, dtype=torch.bool)
+    values, root = prefix_values(tokens, valid, torch.tensor([float("nan"), float("inf")]).double())
+    assert torch.isnan(root).all() and torch.isnan(values).all()
+    values, root = prefix_values(tokens, valid, torch.tensor([1.0, 0.0]).double())
+    assert torch.allclose(root, torch.tensor([0.5, 0.5]).double())

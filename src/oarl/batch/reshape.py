@@ -216,7 +216,8 @@ def oar_token_advantages(
         group_ids, rewards: ``[B]`` each, the prompt group of each row and its scalar reward (NaN: unscorable);
             required by scorers that need ``group_rewards``, passed in the layout to every scorer when given.
             A scorer that needs them sees every row of each group that has a scored row (the context rows, the
-            ones not scored, with empty reasoning and answer masks), so that a group statistic is over the
+            ones not scored, with empty reasoning and answer masks but their tokens in the layout's
+            ``completion_mask``), so that a group statistic is over the
             whole group, not over its scored rows.
         reward_fn: ``reward_fn(row, sequences) -> rewards``, ``row`` in ``[0, B)``, ``sequences`` full token
             lists (the row's attended prompt tokens, then a completion); read by scorers that need
@@ -266,7 +267,8 @@ def oar_token_advantages(
             if oracle_mask is None
             else torch.cat([pad, oracle_mask[context].to(pad.device).bool()], dim=1)
         )
-        layout = Layout(ids, attn, reasoning, answer, *group_context(context, group_ids, rewards))
+        completion = torch.cat([pad, completion_mask[context].bool()], dim=1)  # what group scorers read
+        layout = Layout(ids, attn, reasoning, answer, *group_context(context, group_ids, rewards), completion)
         row_fn = None if reward_fn is None else partial(_batch_row_reward, reward_fn, context.tolist())
         scores = scorer(model, layout, generator=generator, oracle_mask=oracle, reward_fn=row_fn, **options)
         scores = scores[own]  # the context rows of group scorers are read, not scored

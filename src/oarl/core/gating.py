@@ -41,11 +41,12 @@ def masked_quantile(values: Tensor, mask: Tensor, q: float) -> Tensor:
     """
     n = mask.sum(-1)
     ordered = torch.where(mask, values, torch.full_like(values, math.inf)).sort(-1).values
-    pos = (q * (n - 1).clamp(min=0)).to(values.dtype)
+    # The position in float64 whatever the values' dtype (``q * long`` alone would be float32: up to 3e-7 off).
+    pos = (n - 1).clamp(min=0).double() * q
     lo = pos.floor().long().unsqueeze(-1)
     hi = pos.ceil().long().unsqueeze(-1)
     v_lo, v_hi = ordered.gather(-1, lo).squeeze(-1), ordered.gather(-1, hi).squeeze(-1)
-    frac = pos - lo.squeeze(-1).to(values.dtype)
+    frac = (pos - lo.squeeze(-1).double()).to(values.dtype)
     out = v_lo + frac * (v_hi - v_lo)
     return torch.where(n > 0, out, torch.zeros_like(out))
 

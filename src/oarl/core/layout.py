@@ -3,7 +3,9 @@
 One row is prompt + reasoning + answer span, padded left or right (``attention_mask`` says where). Scorers score
 the ``reasoning_mask`` tokens; the outcome probe reads the positions predicting the ``answer_mask`` tokens
 (:func:`oarl.core.probes.probe_index`). Group ids and rewards are carried where the caller has them (for credit
-families that compare a row with its group).
+families that compare a row with its group), and so is ``completion_mask``, the generated tokens of each row:
+a group scorer reads a row's content from it, since the rows a trainer does not score keep their reward in the
+group but carry empty reasoning and answer masks.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from oarl.core.probes import probe_index
 @dataclass(frozen=True)
 class Layout:
     """``input_ids``, ``attention_mask``, ``reasoning_mask``, ``answer_mask``: ``[B, L]`` (checked to line up:
-    reasoning and answer disjoint, both inside the attended tokens). ``group_ids``, ``rewards``: ``[B]`` or None."""
+    reasoning and answer disjoint, both inside the attended tokens). ``group_ids``, ``rewards``: ``[B]`` or None.
+    ``completion_mask``: ``[B, L]`` or None, the row's generated tokens (reasoning, answer and what follows;
+    None: read as ``reasoning_mask | answer_mask``)."""
 
     input_ids: Tensor
     attention_mask: Tensor
@@ -29,6 +33,7 @@ class Layout:
     answer_mask: Tensor
     group_ids: Tensor | None = None
     rewards: Tensor | None = None
+    completion_mask: Tensor | None = None
 
     def __post_init__(self) -> None:
         check_layout(self.input_ids, self.attention_mask, self.reasoning_mask, self.answer_mask)
@@ -36,6 +41,21 @@ class Layout:
             t = getattr(self, name)
             if t is not None and tuple(t.shape) != (self.input_ids.shape[0],):
                 raise ValueError(f"{name} has shape {tuple(t.shape)}, expected ({self.input_ids.shape[0]},)")
+        c = self.completion_mask
+        if c is not None:
+            if c.shape != self.input_ids.shape:
+                raise ValueError(
+                    f"completion_mask has shape {tuple(c.shape)}, expected {tuple(self.input_ids.shape)}"
+                )
+            if (c.bool() & ~self.attention_mask.bool()).any():
+                raise ValueError("completion_mask marks padded positions (attention_mask == 0)")
+
+    @property
+    def generated(self) -> Tensor:
+        """``[B, L]`` bool, each row's generated tokens: ``completion_mask``, else ``reasoning_mask | answer_mask``."""
+        if self.completion_mask is not None:
+            return self.completion_mask.bool()
+        return self.reasoning_mask.bool() | self.answer_mask.bool()
 
     @property
     def tensors(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -117,14 +117,15 @@ def ktae_scores(
     ig_weight: float = 1.0,
 ) -> Tensor:
     """KTAE (arXiv 2505.16826): each reasoning token scores its type's key-token value in its group
-    (:func:`key_token_values` over the types in each row's reasoning; ``correct`` = reward above the group's
-    mean, which for 0/1 rewards is the source's ``r > 0``). KTAE adds the value to the rollout's advantage;
+    (:func:`key_token_values` over the types in each row's completion, ``layout.generated``, for every row of
+    the group with a finite reward, scored or not; ``correct`` = reward above the group's mean, which for 0/1
+    rewards is the source's ``r > 0``). KTAE adds the value to the rollout's advantage;
     through OAR's gate ``credit="aligned"`` (default) scores ``value * sign(r - mean)``, so a correct row's
     key tokens and a wrong row's error tokens are boosted, as ``tree`` does; ``"abs"``: ``|value|``. Groups
     whose rows are all correct or all wrong, and rows with a non-finite reward, score 0. No model call.
     Returns ``[B, L]`` float32, 0 outside ``reasoning_mask``.
     """
-    ids, reasoning = layout.input_ids, layout.reasoning_mask.bool()
+    ids, reasoning, generated = layout.input_ids, layout.reasoning_mask.bool(), layout.generated
     if layout.group_ids is None or layout.rewards is None:
         raise ValueError("the 'ktae' scorer needs layout.group_ids and layout.rewards (needs group_rewards)")
     scores = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
@@ -140,9 +141,12 @@ def ktae_scores(
         if not correct.any() or correct.all():
             continue
         present = torch.zeros(len(rows), vocab + 1, dtype=torch.bool, device=ids.device)
+        # A row's token types are those of its whole completion (the source counts the response), not of
+        # its reasoning mask: a row the trainer does not score (no answer, too long) has an empty one but
+        # still holds its tokens and its reward, and must not count as a row containing nothing.
         present.scatter_(
-            1, torch.where(reasoning[rows], ids[rows], vocab), True
-        )  # column vocab: not reasoning
+            1, torch.where(generated[rows], ids[rows], vocab), True
+        )  # column vocab: not generated
         present = present[:, :vocab]
         value = key_token_values(present, correct, fisher_weight, ig_weight)[ids[rows]]
         if credit == "aligned":

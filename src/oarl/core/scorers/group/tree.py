@@ -39,7 +39,10 @@ def prefix_values(tokens: Tensor, valid: Tensor, rewards: Tensor) -> tuple[Tenso
     count = (through & finite[None, :, None]).sum(1).double()
     total = (through.double() * r[None, :, None]).sum(1)
     values = torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
-    root = r.sum() / finite.sum().clamp(min=1) if finite.any() else torch.tensor(float("nan"), dtype=r.dtype)
+    # No Python branch and no new tensor: the root stays on the rewards' device (NaN where no reward is finite).
+    root = torch.where(
+        finite.any(), r.sum() / finite.sum().clamp(min=1), torch.full_like(r.sum(), float("nan"))
+    )
     return values, root.expand(tokens.shape[0])
 
 
