@@ -62,14 +62,14 @@ def _refuse_vision(method: str, what: str) -> None:
 def check_vision(method: str, is_vlm: bool, model_free: bool) -> None:
     """Refuse, at trainer init, a scorer that runs the model when the processing class is a multimodal processor
     (TRL's ``_is_vlm``): the scorers never pass ``pixel_values`` or the other image inputs to the model."""
-    if is_vlm and not model_free:
+    if is_vlm and not model_free and method != "none":
         _refuse_vision(method, "processing_class is a multimodal processor")
 
 
 def check_batch_images(method: str, batch: Mapping, model_free: bool) -> None:
     """Refuse a generated batch that carries image inputs (TRL's :data:`VISION_KEYS`) for a model scorer."""
     keys = [k for k in VISION_KEYS if batch.get(k) is not None]
-    if keys and not model_free:
+    if keys and not model_free and method != "none":
         _refuse_vision(method, f"the batch has {', '.join(keys)}")
 
 
