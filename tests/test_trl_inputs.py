@@ -123,3 +123,16 @@ def test_vision_inputs_are_refused_by_name(tiny, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"vision-language.*pixel_values\)"):
         trainer._generate_and_score_completions([])
     check_batch_images("none", batch, model_free=False)
+
+
+def test_a_generation_scorer_refuses_rollouts_it_cannot_reproduce():
+    from oarl.integrations.trl.modes import check_generation_rollouts
+
+    check_generation_rollouts("resample", [], None, None)
+    for tools, envs, rollout in (
+        ([by_generation], None, None),
+        ([], {None: object}, None),
+        ([], None, env_rollout),
+    ):
+        with pytest.raises(ValueError, match="cannot reproduce TRL's"):
+            check_generation_rollouts("resample", tools, envs, rollout)
