@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from conftest import layout, tiny_lm
 from test_trainer import COMMON, make_trainer, task  # noqa: F401  (task is a fixture)
+from trl.trainer.utils import is_async_callable
 
 from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer
@@ -115,8 +118,19 @@ def test_the_trainer_refuses_reward_functions_it_cannot_call():
     async def judge(prompts, completions, **kwargs):
         return [0.0] * len(prompts)
 
-    check_reward_funcs("resample", [reward])
-    for bad in (judge, torch.nn.Linear(1, 1)):
+    class Judge:
+        async def __call__(self, prompts, completions, **kwargs):
+            return [0.0] * len(prompts)
+
+    check_reward_funcs("resample", [reward, functools.partial(reward, 0)])
+    async_ones = (
+        judge,
+        functools.partial(judge, prompts=[]),
+        functools.partial(functools.partial(judge)),
+        Judge(),
+    )
+    assert all(is_async_callable(f) for f in async_ones)  # as TRL sees them (it awaits them)
+    for bad in (*async_ones, torch.nn.Linear(1, 1)):
         with pytest.raises(ValueError, match="plain synchronous callables"):
             check_reward_funcs("resample", [bad])
 
@@ -136,12 +150,22 @@ def test_the_trainers_reward_fn_gives_trls_rewards(task, tmp_path, monkeypatch):
         seen.append([kwargs["reward_fn"](b, [own[b]])[0] for b in range(len(own))])
         return real(model, tok, pids, pmask, cids, cmask, *args, **kwargs)
 
+    keywords = []
+
+    def varied(completions, log_extra, log_metric, **kwargs):
+        """Needs the keywords TRL passes (it would raise without them) and logs through them."""
+        keywords.append(sorted(kwargs) + ["log_extra", "log_metric"])
+        log_extra("length", [len(c) for c in completions])
+        log_metric("mean_length", sum(map(len, completions)) / len(completions))
+        return [float(len(c) % 4) for c in completions]
+
     monkeypatch.setattr(trainer_module, "oar_token_advantages", spy)
     options = {"k": 2, "max_new_tokens": 4}
     args = OARConfig(output_dir=str(tmp_path), oar_method="resample", oar_scorer_options=options, **COMMON)
-    trainer = make_trainer(task, OARGRPOTrainer, args)
+    trainer = make_trainer(task, OARGRPOTrainer, args, reward=varied)
     trainer.train()
     assert seen[0] == trainer._oar_rewards_per_func[:, 0].tolist()  # exact: small integers, one function
+    assert len(keywords) > 1 and all(k == keywords[0] for k in keywords)  # TRL's call and the scorer's alike
     logs = [h for h in trainer.state.log_history if "loss" in h][0]
     assert logs["oar/scored_frac"] > 0 and logs["oar/nonfinite_fallback"] == 0
 

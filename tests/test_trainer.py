@@ -147,11 +147,21 @@ def test_zero_advantage_groups_are_not_scored(task, tmp_path):
         ({"oar_noise_std": -1e-3}, "noise_std"),
         ({"oar_probe_warmup_steps": -1}, "warmup"),
         ({"oar_max_batch_tokens": 0}, "max_batch_tokens"),
+        ({"importance_sampling_level": "sequence"}, r"GSPO.*\[B, 1\]"),
+        ({"importance_sampling_level": "sequence", "loss_type": "luspo"}, "GSPO"),
+        ({"loss_type": "gspo_2"}, "not checked with loss_type"),
     ],
 )
 def test_config_validation(tmp_path, kw, msg):
     with pytest.raises(ValueError, match=msg):
         OARConfig(output_dir=str(tmp_path), **kw)
+
+
+def test_plain_grpo_accepts_every_trl_mode_and_oar_the_per_token_ones(tmp_path):
+    for loss_type in ("grpo", "dapo", "luspo", "sapo", "cispo", "vespo"):
+        kw = dict(output_dir=str(tmp_path), importance_sampling_level="sequence", loss_type=loss_type)
+        OARConfig(oar_method="none", use_cpu=True, bf16=False, **kw)
+    OARConfig(oar_method="gradient", use_cpu=True, bf16=False, **{**kw, "loss_type": "cispo"})
 
 
 def test_probe_warmup_uses_lt_logits(tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from oarl.batch.spans import completion_span_masks
+from oarl.batch.spans import completion_span_masks, trained_spans
 from oarl.core.advantages import reshape_advantages
 from oarl.core.diagnostics import ess_ratio, top_mass_share
 from oarl.core.gating import BETA, FLOOR, TAU, bilevel_weights, check_gate_params
@@ -200,6 +200,7 @@ def oar_token_advantages(
     group_ids: Tensor | None = None,
     rewards: Tensor | None = None,
     reward_fn: Callable[[int, list[list[int]]], Sequence[float]] | None = None,
+    loss_mask: Tensor | None = None,
 ) -> OARBatchResult:
     """Reshape GRPO advantages per token for a batch of rollouts.
 
@@ -222,6 +223,10 @@ def oar_token_advantages(
         reward_fn: ``reward_fn(row, sequences) -> rewards``, ``row`` in ``[0, B)``, ``sequences`` full token
             lists (the row's attended prompt tokens, then a completion); read by scorers that need
             ``generation`` (e.g. ``resample``).
+        loss_mask: ``[B, T]``, the completion tokens the loss trains on, when not all of them (TRL's
+            ``tool_mask``: 0 on tool / environment output). Those tokens stay in the context the scorer reads,
+            but are never scored nor an answer span, and the weights sum to the count of trained tokens
+            (:func:`oarl.batch.spans.trained_spans`).
 
     Returns:
         :class:`OARBatchResult`; rows without an answer span, without reasoning tokens, longer than the
@@ -234,14 +239,18 @@ def oar_token_advantages(
     nan = torch.full((B,), float("nan"), device=device)
     none = torch.zeros(B, dtype=torch.bool, device=device)
     advantages, bad_adv = finite_advantages(advantages)
+    trained = (
+        completion_mask.bool() if loss_mask is None else completion_mask.bool() & loss_mask.to(device).bool()
+    )
     if settings.method == "none":  # plain GRPO through the same [B, T] path; uniform weights have ESS 1
         adv = reshape_advantages(advantages, ones)
-        share = top_mass_share(adv, completion_mask.bool())
+        share = top_mass_share(adv, trained)
         return OARBatchResult(
             adv, ones, none, none, torch.ones_like(nan), share, 0.0, none, none, none, bad_adv
         )
     start = time.perf_counter()
     spans = completion_span_masks(tokenizer, completion_ids, completion_mask, settings.span_finders)
+    spans = trained_spans(spans, trained)
     has_reasoning = spans.reasoning.any(-1)
     limit = context_limit(model)
     lengths = prompt_mask.sum(-1).to(device) + completion_mask.sum(-1)
@@ -280,7 +289,7 @@ def oar_token_advantages(
         ess[rows[bad]] = float("nan")
         scored[rows[bad]] = False
     token_adv = reshape_advantages(advantages, weights)
-    share = top_mass_share(token_adv, completion_mask.bool())
+    share = top_mass_share(token_adv, trained)
     return OARBatchResult(
         advantages=token_adv,
         weights=weights,

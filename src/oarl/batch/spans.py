@@ -159,3 +159,15 @@ def completion_span_masks(
             reasoning[b] = False
     device = completion_ids.device
     return SpanMasks(reasoning.to(device), answer.to(device), found.to(device))
+
+
+def trained_spans(spans: SpanMasks, trained: Tensor) -> SpanMasks:
+    """``spans`` restricted to the tokens the trainer trains on (TRL: ``completion_mask * tool_mask``).
+
+    Tool and environment tokens (``tool_mask`` 0) are never reasoning, so they are never scored and keep weight
+    1 (the loss masks them anyway), and the reasoning weights keep their mass over the trained tokens. A row
+    whose final answer touches such a token has no span (``found`` False): the answer is not the policy's.
+    """
+    trained = trained.to(spans.reasoning.device).bool()
+    found = spans.found & ~(spans.answer & ~trained).any(-1)
+    return SpanMasks(spans.reasoning & trained & found[:, None], spans.answer & found[:, None], found)

@@ -3,6 +3,7 @@ reward function for their own samples (``generation``), both from TRL's rewards,
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 
@@ -13,15 +14,25 @@ from torch import nn
 RewardFn = Callable[[int, list[list[int]]], Sequence[float]]
 
 
+def is_async(func: Callable) -> bool:
+    """Whether calling ``func`` returns a coroutine, as TRL's ``is_async_callable`` sees it: through
+    ``functools.partial`` (unwrapped to the wrapped callable) and a callable instance's ``__call__``."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(type(func).__call__)
+
+
+def _name(func) -> str:
+    while isinstance(func, functools.partial):
+        func = func.func
+    return getattr(func, "__name__", type(func).__name__)
+
+
 def check_reward_funcs(method: str, reward_funcs: list) -> None:
     """Refuse, before training, reward functions a ``generation`` scorer cannot call on its samples: reward
-    models (``nn.Module``) and async functions (TRL runs those batched, on its own event loop)."""
-    bad = [
-        getattr(f, "__name__", type(f).__name__)
-        for f in reward_funcs
-        if isinstance(f, nn.Module) or not callable(f) or inspect.iscoroutinefunction(f)
-        or inspect.iscoroutinefunction(type(f).__call__)
-    ]  # fmt: skip
+    models (``nn.Module``) and async functions, partials of them included (TRL runs those batched, on its own
+    event loop)."""
+    bad = [_name(f) for f in reward_funcs if isinstance(f, nn.Module) or not callable(f) or is_async(f)]
     if bad:
         raise ValueError(
             f"oar_method={method!r} rewards its own samples with the reward functions, which must be plain "
@@ -54,6 +65,10 @@ def local_groups(
     return group_ids, rewards[start : start + n]
 
 
+def _drop(*args, **kwargs) -> None:
+    """``log_extra`` / ``log_metric`` for a scorer's own samples: accepted and discarded (see trl_reward_fn)."""
+
+
 def trl_reward_fn(
     inputs: list[dict], prompt_mask: torch.Tensor, tokenizer, reward_funcs: list, reward_weights: torch.Tensor,
     state, method: str,
@@ -62,7 +77,13 @@ def trl_reward_fn(
     after the row's prompt (``prompt_mask[row]`` counts them), decoded as TRL decodes completions, rewarded by
     TRL's reward functions with the row's prompt and dataset columns, weighted and summed as TRL does (NaN where
     every function returned None). Runs on this process only (no collective), so each process may call it any
-    number of times. Text prompts only (conversational ones raise)."""
+    number of times. Text prompts only (conversational ones raise).
+
+    The functions get the keyword arguments TRL gives them (``prompts``, ``completions``, ``completion_ids``,
+    ``trainer_state``, ``log_extra``, ``log_metric`` and the dataset columns; ``environments`` never arises,
+    since such a trainer is refused, :func:`.modes.check_generation_rollouts`). What they log through
+    ``log_extra`` / ``log_metric`` about these samples is dropped: they are not TRL's completions, and TRL's
+    completion table and metrics describe those only."""
     if not isinstance(inputs[0]["prompt"], str):
         raise ValueError(
             f"oar_method={method!r} rewards its samples as text completions; conversational prompts are not "
@@ -81,7 +102,7 @@ def trl_reward_fn(
             [
                 [float("nan") if r is None else float(r) for r in
                  f(prompts=[inputs[row]["prompt"]] * k, completions=completions, completion_ids=ids,
-                   trainer_state=state, **kwargs)]
+                   trainer_state=state, log_extra=_drop, log_metric=_drop, **kwargs)]
                 for f in reward_funcs
             ]
         ).T  # fmt: skip

@@ -25,6 +25,12 @@ from trl.models.utils import unwrap_model_for_generation
 from oarl.batch.reshape import OARSettings, context_limit, methods, model_free, oar_token_advantages
 from oarl.core.scorers import get_scorer
 from oarl.integrations.trl.context import RewardFn, check_reward_funcs, local_groups, trl_reward_fn
+from oarl.integrations.trl.modes import (
+    check_batch_images,
+    check_generation_rollouts,
+    check_loss_mode,
+    check_vision,
+)
 
 logger = logging.getLogger(__name__)
 #: ``(tokenizer, prompt_ids [B, P], completion_ids [B, T], completion_mask [B, T]) -> [B, T] bool``
@@ -139,6 +145,7 @@ class OARConfig(GRPOConfig):
             except json.JSONDecodeError as e:
                 raise ValueError(f"oar_scorer_options is not valid JSON: {e}") from None
         self.oar_settings(mask_token_id=None)  # validates every oar_* field first
+        check_loss_mode(self.oar_method, self.loss_type, self.importance_sampling_level)
         if self.oar_probe_warmup_steps < 0:
             raise ValueError(f"oar_probe_warmup_steps must be >= 0, got {self.oar_probe_warmup_steps}")
         super().__post_init__()
@@ -191,8 +198,12 @@ class OARGRPOTrainer(GRPOTrainer):
             frozenset() if self.args.oar_method == "none" else get_scorer(self.args.oar_method).needs
         )
         check_needs(self.args.oar_method, self._oar_needs, token_labeler is not None)
+        check_vision(self.args.oar_method, self._is_vlm, model_free(self.args.oar_method))
         if "generation" in self._oar_needs:
             check_reward_funcs(self.args.oar_method, self.reward_funcs)
+            check_generation_rollouts(
+                self.args.oar_method, self.tools, self.environment_factories, self.rollout_func
+            )
         self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
         self._oar_generator: torch.Generator | None = None
         backend = DistributedBackend(self.accelerator)
@@ -246,6 +257,7 @@ class OARGRPOTrainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         if mode == "eval":
             return out  # evaluation does not update the policy: no need to pay for scoring
+        check_batch_images(self.args.oar_method, out, model_free(self.args.oar_method))
         # TRL's advantage exactly 0 (a group rewarded alike, with rewards whose mean is exact: 0/1, any dyadic
         # value): the row's token advantages are 0 whatever the weights, so scoring it would be wasted.
         skip = (out["advantages"] == 0) if self.args.oar_skip_zero_advantage else None
@@ -280,9 +292,11 @@ class OARGRPOTrainer(GRPOTrainer):
                 group_ids=group_ids,
                 rewards=rewards,
                 reward_fn=reward_fn,
+                loss_mask=out.get("tool_mask"),  # tool calling / rollout_func's env_mask: 0 on their output
             )
         out["advantages"] = res.advantages
-        self._log_oar(mode, res, out["completion_mask"], skip)
+        trained = out["completion_mask"] * out["tool_mask"] if "tool_mask" in out else out["completion_mask"]
+        self._log_oar(mode, res, trained, skip)
         return out
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -305,10 +319,11 @@ class OARGRPOTrainer(GRPOTrainer):
             self.args.oar_method,
         )  # fmt: skip
 
-    def _log_oar(self, mode: str, res, completion_mask: torch.Tensor, skip: torch.Tensor | None) -> None:
+    def _log_oar(self, mode: str, res, trained: torch.Tensor, skip: torch.Tensor | None) -> None:
+        """``trained``: ``[B, T]``, the tokens TRL's loss trains on (``completion_mask * tool_mask``)."""
         gather = self.accelerator.gather
         metrics = self._metrics[mode]
-        mask = completion_mask.bool()
+        mask = trained.bool()
         w_sum = (res.weights * mask).sum().reshape(1)
         n_tok = mask.sum().reshape(1).float()
         w_max = res.weights.where(mask, torch.zeros_like(res.weights)).amax().reshape(1)
