@@ -74,3 +74,37 @@ def test_sft_batch_labels_the_completion_and_eos_only(rows):
         labels = [x for x in b["labels"][i].tolist() if x != -100]
         assert labels == [5] + [3] * i + [1]  # completion tokens, then end of sequence
         assert int(b["attention_mask"][i].sum()) == 2 + len(labels)
+
+
+def test_run_arm_trains_lora_from_a_lora_warm_start(arith_model, tmp_path):
+    """A LoRA warm start folder (adapter + oarl_warmstart.json naming its base) is merged, then RL trains fresh
+    LoRA adapters on top under bfloat16 autocast (a tiny model stands in for SmolLM2)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from oarl.testbed.experiment import JsonlWriter, RLSettings, get_arm, run_arm
+    from oarl.testbed.lora_warmstart import load_warm_policy
+    from oarl.testbed.tasks import ArithConfig, ArithTask
+
+    lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    warm = tmp_path / "warm"
+    get_peft_model(AutoModelForCausalLM.from_pretrained(arith_model), lora).save_pretrained(str(warm))
+    (warm / "oarl_warmstart.json").write_text(json.dumps({"sft": {"model": str(arith_model)}}))
+    merged, _ = load_warm_policy(warm)
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    task = ArithTask(ArithConfig())
+    rl = RLSettings(steps=1, prompts_per_step=2, num_generations=2, max_completion_length=8, eval_every=1)
+    held_out, writer = task.problems(2, seed=30_000), JsonlWriter(tmp_path / "log.jsonl")
+    out = run_arm(
+        get_arm("grpo"),
+        warm,
+        task,
+        rl,
+        held_out,
+        tmp_path,
+        writer,
+        progress=False,
+        peft_config=lora,
+        bf16=True,
+    )
+    assert out["steps"] == 1 and out["final/accuracy"] >= 0.0
