@@ -6,6 +6,8 @@ For each chatter level: the recipe's SFT warm start (1 torch thread: the shipped
 greedy and sampled accuracy (the study's 64 held-out problems x 4 samples), and with ``--ship`` a copy in
 ``src/oarl/testbed/checkpoints/`` (what ``oarl demo`` and ``oarl study`` use before training anything).
 ``tests/test_warmstart.py`` fails when the task's data no longer matches a shipped checkpoint.
+
+    oarl warmstart --task wordop --threads 1 --ship     # SmolLM2's LoRA adapter (oarl.cli.warmstart_lora)
 """
 
 from __future__ import annotations
@@ -21,15 +23,30 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     from oarl.utils.threads import THREADS_HELP
 
-    p = argparse.ArgumentParser(prog="oarl warmstart", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
-    p.add_argument("--chatter", default="none,some,heavy", help="comma list of chatter levels")
+    p = argparse.ArgumentParser(
+        prog="oarl warmstart",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    p.add_argument(
+        "--task",
+        default="flag",
+        choices=("flag", "wordop"),
+        help="flag: the tiny model's warm starts; wordop: SmolLM2's LoRA adapter (oarl.cli.warmstart_lora)",
+    )
+    p.add_argument("--chatter", default="none,some,heavy", help="comma list of chatter levels (flag task)")
     p.add_argument("--cache-dir", default="runs/cache")
     p.add_argument("--ship", action="store_true", help="copy each checkpoint into the package")
     p.add_argument("--min-greedy", type=float, default=0.9, help="held-out greedy accuracy to ship")
     p.add_argument("--eval-problems", type=int, default=64)
     p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    from oarl.cli import warmstart_lora
+
+    warmstart_lora.add_arguments(p)
     args = p.parse_args(argv)
+    if args.task == "wordop":
+        return warmstart_lora.run(args)
     return run(args)
 
 
@@ -56,8 +73,16 @@ def run(args: argparse.Namespace) -> int:
         set_threads(args.threads)
         model = AutoModelForCausalLM.from_pretrained(ckpt)
         held_out = task.problems(args.eval_problems, seed=30_000)
-        m = evaluate_policy(model, load_tokenizer(ckpt), task, held_out, 4, recipe.rl.max_completion_length,
-                            recipe.rl.temperature, seed=0)  # fmt: skip
+        m = evaluate_policy(
+            model,
+            load_tokenizer(ckpt),
+            task,
+            held_out,
+            4,
+            recipe.rl.max_completion_length,
+            recipe.rl.temperature,
+            seed=0,
+        )
         check = {
             "greedy": m["accuracy"],
             "sampled": m["sampled_accuracy"],

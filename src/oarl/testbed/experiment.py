@@ -263,14 +263,25 @@ def run_arm(
     progress: bool = True,
     tag: dict | None = None,
     evaluate_start: bool = False,
+    peft_config: Any = None,
+    bf16: bool = False,
 ) -> dict:
     """Train ``arm`` from ``model_path`` on ``task`` (a :class:`~oarl.testbed.tasks.base.TestbedTask`) for
-    ``rl.steps`` steps with ``seed``; held-out metrics every ``rl.eval_every`` steps. Returns a summary dict."""
+    ``rl.steps`` steps with ``seed``; held-out metrics every ``rl.eval_every`` steps. Returns a summary dict.
+
+    ``model_path`` may be a LoRA warm start's folder (``adapter_config.json``, e.g. SmolLM2's wordop adapter):
+    the adapter is merged into its base model first. ``peft_config`` (a ``peft.LoraConfig``) trains fresh LoRA
+    adapters on top instead of all weights; ``bf16`` runs the trainer under bfloat16 autocast."""
     from oarl.testbed.tasks.base import decision_labeler, rl_dataset
 
-    tok = load_tokenizer(model_path)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path)
+    if (Path(model_path) / "adapter_config.json").exists():
+        from oarl.testbed.lora_warmstart import load_warm_policy
+
+        model, tok = load_warm_policy(model_path, merge=True)
+    else:
+        tok = load_tokenizer(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path)
     train = rl_dataset(task, rl.steps * rl.prompts_per_step, seed=20_000 + seed)
     fields = {**rl.extra, **dict(arm.trl_fields)}
     if arm.scorer_options is not None:
@@ -278,7 +289,7 @@ def run_arm(
     args = OARConfig(
         output_dir=str(out_dir / f"{arm.name}-seed{seed}"), oar_method=arm.oar_method, oar_probe=rl.probe,
         oar_probe_warmup_steps=rl.probe_warmup_steps, oar_tau=rl.tau, oar_beta=rl.beta, oar_floor=rl.floor,
-        oar_noise_std=rl.noise_std, use_cpu=True, bf16=False, report_to="none", max_steps=rl.steps,
+        oar_noise_std=rl.noise_std, use_cpu=True, bf16=bf16, report_to="none", max_steps=rl.steps,
         per_device_train_batch_size=rl.prompts_per_step * rl.num_generations, num_generations=rl.num_generations,
         max_completion_length=rl.max_completion_length, temperature=rl.temperature,
         learning_rate=rl.learning_rate, lr_scheduler_type="constant", beta=rl.kl_beta, logging_steps=1,
@@ -292,7 +303,7 @@ def run_arm(
     trainer = OARGRPOTrainer(
         model=model, reward_funcs=task.reward, args=args, train_dataset=train, processing_class=tok,
         callbacks=[callback, StepProgress(f"{arm.label} seed {seed}", progress, callback)],
-        token_labeler=decision_labeler(task),
+        token_labeler=decision_labeler(task), peft_config=peft_config,
     )  # fmt: skip
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()

@@ -35,7 +35,8 @@ class TaskRecipe:
 
 
 def get_task_recipe(name: str) -> TaskRecipe:
-    """The recipe of ``"flag"`` (the study's task) or ``"arith"`` (the original demo task)."""
+    """The recipe of ``"flag"`` (the study's task), ``"arith"`` (the original demo task) or ``"wordop"`` (word
+    problems for SmolLM2)."""
     from oarl.testbed.experiment import RLSettings
     from oarl.testbed.warmstart import WarmStartConfig
 
@@ -46,7 +47,11 @@ def get_task_recipe(name: str) -> TaskRecipe:
         from oarl.testbed.tasks.flag_task import flag_recipe
 
         return flag_recipe()
-    raise ValueError(f"unknown task {name!r}; expected 'flag' or 'arith'")
+    if name == "wordop":
+        from oarl.testbed.tasks.wordop_task import wordop_recipe
+
+        return wordop_recipe()
+    raise ValueError(f"unknown task {name!r}; expected 'flag', 'arith' or 'wordop'")
 
 
 def task_from_identity(identity: dict[str, Any]):
@@ -61,6 +66,11 @@ def task_from_identity(identity: dict[str, Any]):
         from oarl.testbed.tasks.flag_task import FlagTask
 
         return FlagTask(FlagConfig(**fields))
+    if name == "wordop":
+        from oarl.testbed.tasks.wordop import WordOpConfig
+        from oarl.testbed.tasks.wordop_task import WordOpTask
+
+        return WordOpTask(WordOpConfig(**fields))
     raise ValueError(f"unknown task {name!r} in a checkpoint's oarl_warmstart.json")
 
 
