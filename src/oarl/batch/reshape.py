@@ -276,7 +276,8 @@ def oar_token_advantages(
             if oracle_mask is None
             else torch.cat([pad, oracle_mask[context].to(pad.device).bool()], dim=1)
         )
-        completion = torch.cat([pad, completion_mask[context].bool()], dim=1)  # what group scorers read
+        # group scorers read the trained tokens (tool output excluded) as a row's own
+        completion = torch.cat([pad, trained[context]], dim=1)
         layout = Layout(ids, attn, reasoning, answer, *group_context(context, group_ids, rewards), completion)
         row_fn = None if reward_fn is None else partial(_batch_row_reward, reward_fn, context.tolist())
         scores = scorer(model, layout, generator=generator, oracle_mask=oracle, reward_fn=row_fn, **options)
