@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -51,6 +50,7 @@ from oarl.math.easy_arith import INSTRUCTION, SYSTEM_PROMPT
 from oarl.math.evaluation import sample_completions
 from oarl.math.prompts import PromptTemplate, build_prompt, render_prompt
 from oarl.math.rewards import check_answer
+from oarl.testbed.fidelity import top_overlap
 from oarl.testbed.oracle import text_batch
 from oarl.testbed.stats import t_interval
 from oarl.utils.atomic import atomic_write_json, atomic_write_text
@@ -228,14 +228,6 @@ def t_ci(values: list[float]) -> dict:
     return {"mean": round(iv.mean, 4), "ci95": round(iv.half_width, 4), "n": iv.n}
 
 
-def top_overlap(score: np.ndarray, ref: np.ndarray, frac: float, rng: np.random.Generator) -> float:
-    k = max(1, math.ceil(frac * len(ref)))
-    top_ref = set(np.nonzero(ref >= np.sort(ref)[::-1][k - 1])[0].tolist())
-    order = np.lexsort((rng.random(len(score)), -score))  # by score, ties at random
-    top = set(order[:k].tolist())
-    return len(top & top_ref) / min(k, len(top_ref))
-
-
 def agreement(scores: list[list[float]], ref: list[list[float]], steps: list[list[int]], ref_abs: list[list[float]],
               frac: float, seed: int) -> dict:  # fmt: skip
     rng = np.random.default_rng(seed)
@@ -249,7 +241,7 @@ def agreement(scores: list[list[float]], ref: list[list[float]], steps: list[lis
             top.append(float("nan"))
         else:
             rho.append(float(stats.spearmanr(s, r).statistic) if np.ptp(s) > 0 else 0.0)
-            top.append(top_overlap(s, r, frac, rng))
+            top.append(top_overlap(s, r, frac))  # the library's one definition (ties averaged)
         ids = np.unique(st)
         ssum = np.array([s[st == i].sum() for i in ids])
         rstep = np.array([ra[st == i][0] for i in ids])

@@ -207,3 +207,19 @@ def test_oar_scorer_options_json_string(tmp_path):
     assert args.oar_settings(None).scorer_options == {"window": 8}
     with pytest.raises(ValueError, match="not valid JSON"):
         OARConfig(output_dir=str(tmp_path), oar_scorer_options="{window", **CPU)
+
+
+def test_plain_grpo_counts_answerless_rows_like_every_arm():
+    """``oar/no_span_frac`` compares across arms: method "none" finds the spans too (it reported 0 always)."""
+    names = list(COMPLETIONS)
+    pids, pmask, cids, cmask = batch(list(COMPLETIONS.values()))
+    adv = torch.linspace(-1.0, 1.0, len(names))
+    grpo = oar_token_advantages(
+        tiny_lm(), PieceTokenizer(), pids, pmask, cids, cmask, adv, OARSettings(method="none")
+    )
+    oar = oar_token_advantages(
+        tiny_lm(), PieceTokenizer(), pids, pmask, cids, cmask, adv, OARSettings(method="entropy")
+    )
+    assert grpo.no_span.tolist() == oar.no_span.tolist() == [n in ("empty", "no span") for n in names]
+    assert grpo.no_reasoning.tolist() == oar.no_reasoning.tolist()
+    assert not grpo.scored.any() and torch.equal(grpo.weights, torch.ones_like(grpo.weights))

@@ -66,3 +66,34 @@ def test_pass_counter_and_self_fidelity():
                 torch.autograd.grad(h.sum(), e, retain_graph=True)
     assert c.grad == ids.numel() and c.backward == 3 * ids.numel()
     assert c.cost_units == pytest.approx(7 * ids.numel())
+
+
+def test_top_overlap_averages_ties_on_both_sides():
+    """One definition (testbed.fidelity and benchmarks/real_model_credit.py): ties broken at random and averaged
+    exactly, denominator k. A constant scorer scores chance, k / n, wherever the reference's top tokens sit
+    (ties by position gave 1.0 or 0.0 depending on the order)."""
+    n, ref = 10, np.arange(10.0)
+    flat = np.zeros(n)
+    assert top_overlap(flat, ref, 0.2) == pytest.approx(0.2)
+    assert top_overlap(flat, ref[::-1].copy(), 0.2) == pytest.approx(0.2)
+    # reference tied at its k-th value: 3 tokens share the top spot, k = 2: each is in with probability 2/3
+    tied_ref = np.array([1.0, 1, 1, 0, 0, 0, 0, 0, 0, 0])
+    assert top_overlap(np.arange(10.0)[::-1].copy(), tied_ref, 0.2) == pytest.approx(2 / 3)
+    assert top_overlap(tied_ref, tied_ref, 0.2) == pytest.approx((3 * (2 / 3) ** 2) / 2)
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # without ties it is the plain |A & B| / k
+        s, r = rng.random(13), rng.random(13)
+        k = 2
+        a, b = set(np.argsort(-s)[:k]), set(np.argsort(-r)[:k])
+        assert top_overlap(s, r, 0.1) == pytest.approx(len(a & b) / k)
+
+
+def test_the_benchmark_uses_the_library_top_overlap():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "real_model_credit.py"
+    spec = importlib.util.spec_from_file_location("real_model_credit", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.top_overlap is top_overlap

@@ -242,16 +242,27 @@ def oar_token_advantages(
     trained = (
         completion_mask.bool() if loss_mask is None else completion_mask.bool() & loss_mask.to(device).bool()
     )
+    start = time.perf_counter()
+    # Spans for plain GRPO too: its answerless / reasoning-less fractions are logged like every arm's.
+    spans = completion_span_masks(tokenizer, completion_ids, completion_mask, settings.span_finders)
+    spans = trained_spans(spans, trained)
+    has_reasoning = spans.reasoning.any(-1)
     if settings.method == "none":  # plain GRPO through the same [B, T] path; uniform weights have ESS 1
         adv = reshape_advantages(advantages, ones)
         share = top_mass_share(adv, trained)
         return OARBatchResult(
-            adv, ones, none, none, torch.ones_like(nan), share, 0.0, none, none, none, bad_adv
+            adv,
+            ones,
+            none,
+            ~spans.found,
+            torch.ones_like(nan),
+            share,
+            0.0,
+            spans.found & ~has_reasoning,
+            none,
+            none,
+            bad_adv,
         )
-    start = time.perf_counter()
-    spans = completion_span_masks(tokenizer, completion_ids, completion_mask, settings.span_finders)
-    spans = trained_spans(spans, trained)
-    has_reasoning = spans.reasoning.any(-1)
     limit = context_limit(model)
     lengths = prompt_mask.sum(-1).to(device) + completion_mask.sum(-1)
     too_long = lengths > limit if limit is not None else none.clone()

@@ -218,7 +218,7 @@ def _attribution(ckpt, task, rl, path: Path) -> None:
     tokens = tok.convert_ids_to_tokens(batch["input_ids"][0][keep].tolist())
     weights = {
         method_label(m): oracle.token_weights(
-            model, batch, m, rl.probe, noise_std=rl.noise_std, tau=rl.tau, beta=rl.beta
+            model, batch, m, rl.probe, noise_std=rl.noise_std, tau=rl.tau, beta=rl.beta, floor=rl.floor
         )[0][keep].tolist()
         for m in ("perturbation", "gradient", "entropy", "random")
     }

@@ -26,6 +26,27 @@ from oarl.testbed.tasks import arith
 from oarl.utils.atomic import append_line, trim_jsonl
 from oarl.utils.checkpoint import load_tokenizer
 
+#: The OARConfig fields :func:`run_arm` sets itself (from the arm and RLSettings' named fields): a key of
+#: ``RLSettings.extra`` or ``Arm.trl_fields`` among them would be passed twice, so it is refused.
+RUN_FIELDS = frozenset(
+    {"output_dir", "oar_method", "oar_probe", "oar_probe_warmup_steps", "oar_tau", "oar_beta", "oar_floor",
+     "oar_noise_std", "use_cpu", "bf16", "report_to", "max_steps", "per_device_train_batch_size",
+     "num_generations", "max_completion_length", "temperature", "learning_rate", "lr_scheduler_type", "beta",
+     "logging_steps", "gradient_checkpointing", "save_strategy", "seed", "data_seed", "disable_tqdm",
+     "log_completions", "oar_scorer_options"}
+)  # fmt: skip
+
+
+def check_trl_fields(fields: dict, where: str) -> None:
+    """Raise unless no key of ``fields`` is one :func:`run_arm` sets (:data:`RUN_FIELDS`)."""
+    twice = sorted(set(fields) & RUN_FIELDS)
+    if twice:
+        raise ValueError(
+            f"{where} sets {twice}, which the testbed sets from RLSettings' named fields and the arm "
+            "(oar_tau -> RLSettings.tau, oar_method -> the arm, oar_scorer_options -> Arm.scorer_options, "
+            "beta -> RLSettings.kl_beta, ...): set each there, once"
+        )
+
 
 @dataclass(frozen=True)
 class Arm:
@@ -38,6 +59,9 @@ class Arm:
     oar_method: str
     trl_fields: tuple[tuple[str, Any], ...] = ()
     scorer_options: Callable[[Any, RLSettings], dict] | None = None
+
+    def __post_init__(self) -> None:
+        check_trl_fields(dict(self.trl_fields), f"arm {self.name!r}'s trl_fields")
 
 
 def per_step_resampling(tokenizer, rl: RLSettings) -> dict:
@@ -99,6 +123,9 @@ class RLSettings:
     eval_samples: int = 0  # sampled completions per held-out problem (0: greedy accuracy only)
     kl_beta: float = 0.0  # TRL's KL coefficient (GRPOConfig.beta)
     extra: dict = field(default_factory=dict)  # further GRPOConfig fields, the same for every arm
+
+    def __post_init__(self) -> None:
+        check_trl_fields(self.extra, "RLSettings.extra")
 
 
 class JsonlWriter:
@@ -283,6 +310,12 @@ def run_arm(
         tok = load_tokenizer(model_path)
         model = AutoModelForCausalLM.from_pretrained(model_path)
     train = rl_dataset(task, rl.steps * rl.prompts_per_step, seed=20_000 + seed)
+    check_trl_fields(rl.extra, "RLSettings.extra")  # again: extra may have been changed after construction
+    both = sorted(set(rl.extra) & {k for k, _ in arm.trl_fields})
+    if both:
+        raise ValueError(
+            f"{both} set both in RLSettings.extra and in arm {arm.name!r}'s trl_fields; set each once"
+        )
     fields = {**rl.extra, **dict(arm.trl_fields)}
     if arm.scorer_options is not None:
         fields["oar_scorer_options"] = arm.scorer_options(tok, rl)

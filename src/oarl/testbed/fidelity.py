@@ -2,7 +2,7 @@
 
 Per row, over the candidate (reasoning) tokens: Spearman's rho and Kendall's tau-b between a scorer's scores
 and the reference (exact OAR-P on the same probe), and the overlap of the two top-``frac`` token sets
-(``|top_k(s) & top_k(ref)| / k`` with ``k = ceil(frac * n)``). Rows where either side is constant have no
+(:func:`top_overlap`: ``|top_k(s) & top_k(ref)| / k`` with ``k = ceil(frac * n)``, ties averaged). Rows where either side is constant have no
 defined rank correlation (NaN, skipped in the means). :class:`PassCounter` counts the decoder's forward
 token-passes (with and without autograd) so costs compare across scorers and machines, next to seconds.
 """
@@ -23,15 +23,25 @@ from oarl.core.model import decoder_and_head
 from oarl.testbed.stats import t_interval
 
 
+def top_inclusion(values: np.ndarray, k: int) -> np.ndarray:
+    """Each entry's probability of being in the top ``k`` of ``values`` when ties are broken uniformly at
+    random: 1 above the ``k``-th largest value, 0 below, ``(k - #above) / #tied`` for the ties at it."""
+    kth = np.sort(values)[::-1][k - 1]
+    above, tied = values > kth, values == kth
+    return np.where(above, 1.0, np.where(tied, (k - above.sum()) / tied.sum(), 0.0))
+
+
 def top_overlap(scores: np.ndarray, reference: np.ndarray, frac: float = 0.1) -> float:
-    """``|top_k(scores) & top_k(reference)| / k`` with ``k = ceil(frac * n)``; ties broken by position."""
+    """The one top-``frac`` overlap of the project: ``E|top_k(scores) & top_k(reference)| / k``,
+    ``k = ceil(frac * n)``, ties broken uniformly at random on each side and averaged exactly (no rng), so a
+    constant scorer scores ``k / n`` (chance), not whatever the token order gives. Denominator ``k`` (each top
+    set has exactly ``k`` members). NaN for an empty row. Without ties: the plain ``|A & B| / k``."""
     n = len(scores)
     if n == 0:
         return math.nan
     k = max(1, math.ceil(frac * n))
-    a = set(np.argsort(-scores, kind="stable")[:k].tolist())
-    b = set(np.argsort(-reference, kind="stable")[:k].tolist())
-    return len(a & b) / k
+    s, r = np.asarray(scores, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    return float((top_inclusion(s, k) * top_inclusion(r, k)).sum() / k)
 
 
 def row_fidelity(

@@ -1,0 +1,36 @@
+"""An ``RLSettings.extra`` or ``Arm.trl_fields`` key that run_arm also sets is refused at config time (it was a
+TypeError, 'multiple values', when the run started; or, for oar_scorer_options, silently replaced)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+
+import pytest
+
+from oarl.testbed import experiment
+from oarl.testbed.experiment import RUN_FIELDS, Arm, RLSettings
+
+
+@pytest.mark.parametrize("key", ["oar_tau", "oar_method", "oar_scorer_options", "beta", "learning_rate"])
+def test_a_field_run_arm_sets_is_refused_where_it_is_given(key):
+    with pytest.raises(ValueError, match="RLSettings.extra sets"):
+        RLSettings(extra={key: 0.3})
+    with pytest.raises(ValueError, match="trl_fields sets"):
+        Arm("x", "X", "none", ((key, 0.3),))
+
+
+def test_other_fields_pass():
+    assert RLSettings(extra={"top_entropy_quantile": 0.2, "oar_span_finders": ["answer"]}).extra
+    assert Arm("x", "X", "none", (("top_entropy_quantile", 0.2),)).trl_fields
+
+
+def test_run_fields_are_the_keywords_run_arm_passes():
+    tree = ast.parse(textwrap.dedent(inspect.getsource(experiment.run_arm)))
+    calls = [
+        n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "OARConfig"
+    ]
+    assert len(calls) == 1
+    passed = {k.arg for k in calls[0].keywords if k.arg is not None}
+    assert passed | {"oar_scorer_options"} == RUN_FIELDS
