@@ -88,11 +88,13 @@ def wordop_recipe():
     from oarl.testbed.tasks import TaskRecipe
     from oarl.testbed.warmstart import WarmStartConfig
 
+    # LoRA r 16 q/v on the merged warm policy; lr 5e-4: GRPO 0.67 -> 0.99 held-out sampled accuracy in 30
+    # steps, one seed; 2e-3 collapsed (docs/real_model.md, "GRPO from it")
     rl = RLSettings(
         steps=30,
         prompts_per_step=4,
         num_generations=4,
-        learning_rate=2e-4,
+        learning_rate=5e-4,
         eval_every=10,
         max_completion_length=32,
         eval_samples=4,
