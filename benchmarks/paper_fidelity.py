@@ -151,6 +151,14 @@ def authors_gate(
     return weights, levels
 
 
+def _suppressed(s: np.ndarray, level: float) -> float:
+    """Share of a row's tokens below the gate's threshold (suppressed) at quantile ``level``."""
+    with np.errstate(invalid="ignore"):
+        x = np.log1p(s)
+    norm = (x - x.min()) / (x.max() - x.min() if x.max() > x.min() else 1.0)
+    return float(np.mean(norm < np.quantile(norm, level)))
+
+
 def _rel(a, b) -> float:
     a, b = np.asarray(a, float), np.asarray(b, float)
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
@@ -204,9 +212,12 @@ def measure(model, segs: list[dict], pad_id: int, noise_std: float = 1e-3, tau: 
         diff = [float(np.abs(w - bilevel_weights(torch.tensor(s)[None], torch.ones(1, len(s), dtype=torch.bool),
                 tau)[0].double().numpy()).max()) for w, s in finite]  # fmt: skip
         over, levels = authors_gate(rows, tau, 2.0, overwrite=True)
-        boosted = [float(np.mean(w > 1.0)) for w in over[1:]]
+        boosted = [float(np.mean(w > 1.0)) for w in over[1:]]  # after renormalising to sum T
+        suppressed = [_suppressed(s, lv) for s, lv in zip(rows[1:], levels[1:], strict=True)]
+        suppressed_tau = [_suppressed(s, tau) for s in rows[1:]]
         gate[p] = {"max_abs_diff": max(diff) if diff else math.nan, "nan_rows": nan_rows,
-                   "overwrite_levels": levels, "overwrite_boosted_share_later_rows": boosted}  # fmt: skip
+                   "overwrite_levels": levels, "overwrite_boosted_share_later_rows": boosted,
+                   "suppressed_share_later_rows": {"overwritten": suppressed, "tau": suppressed_tau}}  # fmt: skip
     out["gate"] = gate
     out["grad"] = grad_pollution(model, segs[0], noise_std)
     return out
