@@ -36,14 +36,15 @@ def _identity(t: Tensor) -> Tensor:
 
 
 def step_metrics(
-    res: OARBatchResult, completion_mask: Tensor, skip: Tensor | None, gather: Gather = _identity
+    res: OARBatchResult, trained: Tensor, skip: Tensor | None, gather: Gather = _identity
 ) -> dict[str, float]:
     """The ``oar/*`` metrics of one step, reduced over processes by ``gather`` (means of rows, sums of counts).
 
-    ``oar/weight_mean`` is Σ w_t / T over the completion tokens (1.0 when the gate kept the mass),
+    ``trained[B, T]``: the completion tokens the loss trains on (``completion_mask``, times a tool mask where
+    there is one). ``oar/weight_mean`` is Σ w_t / T over them (1.0 when the gate kept the mass),
     ``oar/ess_ratio`` and ``oar/top10_adv_share`` the paper's diagnostics averaged over scored rows.
     """
-    mask = completion_mask.bool()
+    mask = trained.bool()
     w_sum = (res.weights * mask).sum().reshape(1)
     n_tok = mask.sum().reshape(1).float()
     w_max = res.weights.where(mask, torch.zeros_like(res.weights)).amax().reshape(1)
@@ -118,13 +119,16 @@ class OARStep:
         group_ids: Tensor | None = None,
         num_generations: int | None = None,
         reward_fn: Callable[[int, list[list[int]]], Sequence[float]] | None = None,
+        loss_mask: Tensor | None = None,
         step: int | None = None,
         gather: Gather = _identity,
     ) -> tuple[Tensor, dict[str, float]]:
         """``A_t[B, T]`` from ``advantages[B]`` (group-normalised), and the step's metrics.
 
         Shapes as :func:`oar_token_advantages`. ``group_ids[B]`` default: ``arange(B) // num_generations`` when
-        ``num_generations`` is given. ``step`` (default: the number of earlier calls) drives the warm-up.
+        ``num_generations`` is given. ``loss_mask[B, T]``: the completion tokens the loss trains on when not all
+        of them (tool output excluded; see :func:`oar_token_advantages`). ``step`` (default: the number of
+        earlier calls) drives the warm-up.
         """
         step = self.calls if step is None else step
         self.calls += 1
@@ -155,8 +159,10 @@ class OARStep:
             group_ids=group_ids,
             rewards=rewards,
             reward_fn=reward_fn,
+            loss_mask=loss_mask,
         )
-        return res.advantages, step_metrics(res, completion_mask, skip, gather)
+        trained = completion_mask if loss_mask is None else completion_mask * loss_mask.to(completion_mask)
+        return res.advantages, step_metrics(res, trained, skip, gather)
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs to resume the same noise: the call count and the generator's state."""

@@ -23,6 +23,7 @@ from trl.distributed import DistributedBackend
 from trl.models.utils import unwrap_model_for_generation
 
 from oarl.batch.reshape import OARSettings, context_limit, methods, model_free, oar_token_advantages
+from oarl.batch.step import step_metrics
 from oarl.core.scorers import get_scorer
 from oarl.integrations.trl.context import RewardFn, check_reward_funcs, local_groups, trl_reward_fn
 from oarl.integrations.trl.modes import (
@@ -321,28 +322,12 @@ class OARGRPOTrainer(GRPOTrainer):
 
     def _log_oar(self, mode: str, res, trained: torch.Tensor, skip: torch.Tensor | None) -> None:
         """``trained``: ``[B, T]``, the tokens TRL's loss trains on (``completion_mask * tool_mask``)."""
-        gather = self.accelerator.gather
-        metrics = self._metrics[mode]
-        mask = trained.bool()
-        w_sum = (res.weights * mask).sum().reshape(1)
-        n_tok = mask.sum().reshape(1).float()
-        w_max = res.weights.where(mask, torch.zeros_like(res.weights)).amax().reshape(1)
-        skipped = torch.zeros_like(res.scored) if skip is None else skip.to(res.scored.device)
-        metrics["oar/ess_ratio"].append(torch.nanmean(gather(res.ess)).item())
-        metrics["oar/top10_adv_share"].append(torch.nanmean(gather(res.top_share)).item())
-        metrics["oar/weight_mean"].append((gather(w_sum).sum() / gather(n_tok).sum().clamp(min=1)).item())
-        metrics["oar/weight_max"].append(gather(w_max).max().item())
-        metrics["oar/no_span_frac"].append(gather(res.no_span.float()).mean().item())
-        metrics["oar/scored_frac"].append(gather(res.scored.float()).mean().item())
-        metrics["oar/zero_adv_skipped_frac"].append(gather(skipped.float()).mean().item())
-        metrics["oar/no_reasoning_frac"].append(gather(res.no_reasoning.float()).mean().item())
-        metrics["oar/too_long_frac"].append(gather(res.too_long.float()).mean().item())
-        # Counts of rows whose reshaping fell back: non-finite scores/weights -> uniform weights (plain GRPO),
-        # non-finite incoming sequence advantage -> 0. Both should stay 0; a warning says when they are not.
-        nonfinite = gather(res.nonfinite.float()).sum().item()
-        bad_adv = gather(res.nonfinite_advantage.float()).sum().item()
-        metrics["oar/nonfinite_fallback"].append(nonfinite)
-        metrics["oar/nonfinite_advantage"].append(bad_adv)
+        values = step_metrics(res, trained, skip, gather=self.accelerator.gather)
+        for key, value in values.items():
+            self._metrics[mode][key].append(value)
+        # Rows whose reshaping fell back: non-finite scores/weights -> uniform weights (plain GRPO), non-finite
+        # incoming sequence advantage -> 0. Both should stay 0; a warning says when they are not.
+        nonfinite, bad_adv = values["oar/nonfinite_fallback"], values["oar/nonfinite_advantage"]
         if (nonfinite or bad_adv) and self.accelerator.is_main_process:
             logger.warning(
                 "step %d: %d row(s) had non-finite OAR scores (uniform weights used) and %d row(s) a non-finite "
@@ -351,7 +336,3 @@ class OARGRPOTrainer(GRPOTrainer):
                 int(nonfinite),
                 int(bad_adv),
             )
-        # Must stay 0: a completion of an all-zero-advantage group is never scored.
-        metrics["oar/zero_adv_scored"].append(gather((skipped & res.scored).float()).sum().item())
-        seconds = torch.tensor([res.seconds], device=res.weights.device)
-        metrics["oar/scorer_seconds"].append(gather(seconds).max().item())
