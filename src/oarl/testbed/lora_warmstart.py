@@ -10,7 +10,6 @@ trains it, measures :func:`gate_metrics` on held-out problems and ships it only 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -21,11 +20,10 @@ from pathlib import Path
 import torch
 
 from oarl.testbed.tasks import wordop
-from oarl.testbed.warmstart import SHIPPED_DIR
+from oarl.testbed.warmstart import SHIPPED_DIR, settings_key, sft_rows_sha1
 
 #: Bump when :func:`train_adapter` changes what it trains.
 LORA_FORMAT = 1
-FINGERPRINT_ROWS = 512
 #: The held-out gate (sampled at the RL temperature): format, execution given the chosen operation, and the
 #: share of right choices inside a band (RL needs something left to learn, and something to start from).
 GATE = {"format": 0.95, "exec": 0.90, "choice_min": 0.55, "choice_max": 0.75}
@@ -47,21 +45,14 @@ class LoraSFTConfig:
 
 
 def data_fingerprint(task) -> str:
-    """sha1 of the first SFT rows the adapter trains on (what it depends on, not the code that makes them)."""
-    h = hashlib.sha1()
-    for row in task.sft_dataset(FINGERPRINT_ROWS, seed=10_000):
-        h.update(json.dumps(row, sort_keys=True, default=str).encode())
-    return h.hexdigest()
+    """sha1 of the first SFT rows the adapter trains on (what it depends on, not the code that makes them;
+    the tokenizer is the base model's, named in the SFT settings)."""
+    return sft_rows_sha1(task).hexdigest()
 
 
 def adapter_name(task, cfg: LoraSFTConfig) -> str:
     """``<task>-lora-<12 hex>`` of (task identity, SFT settings, data fingerprint, :data:`LORA_FORMAT`)."""
-    blob = json.dumps(
-        {"task": task.identity(), "sft": asdict(cfg), "data": data_fingerprint(task), "format": LORA_FORMAT},
-        sort_keys=True,
-        default=str,
-    )
-    return f"{task.name}-lora-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
+    return f"{task.name}-lora-{settings_key(task, asdict(cfg), data_fingerprint(task), LORA_FORMAT)}"
 
 
 def shipped_adapter(task, cfg: LoraSFTConfig) -> Path | None:

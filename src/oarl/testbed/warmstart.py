@@ -51,32 +51,35 @@ def as_task(task) -> TestbedTask:
     return ArithTask(task) if isinstance(task, arith.ArithConfig) else task
 
 
+def sft_rows_sha1(task):
+    """A sha1 object fed with the first :data:`FINGERPRINT_ROWS` SFT rows a warm start trains on."""
+    h = hashlib.sha1()
+    for row in as_task(task).sft_dataset(FINGERPRINT_ROWS, seed=10_000):
+        h.update(json.dumps(row, sort_keys=True, default=str).encode())
+    return h
+
+
 def data_fingerprint(task) -> str:
     """sha1 of the first SFT rows the warm start trains on and of the tokenizer's vocabulary: what the
     checkpoint depends on, rather than the source text of the modules that make it."""
-    task = as_task(task)
-    rows = task.sft_dataset(FINGERPRINT_ROWS, seed=10_000)
-    h = hashlib.sha1()
-    for row in rows:
-        h.update(json.dumps(row, sort_keys=True, default=str).encode())
+    h = sft_rows_sha1(task)
     h.update(json.dumps(sorted(arith.build_tokenizer().get_vocab().items())).encode())
     return h.hexdigest()
 
 
-def cache_key(task, ws: WarmStartConfig) -> str:
-    """12 hex digits of (task identity, SFT settings, data fingerprint, :data:`WARMSTART_FORMAT`)."""
-    task = as_task(task)
+def settings_key(task, sft: dict, data: str, fmt: int) -> str:
+    """12 hex digits of (task identity, SFT settings, data fingerprint, format version): a warm start's key."""
     blob = json.dumps(
-        {
-            "task": task.identity(),
-            "sft": asdict(ws),
-            "data": data_fingerprint(task),
-            "format": WARMSTART_FORMAT,
-        },
+        {"task": as_task(task).identity(), "sft": sft, "data": data, "format": fmt},
         sort_keys=True,
         default=str,
     )
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def cache_key(task, ws: WarmStartConfig) -> str:
+    """12 hex digits of (task identity, SFT settings, data fingerprint, :data:`WARMSTART_FORMAT`)."""
+    return settings_key(task, asdict(ws), data_fingerprint(task), WARMSTART_FORMAT)
 
 
 def checkpoint_name(task, ws: WarmStartConfig) -> str:
