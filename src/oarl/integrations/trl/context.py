@@ -14,17 +14,22 @@ from torch import nn
 RewardFn = Callable[[int, list[list[int]]], Sequence[float]]
 
 
+def _unwrap(func: Callable) -> Callable:
+    """The callable inside any ``functools.partial`` layers."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return func
+
+
 def is_async(func: Callable) -> bool:
     """Whether calling ``func`` returns a coroutine, as TRL's ``is_async_callable`` sees it: through
     ``functools.partial`` (unwrapped to the wrapped callable) and a callable instance's ``__call__``."""
-    while isinstance(func, functools.partial):
-        func = func.func
+    func = _unwrap(func)
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(type(func).__call__)
 
 
 def _name(func) -> str:
-    while isinstance(func, functools.partial):
-        func = func.func
+    func = _unwrap(func)
     return getattr(func, "__name__", type(func).__name__)
 
 
