@@ -20,15 +20,15 @@ held-out split when a hash of its text falls in one bucket of :data:`TEST_BUCKET
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from dataclasses import dataclass
 
 from oarl.batch.spans import find_answer
 
-NAMES = ("Tom", "Anna", "Sam", "Lily", "Ben", "Mia", "Leo", "Emma", "Max", "Zoe")
-ITEMS = ("apples", "pencils", "marbles", "cookies", "stickers", "books", "coins", "cards")
+# The names, items and held-out split (one question in TEST_BUCKETS, by a stable hash) of the easy word problems.
+from oarl.math.easy_arith import ITEMS, NAMES, TEST_BUCKETS, split_of  # noqa: F401  (re-exported)
+
 #: The decisive words of the question, per operation ({b} is the second number, {item} the item).
 PHRASES = {
     "add": ("gets {b} more {item}", "finds {b} more {item}", "buys {b} more {item}"),
@@ -46,7 +46,6 @@ CHATTER = (
 CHATTER_LEVELS = {"none": 0, "some": 1, "heavy": 3}
 #: The answer's one marked form: what the span finder locates and the reward parses.
 ANSWER_FINDERS = ("answer_is",)
-TEST_BUCKETS = 5  # one question in five is held out
 PROMPT_END = "\nAnswer:"
 
 _OP_RE = re.compile(r"Operation: (add|subtract)\.")
@@ -85,12 +84,6 @@ class WordOpProblem:
     op: str  # the operation the question's words name
     a: int
     b: int
-
-
-def split_of(question: str) -> str:
-    """``test`` for one question text in :data:`TEST_BUCKETS`, else ``train`` (a stable hash, not ``hash()``)."""
-    bucket = int.from_bytes(hashlib.sha256(question.encode()).digest()[:4], "big") % TEST_BUCKETS
-    return "test" if bucket == 0 else "train"
 
 
 def _question(r: random.Random, cfg: WordOpConfig) -> tuple[str, str, int, int, str, str]:
