@@ -59,6 +59,10 @@ def main(model_path: str, out_dir: str) -> int:
         "steps": trainer.state.global_step, "scored_frac": scored,
     }  # fmt: skip
     (out / f"rank{acc.process_index}.json").write_text(json.dumps(record))
+    # Leave the process group before exit: gloo's threads torn down at interpreter exit can abort a rank
+    # ("terminate called without an active exception"; seen once here, after both ranks had finished).
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
     return 0
 
 

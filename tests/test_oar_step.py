@@ -91,7 +91,7 @@ def test_zero_advantage_rows_are_skipped_and_counted(task):  # noqa: F811
     model, tok, *batch = _batch(task)
     adv, metrics = OARStep(OARSettings(method="random"))(model, tok, *batch)
     assert metrics["oar/zero_adv_skipped_frac"] == 0.25  # exact: 1 row of 4
-    assert metrics["oar/zero_adv_scored"] == 0.0
+    assert metrics["oar/zero_adv_scored"] == 0.0  # exact: a count of rows
     assert torch.all(adv[2] == 0)
 
 
