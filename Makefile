@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.oarl-installed
 PYTHON ?= python3
 
-.PHONY: setup model demo test test-low pytest lint fmt bench clean gpu-check
+.PHONY: setup model demo demo-smollm2 test test-low pytest lint fmt bench clean gpu-check gpu-study
 
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ setup: $(STAMP) model
 demo: setup
 	$(VENV)/bin/oarl demo
 
+# The same comparison on a pretrained LM: SmolLM2-135M from its shipped LoRA warm start (~15 min on 2 cores).
+demo-smollm2: setup
+	$(VENV)/bin/oarl demo --model smollm2-135m
+
 lint: setup
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
@@ -47,6 +51,13 @@ test-low:
 # fetched by set-up). Without a GPU, oarl gpu-check says so and exits 2.
 gpu-check: setup
 	$(VENV)/bin/oarl gpu-check --model "$(or $(MODEL),smollm2-135m)" $(ARGS)
+
+# The pre-registered SmolLM2 study on one GPU (docs/gpu.md, "The real-LM study on one GPU"); needs CUDA torch.
+GPU_STUDY_ARMS := grpo,oracle,oar_g,oar_p,info_gain,tree,entropy
+gpu-study: setup
+	$(VENV)/bin/oarl study --task wordop --arms $(GPU_STUDY_ARMS) --seeds $(or $(SEEDS),10-14) --steps 20 \
+		--eval-every 5 --eval-problems 64 --eval-samples 4 --device cuda --workers $(or $(WORKERS),14) \
+		--contrasts oar_g,oar_p,info_gain,tree,entropy --contrast-refs grpo --out runs/study/wordop_gpu
 
 fmt: setup
 	$(VENV)/bin/ruff format src tests

@@ -23,6 +23,16 @@ measured in this run are kept), about 1.5 / 1.5 / 3.5 minutes for none / some / 
 
     OMP_NUM_THREADS=1 python benchmarks/role_weights_credit.py --chatter some,none
     OMP_NUM_THREADS=1 python benchmarks/role_weights_credit.py --chatter heavy
+
+``--task wordop`` measures SmolLM2's shipped word-operation warm start instead (one level, ``wordop``; the
+decision is the operation word): the real-LM study's H2 (weight on the decision) and, with ``--fidelity``, H3:
+each scorer's per-row Spearman and top-10% overlap against exact OAR-P (``perturbation``, which must be among
+``--methods``) and, for the scorers that draw (OAR-G's noise, ``info_gain``'s samples), the same against a
+second draw of themselves (their seed-to-seed agreement).
+
+    OMP_NUM_THREADS=1 python benchmarks/role_weights_credit.py --task wordop --prompts 16 --group 4 --fidelity \
+        --methods perturbation,gradient,perturbation_linear,info_gain,tree,entropy,oracle,random \
+        --out docs/real_lm_study/role_weights_wordop.json
 """
 
 from __future__ import annotations
@@ -40,9 +50,12 @@ from transformers import AutoModelForCausalLM
 from oarl.core.diagnostics import oracle_recall
 from oarl.core.gating import bilevel_weights
 from oarl.core.layout import Layout
-from oarl.core.scorers import get_scorer, shared_options
+from oarl.core.scorers import SCORERS, get_scorer, shared_options
 from oarl.math.evaluation import generate_completions
+from oarl.testbed.experiment import load_policy
+from oarl.testbed.fidelity import row_fidelity, summarize
 from oarl.testbed.oracle import text_batch
+from oarl.testbed.tasks import get_task_recipe
 from oarl.testbed.tasks.base import completion_token_mask, token_roles
 from oarl.testbed.tasks.flag_task import flag_recipe
 from oarl.testbed.warmstart import find_warm_start
@@ -93,15 +106,36 @@ def grpo_step(model, ids, am, rows) -> tuple[float, int]:
     return seconds, n[0]
 
 
-def measure(chatter: str, a: argparse.Namespace) -> dict:
+def load(level: str, a: argparse.Namespace):
+    """(task, RL settings, model, tokenizer) of the flag task's ``level`` warm start, or of SmolLM2's wordop one."""
+    if a.task == "wordop":
+        recipe = get_task_recipe("wordop")
+        task = recipe.make(recipe.config)
+        model, tok = load_policy(recipe.checkpoint(task, recipe.warm_start, a.cache_dir))
+        # peft's merge leaves the base weights frozen; the GRPO-step timing backpropagates into all of them
+        return task, recipe.rl, model.eval().requires_grad_(True), tok
     recipe = flag_recipe()
-    task = recipe.make(replace(recipe.config, chatter=chatter))
-    rl = recipe.rl
+    task = recipe.make(replace(recipe.config, chatter=level))
     ckpt = find_warm_start(task, recipe.warm_start, a.cache_dir)
     if ckpt is None:
+        return None
+    return task, recipe.rl, AutoModelForCausalLM.from_pretrained(ckpt).eval(), load_tokenizer(ckpt)
+
+
+def fidelity(scores: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> dict:
+    """Mean per-row Spearman and top-10% overlap of ``scores`` against ``reference`` over ``mask``'s tokens."""
+    rows = mask.any(-1)
+    f = row_fidelity(scores[rows], reference[rows], mask[rows])
+    return {k: round(summarize(f[k])["mean"], 3) for k in ("spearman", "top_overlap")} | {
+        "rows": summarize(f["spearman"])["n"]
+    }
+
+
+def measure(chatter: str, a: argparse.Namespace) -> dict:
+    loaded = load(chatter, a)
+    if loaded is None:
         return {"skipped": "no shipped or cached warm start"}
-    tok = load_tokenizer(ckpt)
-    model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
+    task, rl, model, tok = loaded
     problems = task.problems(a.prompts, seed=40_000)
     prompts = [p.prompt for p in problems for _ in range(a.group)]
     answers = [p.answer for p in problems for _ in range(a.group)]
@@ -141,6 +175,7 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
            "mean_reward": float(rewards.mean()), "grpo_step_seconds": round(step_seconds, 3),
            "grpo_step_token_passes_per_row": round(step_passes / max(int(keep.sum()), 1), 1),
            "scorers": {}}  # fmt: skip
+    reference = None
     for name in a.methods.split(","):
         method = "resample" if name == "resample_step" else name
         lay = layout
@@ -161,6 +196,8 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
                 model, lay, generator=torch.Generator().manual_seed(0), reward_fn=reward_fn, **opts
             )
             seconds = time.perf_counter() - t0
+        if name == "perturbation":
+            reference = scores
         mask = lay.reasoning_mask
         rows = mask.any(-1)
         w = bilevel_weights(scores.where(mask, 0.0), mask, rl.tau, rl.beta, rl.floor)
@@ -176,13 +213,23 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
             "x_grpo_step": round(seconds / step_seconds * int(keep.sum()) / max(int(rows.sum()), 1), 2),
             "token_passes_per_row": round(passes[0] / max(int(rows.sum()), 1), 1),
         }
+        if a.fidelity and reference is not None and method != "resample":
+            fid = {"vs_exact_oar_p": fidelity(scores, reference, mask)}
+            if "randomness" in SCORERS[method].needs:  # a second draw: the scorer's own noise
+                again = get_scorer(method)(
+                    model, lay, generator=torch.Generator().manual_seed(1), reward_fn=reward_fn, **opts
+                )
+                fid["vs_itself_seed1"] = fidelity(again, scores, mask)
+            out["scorers"][name]["fidelity"] = fid
         print(chatter, name, out["scorers"][name], flush=True)
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--chatter", default="heavy,some,none")
+    ap.add_argument("--task", default="flag", choices=("flag", "wordop"))
+    ap.add_argument("--chatter", default="heavy,some,none", help="flag levels (wordop: ignored, one level)")
+    ap.add_argument("--fidelity", action="store_true", help="agreement with exact OAR-P (needs perturbation)")
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--methods", default=",".join(METHODS))
@@ -195,7 +242,9 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(a.out)
     result = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}  # other levels are kept
-    for level in a.chatter.split(","):
+    if a.task == "wordop" and a.chatter != ap.get_default("chatter"):
+        ap.error("--chatter applies to the flag task only")
+    for level in ["wordop"] if a.task == "wordop" else a.chatter.split(","):
         t0 = time.perf_counter()
         new = measure(level, a)
         old = result.get(level, {})

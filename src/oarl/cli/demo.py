@@ -4,6 +4,11 @@ Steps: warm start by SFT (shipped with the package for the default settings, els
 an attribution strip of one chatter-laden completion under each scorer, then one RL run per arm and seed from
 the same checkpoint with the same budget (in parallel), and the comparison. Writes ``<out_dir>/<time>/{results.json, table.md, curves.png, entropy.png, attribution.png,
 config.yaml, runs/}``. The powered version (5 seeds, three chatter levels) is ``oarl study``.
+
+``--model smollm2-135m`` runs the same comparison on a pretrained LM: SmolLM2-135M-Instruct from the shipped
+LoRA warm start of the word-operation task (``wordop``: the question's words choose add or subtract), fresh
+LoRA r 16 under bfloat16 autocast; GRPO, OAR-G, the oracle and the group prefix tree (free), ~15 minutes on 2
+cores.
 """
 
 from __future__ import annotations
@@ -21,13 +26,50 @@ QUICK = dict(
 )  # fmt: skip
 
 
+#: The demo of each model: the testbed task it runs and its defaults (a field left at None takes these).
+MODELS = {
+    "tiny": dict(
+        task="flag",
+        arms="grpo,oar_p,entropy,oracle",
+        chatter="some",
+        steps=40,
+        prompts_per_step=8,
+        num_generations=8,
+        eval_every=10,
+        eval_problems=64,
+    ),
+    # 20 steps of 4 x 4 rows: GRPO's pilot passed +0.10 by step 10 on every seed (docs/real_lm_study.md)
+    "smollm2-135m": dict(
+        task="wordop",
+        arms="grpo,oar_g,oracle,tree",
+        chatter=None,
+        steps=20,
+        prompts_per_step=4,
+        num_generations=4,
+        eval_every=5,
+        eval_problems=32,
+    ),
+}
+
+
 @dataclass
 class DemoArguments:
     out_dir: str = field(default="runs/demo", metadata={"help": "runs go to OUT_DIR/<time>/"})
     cache_dir: str = field(default="runs/cache", metadata={"help": "warm-start checkpoints are cached here"})
-    arms: str = field(default="grpo,oar_p,entropy,oracle", metadata={"help": "comma list of arms (oarl study --help)"})  # fmt: skip
+    model: str = field(
+        default="tiny",
+        metadata={
+            "help": "tiny: the ~1M-parameter model on the flag task; smollm2-135m: SmolLM2 on wordop",
+            "choices": sorted(MODELS),
+        },
+    )
+    arms: str | None = field(
+        default=None, metadata={"help": "comma list of arms (oarl study --help; default: the model's)"}
+    )
     seeds: str = field(default="0", metadata={"help": "comma list of RL seeds"})
-    chatter: str = field(default="some", metadata={"help": "chatter level of the task: none, some, heavy"})
+    chatter: str | None = field(
+        default=None, metadata={"help": "chatter level of the flag task: none, some (default), heavy"}
+    )
     quick: bool = field(default=False, metadata={"help": "a tiny smoke run (tests): 2 RL steps"})
     # The study's warm start (1500 SFT steps; 1000 left execution unreliable: greedy 0.50, sampled 0.41) and
     # 40 rather than 60 RL steps, so that make demo stays near 10 minutes on 2 cores.
@@ -35,13 +77,15 @@ class DemoArguments:
         default=-1, metadata={"help": "warm-start SFT steps (-1: the study recipe's 1500, shipped)"}
     )
     sft_problems: int = -1
-    steps: int = field(default=40, metadata={"help": "RL steps per arm (-1: the study recipe's 60)"})
-    prompts_per_step: int = 8
-    num_generations: int = 8
+    steps: int | None = field(
+        default=None, metadata={"help": "RL steps per arm (default: the model's, 40 / 20)"}
+    )
+    prompts_per_step: int | None = None
+    num_generations: int | None = None
     learning_rate: float = field(default=-1.0, metadata={"help": "every arm's lr (-1: the recipe's)"})
     max_completion_length: int = -1
-    eval_every: int = 10
-    eval_problems: int = 64
+    eval_every: int | None = None
+    eval_problems: int | None = None
     eval_samples: int = 4
     workers: int = field(default=2, metadata={"help": "RL runs in parallel (processes)"})
     threads: int = field(default=1, metadata={"help": THREADS_HELP})
@@ -86,21 +130,42 @@ def main(argv: list[str]) -> int:
 
 
 def settings(args: DemoArguments):
-    """(task, warm-start config, RL settings) of the demo: the flag recipe with the given overrides."""
+    """(task, warm-start config, RL settings) of the demo: the model's recipe with the given overrides
+    (fills the fields left at None with the model's defaults, :data:`MODELS`)."""
     from oarl.testbed.tasks import get_task_recipe
 
+    if args.model not in MODELS:
+        raise ValueError(f"unknown --model {args.model!r}; expected one of {sorted(MODELS)}")
+    defaults = MODELS[args.model]
     if args.quick:
+        if args.model != "tiny":
+            raise ValueError(
+                "--quick is the tiny model's smoke run; it does not apply to --model " + args.model
+            )
         for k, v in QUICK.items():
             setattr(args, k, v)
-    recipe = get_task_recipe("flag")
-    task = recipe.make(replace(recipe.config, chatter=args.chatter))
+    if defaults["chatter"] is None and args.chatter is not None:
+        raise ValueError(f"--chatter applies to the flag task (--model tiny), not to --model {args.model}")
+    if defaults["task"] != "flag" and (args.sft_steps > 0 or args.sft_problems > 0):
+        raise ValueError(f"--model {args.model} starts from its shipped LoRA adapter: --sft-* do not apply")
+    for k, v in defaults.items():
+        if k != "task" and getattr(args, k) is None:
+            setattr(args, k, v)
+    recipe = get_task_recipe(defaults["task"])
+    config = recipe.config if args.chatter is None else replace(recipe.config, chatter=args.chatter)
+    task = recipe.make(config)
     ws = recipe.warm_start
     if args.quick:
         ws = replace(ws, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
-    ws = replace(
-        ws,
-        **{k: v for k, v in (("max_steps", args.sft_steps), ("train_problems", args.sft_problems)) if v > 0},
-    )
+    if defaults["task"] == "flag":
+        ws = replace(
+            ws,
+            **{
+                k: v
+                for k, v in (("max_steps", args.sft_steps), ("train_problems", args.sft_problems))
+                if v > 0
+            },
+        )
     over = {"steps": args.steps, "learning_rate": args.learning_rate, "eval_every": args.eval_every,
             "max_completion_length": args.max_completion_length}  # fmt: skip
     rl = replace(recipe.rl, prompts_per_step=args.prompts_per_step, num_generations=args.num_generations,
@@ -120,7 +185,7 @@ def run(args: DemoArguments) -> int:
     from oarl.testbed.experiment import get_arm
     from oarl.testbed.report import summarize
     from oarl.testbed.study import Condition, StudyPlan, finished, run_study
-    from oarl.testbed.warmstart import warm_start
+    from oarl.testbed.tasks import get_task_recipe
     from oarl.utils.atomic import atomic_write_json, atomic_write_text
     from oarl.utils.threads import set_threads
     from oarl.viz.study import learning_curves, role_entropy_curves
@@ -131,6 +196,7 @@ def run(args: DemoArguments) -> int:
     console = Console(width=None if sys.stdout.isatty() else 150)  # logs to files keep whole tables
     try:
         task, ws, rl = settings(args)  # applies --quick first
+        recipe = get_task_recipe(MODELS[args.model]["task"])
         arms = [a.strip() for a in args.arms.split(",") if a.strip()]
         for a in arms:
             get_arm(a)
@@ -144,15 +210,19 @@ def run(args: DemoArguments) -> int:
         {"demo": asdict(args), "task": task.identity(), "warm_start": asdict(ws), "rl": asdict(rl)}, sort_keys=False))  # fmt: skip
     t0 = time.perf_counter()
     console.rule(
-        "[bold]1/3 warm start (SFT on flag data that follows the flags only part of the time; shipped or cached)"
+        f"[bold]1/3 warm start (SFT on {task.name} data that follows the question only part of the time; "
+        "shipped or cached)"
     )
-    ckpt = warm_start(task, ws, args.cache_dir, threads=args.threads)
-    latest = _link_latest(Path(ckpt), Path(args.cache_dir) / "flag-sft-latest")
-    console.print(f"checkpoint: {ckpt}  (also {latest}; {time.perf_counter() - t0:.0f}s)")
+    ckpt = recipe.checkpoint(task, ws, args.cache_dir, threads=args.threads)
+    if task.name == "flag":
+        latest = _link_latest(Path(ckpt), Path(args.cache_dir) / "flag-sft-latest")
+        console.print(f"checkpoint: {ckpt}  (also {latest}; {time.perf_counter() - t0:.0f}s)")
+    else:
+        console.print(f"checkpoint: {ckpt}  ({time.perf_counter() - t0:.0f}s)")
     _attribution(ckpt, task, rl, run_dir / "attribution.png")
 
     console.rule("[bold]2/3 RL: " + " vs ".join(get_arm(a).label for a in arms) + f" (seeds {args.seeds})")
-    name = f"chatter={args.chatter}"
+    name = f"chatter={args.chatter}" if task.name == "flag" else task.name
     plan = StudyPlan([Condition(name, task)], arms, seeds, rl, args.eval_problems, {name: str(ckpt)})
     run_study(plan, run_dir, workers=args.workers, threads_per_worker=args.threads)
 
@@ -194,16 +264,14 @@ def reading(results: dict, cond: str, n_seeds: int) -> str:
 def _attribution(ckpt, task, rl, path: Path) -> None:
     """Token weights of every scorer on one sampled, chatter-laden completion of the warm model."""
     import torch
-    from transformers import AutoModelForCausalLM
 
     from oarl.batch.reshape import method_label
     from oarl.math.evaluation import generate_completions
     from oarl.testbed import oracle
-    from oarl.utils.checkpoint import load_tokenizer
+    from oarl.testbed.experiment import load_policy
     from oarl.viz import plots
 
-    tok = load_tokenizer(ckpt)
-    model = AutoModelForCausalLM.from_pretrained(ckpt)
+    model, tok = load_policy(ckpt)
     problems = task.problems(16, seed=40_000)
     prompts = [p.prompt for p in problems]
     with torch.random.fork_rng(devices=[]):

@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     rl = RLSettings()
     p = argparse.ArgumentParser(prog="oarl study", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
-    p.add_argument("--task", default="flag", help="testbed task (flag, arith)")
+    p.add_argument(
+        "--task", default="flag", help="testbed task (flag, arith, wordop: SmolLM2 + its LoRA warm start)"
+    )
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="task config fields")
     p.add_argument("--vary", nargs="*", default=[], metavar="FIELD=V1,V2", help="task fields to vary")
     p.add_argument("--sweep", nargs="*", default=[], metavar="FIELD=V1,V2", help="RL settings to sweep")
@@ -73,14 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 0,3,7")
     p.add_argument("--steps", type=int, default=None, help="RL steps (default: the task's)")
     p.add_argument("--lr", type=float, default=None, help="learning rate of every arm (default: the task's)")
-    p.add_argument("--prompts-per-step", type=int, default=rl.prompts_per_step)
-    p.add_argument("--generations", type=int, default=rl.num_generations)
+    p.add_argument(
+        "--prompts-per-step", type=int, default=None, help=f"default: the task's ({rl.prompts_per_step} flag)"
+    )
+    p.add_argument(
+        "--generations", type=int, default=None, help=f"default: the task's ({rl.num_generations} flag)"
+    )
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--eval-problems", type=int, default=128)
     p.add_argument("--eval-samples", type=int, default=4)
     p.add_argument("--noise-std", type=float, default=None, help="OAR-G noise (default: the task's)")
     p.add_argument("--sft-steps", type=int, default=None, help="warm-start SFT steps (default: the task's)")
     p.add_argument("--workers", type=int, default=2, help="runs in parallel (processes)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="cuda: every run trains on the GPU (a 135M model: many --workers share one; docs/gpu.md)",
+    )
     p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     p.add_argument("--cache-dir", default="runs/cache")
     p.add_argument("--out", default=None, help="default runs/study/<time>")
@@ -117,7 +129,6 @@ def run(args: argparse.Namespace) -> int:
     from oarl.testbed.report import summarize
     from oarl.testbed.study import Condition, StudyPlan, run_study
     from oarl.testbed.tasks import get_task_recipe
-    from oarl.testbed.warmstart import warm_start
     from oarl.utils.atomic import atomic_write_json, atomic_write_text
 
     recipe = get_task_recipe(args.task)
@@ -140,10 +151,15 @@ def run(args: argparse.Namespace) -> int:
         if key not in rl_valid:
             raise ValueError(f"--sweep {key}: not an RL setting ({sorted(rl_valid)})")
     overrides = {"steps": args.steps, "learning_rate": args.lr, "eval_every": args.eval_every,
-                 "noise_std": args.noise_std}  # fmt: skip
-    rl = replace(rl, prompts_per_step=args.prompts_per_step, num_generations=args.generations,
-                 eval_samples=args.eval_samples, **{k: v for k, v in overrides.items() if v is not None})  # fmt: skip
-    ws = recipe.warm_start if args.sft_steps is None else replace(recipe.warm_start, max_steps=args.sft_steps)
+                 "noise_std": args.noise_std, "prompts_per_step": args.prompts_per_step,
+                 "num_generations": args.generations}  # fmt: skip
+    rl = replace(
+        rl,
+        eval_samples=args.eval_samples,
+        device=args.device,
+        **{k: v for k, v in overrides.items() if v is not None},
+    )
+    ws = recipe.warm_start if args.sft_steps is None else recipe.with_sft_steps(args.sft_steps)
     out = Path(args.out or f"runs/study/{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
 
@@ -154,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
                    for vals in itertools.product(*[v for _, v in sweep])] or [{}]  # fmt: skip
     for tv in task_variants:
         task = recipe.make(replace(config, **tv))
-        ckpt = None if args.report_only else str(warm_start(task, ws, args.cache_dir, threads=args.threads))
+        ckpt = None if args.report_only else recipe.checkpoint(task, ws, args.cache_dir, threads=args.threads)
         for rv in rl_variants:
             name = ",".join(
                 f"{k}={v:g}" if isinstance(v, float | int) else f"{k}={v}" for k, v in {**tv, **rv}.items()
@@ -172,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
             "eval_problems": args.eval_problems, "workers": args.workers, "threads": args.threads,
         }, sort_keys=False))  # fmt: skip
     if not args.report_only:
+        from oarl.utils.threads import set_threads
+
+        set_threads(args.threads)  # --workers 1 runs in this process: --threads holds here too
         run_study(plan, out, workers=args.workers, threads_per_worker=args.threads)
     done = plan.finished_in(out)
     results = summarize(out, done)

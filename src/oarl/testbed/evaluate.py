@@ -41,7 +41,9 @@ def role_entropies(
             for b, (p, c) in enumerate(zip(p_enc, c_enc, strict=True)):
                 ids[b, : len(p) + len(c)] = torch.tensor(p + c)
                 mask[b, : len(p) + len(c)] = 1
-            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+            device = next(model.parameters()).device
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            logp = torch.log_softmax(logits.float(), -1).cpu()
             ent = -(logp.exp() * logp).sum(-1)  # [B, L]: entropy of the step that predicts position t + 1
             for b, (p, c) in enumerate(zip(p_enc, c_enc, strict=True)):
                 roles = token_roles(tokenizer, prompts[i + b], c, task)

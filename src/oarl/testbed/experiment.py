@@ -11,7 +11,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
 from oarl.math.evaluation import accuracy
 from oarl.testbed.tasks import arith
 from oarl.utils.atomic import append_line, trim_jsonl
+from oarl.utils.autocast import autocast
 from oarl.utils.checkpoint import load_tokenizer
 
 #: The OARConfig fields :func:`run_arm` sets itself (from the arm and RLSettings' named fields): a key of
@@ -122,10 +123,34 @@ class RLSettings:
     noise_std: float | None = OARSettings.noise_std  # embedding noise of the scorers that take it (OAR-G)
     eval_samples: int = 0  # sampled completions per held-out problem (0: greedy accuracy only)
     kl_beta: float = 0.0  # TRL's KL coefficient (GRPOConfig.beta)
+    lora_rank: int = (
+        0  # > 0: train fresh LoRA adapters of this rank (alpha = 2 x rank) instead of all weights
+    )
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    bf16: bool = False  # bfloat16 autocast in training and in the held-out evaluation
+    device: str = "cpu"  # "cuda": the trainer runs on the GPU (many runs can share one: oarl study --workers)
     extra: dict = field(default_factory=dict)  # further GRPOConfig fields, the same for every arm
 
     def __post_init__(self) -> None:
         check_trl_fields(self.extra, "RLSettings.extra")
+        if self.lora_rank < 0:
+            raise ValueError(
+                f"RLSettings.lora_rank must be >= 0 (0 = train all weights), got {self.lora_rank}"
+            )
+        self.lora_targets = tuple(self.lora_targets)  # a YAML / JSON list reads back as a list
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"RLSettings.device must be 'cpu' or 'cuda', got {self.device!r}")
+
+    def lora_config(self):
+        """The ``peft.LoraConfig`` of ``lora_rank`` (None when it is 0: all weights train)."""
+        if not self.lora_rank:
+            return None
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.lora_rank, lora_alpha=2 * self.lora_rank, lora_dropout=0.0,
+            target_modules=list(self.lora_targets), task_type="CAUSAL_LM",
+        )  # fmt: skip
 
 
 class JsonlWriter:
@@ -261,10 +286,11 @@ class PolicyEval(TrainerCallback):
     def evaluate(self, model, step: int) -> dict:
         from oarl.testbed.evaluate import evaluate_policy
 
-        self.last = evaluate_policy(
-            model, self.tok, self.task, self.problems, self.rl.eval_samples, self.rl.max_completion_length,
-            self.rl.temperature, seed=10_000 + step,
-        )  # fmt: skip
+        with autocast(self.rl.bf16):
+            self.last = evaluate_policy(
+                model, self.tok, self.task, self.problems, self.rl.eval_samples, self.rl.max_completion_length,
+                self.rl.temperature, seed=10_000 + step,
+            )  # fmt: skip
         self.last_accuracy = self.last.get("sampled_accuracy", self.last["accuracy"])
         self.writer.write({**self.tag, "step": step, **self.last})
         return self.last
@@ -276,6 +302,16 @@ class PolicyEval(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             self.writer.write({**self.tag, "step": state.global_step, **logs})
+
+
+def load_policy(model_path: str | Path):
+    """(model, tokenizer) of a checkpoint folder; a LoRA warm start's folder (``adapter_config.json``) is merged
+    into its base model."""
+    if (Path(model_path) / "adapter_config.json").exists():
+        from oarl.testbed.lora_warmstart import load_warm_policy
+
+        return load_warm_policy(model_path, merge=True)
+    return AutoModelForCausalLM.from_pretrained(model_path), load_tokenizer(model_path)
 
 
 def run_arm(
@@ -297,18 +333,16 @@ def run_arm(
     ``rl.steps`` steps with ``seed``; held-out metrics every ``rl.eval_every`` steps. Returns a summary dict.
 
     ``model_path`` may be a LoRA warm start's folder (``adapter_config.json``, e.g. SmolLM2's wordop adapter):
-    the adapter is merged into its base model first. ``peft_config`` (a ``peft.LoraConfig``) trains fresh LoRA
-    adapters on top instead of all weights; ``bf16`` runs the trainer under bfloat16 autocast."""
+    the adapter is merged into its base model first. ``peft_config`` (a ``peft.LoraConfig``; default
+    ``rl.lora_config()``) trains fresh LoRA adapters on top instead of all weights; ``bf16`` (default
+    ``rl.bf16``) runs the trainer and the evaluation under bfloat16 autocast."""
+    if bf16 and not rl.bf16:
+        rl = replace(rl, bf16=True)
+    peft_config = peft_config if peft_config is not None else rl.lora_config()
     from oarl.testbed.tasks.base import decision_labeler, rl_dataset
 
     torch.manual_seed(seed)
-    if (Path(model_path) / "adapter_config.json").exists():
-        from oarl.testbed.lora_warmstart import load_warm_policy
-
-        model, tok = load_warm_policy(model_path, merge=True)
-    else:
-        tok = load_tokenizer(model_path)
-        model = AutoModelForCausalLM.from_pretrained(model_path)
+    model, tok = load_policy(model_path)
     train = rl_dataset(task, rl.steps * rl.prompts_per_step, seed=20_000 + seed)
     check_trl_fields(rl.extra, "RLSettings.extra")  # again: extra may have been changed after construction
     both = sorted(set(rl.extra) & {k for k, _ in arm.trl_fields})
@@ -322,7 +356,7 @@ def run_arm(
     args = OARConfig(
         output_dir=str(out_dir / f"{arm.name}-seed{seed}"), oar_method=arm.oar_method, oar_probe=rl.probe,
         oar_probe_warmup_steps=rl.probe_warmup_steps, oar_tau=rl.tau, oar_beta=rl.beta, oar_floor=rl.floor,
-        oar_noise_std=rl.noise_std, use_cpu=True, bf16=bf16, report_to="none", max_steps=rl.steps,
+        oar_noise_std=rl.noise_std, use_cpu=rl.device == "cpu", bf16=rl.bf16, report_to="none", max_steps=rl.steps,
         per_device_train_batch_size=rl.prompts_per_step * rl.num_generations, num_generations=rl.num_generations,
         max_completion_length=rl.max_completion_length, temperature=rl.temperature,
         learning_rate=rl.learning_rate, lr_scheduler_type="constant", beta=rl.kl_beta, logging_steps=1,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 
 from oarl.testbed.tasks import wordop
 from oarl.testbed.warmstart import SHIPPED_DIR, settings_key, sft_rows_sha1
+from oarl.utils.autocast import autocast
 
 #: Bump when :func:`train_adapter` changes what it trains.
 LORA_FORMAT = 1
@@ -61,6 +61,34 @@ def shipped_adapter(task, cfg: LoraSFTConfig) -> Path | None:
     return path if (path / "adapter_model.safetensors").exists() else None
 
 
+def lora_warm_start(task, cfg: LoraSFTConfig, cache_dir: str | Path, threads: int | None = 1) -> Path:
+    """The adapter folder for (task, cfg): shipped, cached in ``cache_dir``, or trained now (no gate: the gate is
+    ``oarl warmstart --task wordop --ship``'s). Written to a temporary folder and renamed when complete."""
+    import shutil
+
+    from oarl.utils.threads import set_threads
+
+    found = shipped_adapter(task, cfg)
+    if found is not None:
+        return found
+    path = Path(cache_dir) / adapter_name(task, cfg)
+    if (path / "adapter_model.safetensors").exists():
+        return path
+    tmp = path.with_name(path.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    before = set_threads(threads) if threads is not None else None
+    try:
+        train_adapter(task, cfg, tmp)
+        (tmp / "oarl_warmstart.json").write_text(
+            json.dumps({"task": task.identity(), "sft": asdict(cfg), "format": LORA_FORMAT}, indent=1)
+        )
+    finally:
+        if before is not None:
+            set_threads(before)
+    tmp.rename(path)
+    return path
+
+
 def load_base(model: str):
     """The base model (float32) and its tokenizer, from a short name or a folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -98,10 +126,6 @@ def sft_batch(tok, rows: Sequence[dict]) -> dict[str, torch.Tensor]:
     for b, (s, y) in enumerate(zip(seqs, labels, strict=True)):
         ids[b, : len(s)], lab[b, : len(y)], mask[b, : len(s)] = torch.tensor(s), torch.tensor(y), 1
     return {"input_ids": ids, "attention_mask": mask, "labels": lab}
-
-
-def autocast(bf16: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
 def time_step(model, batch: dict, bf16: bool, repeats: int = 2) -> float:

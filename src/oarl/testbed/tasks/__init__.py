@@ -4,7 +4,7 @@ config, warm start and RL settings a study of that task starts from."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from oarl.testbed.tasks.arith import (
@@ -26,12 +26,29 @@ from oarl.testbed.tasks.arith_task import ArithTask
 
 @dataclass(frozen=True)
 class TaskRecipe:
-    """Defaults of a study on one task: its config, how to build the task from it, warm start and RL."""
+    """Defaults of a study on one task: its config, how to build the task from it, warm start and RL.
+
+    ``warm(task, warm_start, cache_dir, threads) -> path`` gives the checkpoint RL starts from (shipped, cached
+    or trained now); default :func:`oarl.testbed.warmstart.warm_start` (the tiny model's SFT)."""
 
     config: Any
     make: Callable[[Any], Any]
     warm_start: Any
     rl: Any
+    warm: Callable[..., Any] | None = None
+
+    def checkpoint(self, task: Any, warm_start: Any, cache_dir: str, threads: int | None = 1) -> str:
+        """The warm start's path for ``task`` (a variant of this recipe's) with settings ``warm_start``."""
+        if self.warm is not None:
+            return str(self.warm(task, warm_start, cache_dir, threads=threads))
+        from oarl.testbed.warmstart import warm_start as sft_warm_start
+
+        return str(sft_warm_start(task, warm_start, cache_dir, threads=threads))
+
+    def with_sft_steps(self, steps: int) -> Any:
+        """The warm-start settings with ``steps`` SFT steps (the tiny model's ``max_steps``, LoRA's ``steps``)."""
+        key = "max_steps" if hasattr(self.warm_start, "max_steps") else "steps"
+        return replace(self.warm_start, **{key: steps})
 
 
 def get_task_recipe(name: str) -> TaskRecipe:
