@@ -13,7 +13,7 @@ two newline steps.
 
 Scored on the kept rows (one batch, one torch thread), timed: ``resample`` (VinePPO; the reference: per step,
 ``k`` continuations of up to ``--max-new-tokens`` at the sampling temperature; ``credit="aligned"`` and
-``"abs"`` both come from one sampling run, read back from the rewards it asked for), ``tree`` (on the whole
+``"abs"`` both come from one sampling run: the scorer's ``resample_values``, then its ``resample_credit``), ``tree`` (on the whole
 groups, no model call), ``info_gain`` per token and per step, ``perturbation`` (exact OAR-P), ``gradient``
 (OAR-G), ``entropy``, ``random``; next to one plain GRPO forward + backward of the policy over the same rows.
 
@@ -42,18 +42,19 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
+from oarl.batch.layout import encode_text_pairs
 from oarl.batch.steps import SENTENCE_ENDS, step_token_ids
 from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer
 from oarl.core.scorers.information.info_gain import cut_points
+from oarl.core.scorers.resampling.resample import own_rewards, resample_credit, resample_values
 from oarl.math.easy_arith import INSTRUCTION, SYSTEM_PROMPT
 from oarl.math.evaluation import sample_completions
 from oarl.math.prompts import PromptTemplate, build_prompt, render_prompt
 from oarl.math.rewards import check_answer
-from oarl.testbed.fidelity import top_overlap
-from oarl.testbed.oracle import text_batch
-from oarl.testbed.stats import t_interval
+from oarl.testbed.fidelity import summarize, top_overlap
 from oarl.utils.atomic import atomic_write_json, atomic_write_text
+from oarl.utils.threads import machine_description
 
 SCORERS = ("tree", "info_gain", "info_gain_step", "perturbation", "gradient", "entropy", "random")
 REFS = ("resample_abs", "resample_aligned")
@@ -104,11 +105,9 @@ def groups_of(samples: list[dict]) -> list[dict]:
 def group_layout(tok, groups: list[dict]) -> tuple[Layout, list[tuple[int, int]]]:
     prompts = [g["prompt"] for g in groups for _ in g["completions"]]
     comps = [c for g in groups for c in g["completions"]]
-    batch = text_batch(tok, prompts, comps)
     gid = torch.arange(len(groups)).repeat_interleave(torch.tensor([len(g["completions"]) for g in groups]))
     rewards = torch.tensor([r for g in groups for r in g["rewards"]], dtype=torch.float32)
-    lay = Layout(batch["input_ids"], batch["attention_mask"], batch["reasoning_mask"], batch["answer_mask"],
-                 group_ids=gid, rewards=rewards)  # fmt: skip
+    lay = encode_text_pairs(tok, prompts, comps, group_ids=gid, rewards=rewards).layout
     where = [(gi, j) for gi, g in enumerate(groups) for j in range(len(g["completions"]))]
     return lay, where
 
@@ -177,55 +176,36 @@ def grpo_step_seconds(
 def run_resample(
     model, tok, lay: Layout, refs: list[str], prompt_len: torch.Tensor, steps, a, seed: int
 ) -> tuple[dict, float]:
-    """``resample`` (aligned) once, its values read back from the rewards it asked for: both credits."""
-    calls: list[tuple[int, int, float]] = []
+    """``resample``'s values measured once (:func:`resample_values`: the scorer's draws for this seed) and both
+    credits computed from them as the scorer computes them (:func:`resample_credit`)."""
 
     def reward_fn(row: int, seqs: list[list[int]]) -> list[float]:
         texts = [tok.decode(s[int(prompt_len[row]) :], skip_special_tokens=True) for s in seqs]
-        rs = [reward(t, refs[row]) for t in texts]
-        calls.append((row, len(seqs), sum(rs) / len(rs)))
-        return rs
+        return [reward(t, refs[row]) for t in texts]
 
-    opts = {"k": a.k, "max_new_tokens": a.max_new_tokens, "temperature": a.temperature,
-            "eos_token_id": tok.eos_token_id, "step_token_ids": steps, "credit": "aligned",
-            "max_batch_sequences": a.max_batch_sequences}  # fmt: skip
     t0 = time.perf_counter()
-    aligned = get_scorer("resample")(model, lay, generator=torch.Generator().manual_seed(seed), reward_fn=reward_fn, **opts)  # fmt: skip
+    values = resample_values(
+        model,
+        lay,
+        reward_fn,
+        torch.Generator().manual_seed(seed),
+        k=a.k,
+        max_new_tokens=a.max_new_tokens,
+        temperature=a.temperature,
+        eos_token_id=tok.eos_token_id,
+        step_token_ids=steps,
+        max_batch_sequences=a.max_batch_sequences,
+    )
+    own = own_rewards(lay, reward_fn)
     seconds = time.perf_counter() - t0
-    # The cuts in the order resample_scores visits them (rows, then sorted distinct cut columns).
-    ids, attn, reasoning = lay.input_ids, lay.attention_mask.bool(), lay.reasoning_mask.bool()
-    after, before = cut_points(attn, reasoning, steps, ids)
-    rows = reasoning.any(-1).nonzero().flatten().tolist()
-    cols = {b: reasoning[b].nonzero().flatten() for b in rows}
-    cuts = [
-        (b, c) for b in rows for c in torch.cat([after[b, cols[b]], before[b, cols[b]]]).unique().tolist()
-    ]
-    vals = [c for c in calls if c[1] == a.k]
-    assert len(vals) == len(cuts) and all(v[0] == b for v, (b, _) in zip(vals, cuts, strict=True))
-    values = {cut: v[2] for cut, v in zip(cuts, vals, strict=True)}
-    own = {c[0]: c[2] for c in calls if c[1] == 1}
-    out = {"resample_abs": [], "resample_aligned": [], "value_root": [], "steps": []}
-    worst = 0.0
-    for b in range(len(ids)):
-        t = cols[b].tolist()
-        dv = np.array([values[b, int(after[b, i])] - values[b, int(before[b, i])] for i in t])
-        root = values[b, int(before[b, t[0]])]
-        al = dv * float(np.sign(own[b] - root))
-        worst = max(worst, float(np.abs(al - aligned[b, t].double().numpy()).max()))
-        out["resample_abs"].append(np.abs(dv).tolist())
-        out["resample_aligned"].append(al.tolist())
-        out["value_root"].append(root)
-        out["steps"].append(after[b, t].tolist())  # step id of each reasoning token (its last column)
-    out["aligned_readback_max_abs_diff"] = worst
+    rm = values.reasoning
+    out = {}
+    for credit in ("abs", "aligned"):
+        s = resample_credit(values, credit, own)
+        out[f"resample_{credit}"] = [s[b][rm[b]].tolist() for b in range(len(rm))]
+    out["value_root"] = values.root.tolist()
+    out["steps"] = [values.step_end[b][rm[b]].tolist() for b in range(len(rm))]  # each token's step (its end)
     return out, seconds
-
-
-def t_ci(values: list[float]) -> dict:
-    """Mean and 95% t half-width over the non-NaN values (:func:`oarl.testbed.stats.t_interval`), rounded."""
-    iv = t_interval(values)
-    if iv.n == 0:
-        return {"mean": None, "ci95": None, "n": 0}
-    return {"mean": round(iv.mean, 4), "ci95": round(iv.half_width, 4), "n": iv.n}
 
 
 def agreement(scores: list[list[float]], ref: list[list[float]], steps: list[list[int]], ref_abs: list[list[float]],
@@ -250,12 +230,12 @@ def agreement(scores: list[list[float]], ref: list[list[float]], steps: list[lis
             hit.append(float(int(rng.choice(np.nonzero(ssum == ssum.max())[0])) in best))
             if len(ids) >= 3:
                 rho_step.append(float(stats.spearmanr(ssum, rstep).statistic) if np.ptp(ssum) > 0 else 0.0)
-    return {"spearman": t_ci(rho), "top10_overlap": t_ci(top), "step_spearman_vs_abs": t_ci(rho_step),
-            "top_step_hit_vs_abs": t_ci(hit), "rows_reference_constant": const}  # fmt: skip
+    return {"spearman": summarize(rho), "top10_overlap": summarize(top), "step_spearman_vs_abs": summarize(rho_step),
+            "top_step_hit_vs_abs": summarize(hit), "rows_reference_constant": const}  # fmt: skip
 
 
 def fmt(d: dict) -> str:
-    return "–" if d["mean"] is None else f"{d['mean']:.2f} ± {d['ci95']:.2f}"
+    return "–" if d["n"] == 0 else f"{d['mean']:.2f} ± {d['ci95']:.2f}"
 
 
 def tables(res: dict) -> str:
@@ -301,6 +281,7 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(SCORERS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat-resample-seed", type=int, help="run resample again with this seed (its noise)")
+    ap.add_argument("--machine-note", default="", help="what the JSON should say about the machine's load")
     ap.add_argument("--cache", default="runs/real_model_credit/cache.json")
     ap.add_argument("--out", default="docs/real_model/credit_cost_agreement.json")
     ap.add_argument("--md", default="docs/real_model/credit_cost_agreement_tables.md")
@@ -336,12 +317,9 @@ def main() -> None:
     prompts = [groups[where[i][0]]["prompt"] for i in kidx.tolist()]
     comps = [groups[where[i][0]]["completions"][where[i][1]] for i in kidx.tolist()]
     refs = [groups[where[i][0]]["answer"] for i in kidx.tolist()]
-    batch = text_batch(tok, prompts, comps)
     rewards = full.rewards[kidx]
-    lay = Layout(batch["input_ids"], batch["attention_mask"], batch["reasoning_mask"], batch["answer_mask"],
-                 group_ids=full.group_ids[kidx], rewards=rewards)  # fmt: skip
-    width_p = text_batch(tok, prompts, [""] * len(prompts))["input_ids"].shape[1]
-    prompt_len = lay.attention_mask[:, :width_p].sum(-1)
+    pairs = encode_text_pairs(tok, prompts, comps, group_ids=full.group_ids[kidx], rewards=rewards)
+    lay, width_p, prompt_len = pairs.layout, pairs.prompt_width, pairs.prompt_lengths
     comp_tokens = int(lay.attention_mask[:, width_p:].sum())
     group_mean = torch.stack([full.rewards[full.group_ids == g].mean() for g in full.group_ids[kidx]])
     adv = rewards - group_mean
@@ -363,7 +341,6 @@ def main() -> None:
         out, secs = run_resample(model, tok, lay, refs, prompt_len, steps, a, a.seed)
         scores.update({k: out[k] for k in ("resample_abs", "resample_aligned")})
         cache["resample_steps"], cache["value_root"] = out["steps"], out["value_root"]
-        cache["aligned_readback_max_abs_diff"] = out["aligned_readback_max_abs_diff"]
         seconds["resample"] = secs
         save()
     repeat = ["resample_abs_repeat", "resample_aligned_repeat"] if a.repeat_resample_seed is not None else []
@@ -421,14 +398,13 @@ def main() -> None:
         "what": __doc__.splitlines()[0],
         "command": "OMP_NUM_THREADS=1 python benchmarks/real_model_credit.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if ap.get_default(k) != v),
-        "machine": "2 CPU cores shared with another long-running job, 1 torch thread, float32",
+        "machine": f"{machine_description()}, float32" + (f"; {a.machine_note}" if a.machine_note else ""),
         "settings": vars(a),
         "steps": step_kind, "step_token_count": len(steps),
         "prompts_sampled": sum(len(s["problems"]) for s in cache["samples"]),
         "mixed_groups": len(groups), "candidate_rows": int(cand.sum()), "rows": n,
         "rows_correct": int(rewards.sum()), "completion_tokens": comp_tokens,
         "reasoning_tokens": sum(lengths), "reasoning_steps": sum(r["steps"] for r in rows),
-        "resample_aligned_readback_max_abs_diff": cache["aligned_readback_max_abs_diff"],
         "cost": cost, "agreement": agree, "row_details": rows,
         "wall_seconds_this_run": round(time.perf_counter() - t_start, 1),
     }  # fmt: skip

@@ -10,7 +10,7 @@ scores into weights. Reported per scorer, over the reasoning tokens of those row
   ``decision`` (the flag-decided operators, the oracle arm's tokens), then by ``token_roles`` for the rest:
   ``causal`` (values the answer reads), ``distractor``, ``chatter``, ``format``;
 * ``decision_recall``: recall@k of the decision tokens (k = their number in the row), mean over rows;
-* ``seconds``: scoring time on one thread, and ``x_grpo_step``: that time over one GRPO forward + backward of
+* ``seconds``: scoring (and gating) time on one thread, and ``x_grpo_step``: that time over one GRPO forward + backward of
   the policy on the same rows (``grpo_step_seconds``; TRL's step also generates, which is not counted);
 * ``token_passes``: decoder token positions run forward (a KV-cache decode step counts its new tokens),
   per scored row, next to the GRPO step's forward (the backward of the gradient scorers is not counted).
@@ -47,14 +47,14 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM
 
+from oarl.batch.credit import score_and_gate
+from oarl.batch.layout import encode_text_pairs
 from oarl.core.diagnostics import oracle_recall
-from oarl.core.gating import bilevel_weights
 from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, get_scorer, shared_options
 from oarl.math.evaluation import generate_completions
 from oarl.testbed.experiment import load_policy
 from oarl.testbed.fidelity import row_fidelity, summarize
-from oarl.testbed.oracle import text_batch
 from oarl.testbed.tasks import get_task_recipe
 from oarl.testbed.tasks.base import completion_token_mask, token_roles
 from oarl.testbed.tasks.flag_task import flag_recipe
@@ -147,12 +147,12 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
     rewards = torch.tensor(task.reward(prompts, comps, answers), dtype=torch.float32)
     groups = torch.arange(a.prompts).repeat_interleave(a.group)
     spread = rewards.view(-1, a.group).std(-1).repeat_interleave(a.group) > 0
-    batch = text_batch(tok, prompts, comps, offsets=True)
-    ids, am = batch["input_ids"], batch["attention_mask"]
-    P = ids.shape[1] - batch["completion_offsets"].shape[1]  # prompt width (left padded)
-    keep = spread & batch["reasoning_mask"].any(-1) & batch["answer_mask"].any(-1)
-    rm = batch["reasoning_mask"] & keep[:, None]
-    an = batch["answer_mask"] & keep[:, None]
+    pairs = encode_text_pairs(tok, prompts, comps)
+    ids, am, reasoning, answer = pairs.layout.tensors
+    P = pairs.prompt_width  # (left padded)
+    keep = spread & reasoning.any(-1) & answer.any(-1)
+    rm = reasoning & keep[:, None]
+    an = answer & keep[:, None]
     decision = torch.zeros_like(rm)
     decision[:, P:] = completion_token_mask(tok, ids[:, :P], ids[:, P:], am[:, P:], task.decision_chars)
     decision &= rm
@@ -186,21 +186,28 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
         if method == "resample":
             opts |= {"k": a.k, "max_new_tokens": rl.max_completion_length, "eos_token_id": tok.eos_token_id,
                      "temperature": rl.temperature}  # fmt: skip
-        if method == "oracle":  # the ceiling arm: the decision tokens themselves
-            opts["oracle_mask"] = decision
         if name == "resample_step":
             opts["step_token_ids"] = (tok.convert_tokens_to_ids(";"),)
         with token_passes(model) as passes:
             t0 = time.perf_counter()
-            scores = get_scorer(method)(
-                model, lay, generator=torch.Generator().manual_seed(0), reward_fn=reward_fn, **opts
+            credit = score_and_gate(
+                model,
+                lay,
+                method,
+                opts,
+                tau=rl.tau,
+                beta=rl.beta,
+                floor=rl.floor,
+                generator=torch.Generator().manual_seed(0),
+                oracle_mask=decision,  # read by the ceiling arm (oracle) only: the decision tokens
+                reward_fn=reward_fn,
             )
             seconds = time.perf_counter() - t0
+        scores, w = credit.scores, credit.weights
         if name == "perturbation":
             reference = scores
         mask = lay.reasoning_mask
         rows = mask.any(-1)
-        w = bilevel_weights(scores.where(mask, 0.0), mask, rl.tau, rl.beta, rl.floor)
         weights = {
             r: round(float(w[m & mask].mean()), 3) if (m & mask).any() else None for r, m in role.items()
         }

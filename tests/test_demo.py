@@ -46,15 +46,15 @@ def test_attribution_strip_gates_with_every_gate_setting(tmp_path, monkeypatch):
     from dataclasses import replace
 
     import oarl.cli.demo as demo
-    from oarl.testbed import oracle
+    from oarl.batch import credit
     from oarl.testbed.warmstart import warm_start
     from oarl.viz import plots
 
     task, ws, rl = demo.settings(DemoArguments())
     rl = replace(rl, tau=0.3, beta=1.5, floor=0.25)
     seen = []
-    real = oracle.token_weights
-    monkeypatch.setattr(oracle, "token_weights", lambda *a, **k: seen.append(k) or real(*a, **k))
+    real = credit.score_and_gate
+    monkeypatch.setattr(credit, "score_and_gate", lambda *a, **k: seen.append(k) or real(*a, **k))
     monkeypatch.setattr(plots, "attribution_strip", lambda *a, **k: None)
     demo._attribution(warm_start(task, ws, str(tmp_path)), task, rl, tmp_path / "a.png")
     assert seen and all((k["tau"], k["beta"], k["floor"]) == (0.3, 1.5, 0.25) for k in seen)

@@ -10,7 +10,8 @@ from conftest import layout, tiny_lm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oarl.batch.reshape import OARSettings, finite_advantages, oar_token_advantages, safe_weights
+from oarl.batch.credit import gate_scores
+from oarl.batch.reshape import OARSettings, finite_advantages, oar_token_advantages
 from oarl.core.gating import bilevel_weights
 from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, gradient_scores, perturbation_scores
@@ -62,9 +63,9 @@ def test_gate_is_finite_and_mass_preserving_for_any_finite_scores(sm, tau, beta,
 
 @FUZZ
 @given(scores_and_mask(allow_nonfinite=True), st.floats(0.01, 0.99), st.floats(0.0, 10.0))
-def test_safe_weights_fall_back_to_uniform_on_nonfinite_rows(sm, tau, beta):
+def test_gate_scores_fall_back_to_uniform_on_nonfinite_rows(sm, tau, beta):
     scores, mask = sm
-    w, bad = safe_weights(scores, mask, OARSettings(tau=tau, beta=beta))
+    w, bad = gate_scores(scores, mask, tau, beta)
     check_weights(w, mask)
     expected_bad = (mask & ~torch.isfinite(scores)).any(-1)
     assert torch.equal(bad, expected_bad)
@@ -163,6 +164,6 @@ def test_uniform_or_very_peaked_probe_distributions(scale, probe):
     for scorer in (gradient_scores, perturbation_scores):
         scores = scorer(model, Layout(ids, am, rm, an), probe=probe)
         assert torch.isfinite(scores).all(), scorer.__name__
-        w, bad = safe_weights(scores, rm, OARSettings())
+        w, bad = gate_scores(scores, rm)
         check_weights(w, rm)
         assert not bad.any()

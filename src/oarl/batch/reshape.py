@@ -15,11 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from oarl.batch.credit import score_and_gate
+from oarl.batch.layout import completion_columns, rollout_layout
 from oarl.batch.spans import completion_span_masks, trained_spans
 from oarl.core.advantages import reshape_advantages
 from oarl.core.diagnostics import ess_ratio, top_mass_share
-from oarl.core.gating import BETA, FLOOR, TAU, bilevel_weights, check_gate_params
-from oarl.core.layout import Layout
+from oarl.core.gating import BETA, FLOOR, TAU, check_gate_params
 from oarl.core.probes import check_probe
 from oarl.core.scorers import SCORERS, get_scorer, shared_options
 
@@ -135,23 +136,6 @@ def finite_advantages(advantages: Tensor) -> tuple[Tensor, Tensor]:
     """``advantages`` with NaN/inf replaced by 0 (that row then does not move the policy), and ``[B]`` where."""
     bad = ~torch.isfinite(advantages)
     return torch.where(bad, torch.zeros_like(advantages), advantages), bad
-
-
-def safe_weights(scores: Tensor, mask: Tensor, settings: OARSettings) -> tuple[Tensor, Tensor]:
-    """Gate ``scores`` into weights; rows with a non-finite score or weight get uniform weights instead.
-
-    Returns ``weights[B, T]`` (finite, each row sums to its mask count) and ``nonfinite[B]`` (bool).
-    """
-    mask = mask.bool()
-    bad = (mask & ~torch.isfinite(scores)).any(-1)
-    clean_mask = mask & ~bad.unsqueeze(-1)
-    w = bilevel_weights(
-        scores.where(clean_mask, 0.0), clean_mask, settings.tau, settings.beta, settings.floor
-    )
-    late = ~torch.isfinite(w).all(-1)  # cannot happen for finite scores; kept as the last line of defence
-    if late.any():
-        w = torch.where(late.unsqueeze(-1), torch.ones_like(w), w)
-    return w, bad | late
 
 
 def score_rows(
@@ -275,26 +259,39 @@ def oar_token_advantages(
     rows = scored.nonzero().flatten()
     if len(rows):
         options = settings.resolved_options()
-        scorer = get_scorer(settings.method)
-        context, own = score_rows(scored, scorer.needs, group_ids, rewards)
-        ids = torch.cat([prompt_ids[context], completion_ids[context]], dim=1)
-        attn = torch.cat([prompt_mask[context], completion_mask[context]], dim=1)
-        pad = torch.zeros_like(prompt_ids[context], dtype=torch.bool)
-        reasoning = torch.cat([pad, spans.reasoning[context] & own[:, None]], dim=1)
-        answer = torch.cat([pad, spans.answer[context] & own[:, None]], dim=1)
-        oracle = (
-            None
-            if oracle_mask is None
-            else torch.cat([pad, oracle_mask[context].to(pad.device).bool()], dim=1)
-        )
-        # group scorers read the trained tokens (tool output excluded) as a row's own
-        completion = torch.cat([pad, trained[context]], dim=1)
-        layout = Layout(ids, attn, reasoning, answer, *group_context(context, group_ids, rewards), completion)
-        row_fn = None if reward_fn is None else partial(_batch_row_reward, reward_fn, context.tolist())
-        scores = scorer(model, layout, generator=generator, oracle_mask=oracle, reward_fn=row_fn, **options)
-        scores = scores[own]  # the context rows of group scorers are read, not scored
+        context, own = score_rows(scored, get_scorer(settings.method).needs, group_ids, rewards)
         P = prompt_ids.shape[1]
-        w, bad = safe_weights(scores[:, P:], spans.reasoning[rows], settings)
+        # group scorers read the trained tokens (tool output excluded) as a row's own
+        layout = rollout_layout(
+            prompt_ids[context],
+            prompt_mask[context],
+            completion_ids[context],
+            completion_mask[context],
+            spans.reasoning[context] & own[:, None],
+            spans.answer[context] & own[:, None],
+            trained[context],
+            *group_context(context, group_ids, rewards),
+        )
+        oracle = (
+            None if oracle_mask is None else completion_columns(oracle_mask[context].to(prompt_ids.device), P)
+        )
+        row_fn = None if reward_fn is None else partial(_batch_row_reward, reward_fn, context.tolist())
+        # the context rows of group scorers are read, not scored; the gate runs over the completion columns
+        credit = score_and_gate(
+            model,
+            layout,
+            settings.method,
+            options,
+            tau=settings.tau,
+            beta=settings.beta,
+            floor=settings.floor,
+            generator=generator,
+            oracle_mask=oracle,
+            reward_fn=row_fn,
+            rows=own,
+            start=P,
+        )
+        w, bad = credit.weights, credit.nonfinite
         weights[rows] = w.to(weights.dtype)
         ess[rows] = ess_ratio(w, spans.reasoning[rows])
         nonfinite[rows] = bad

@@ -265,7 +265,11 @@ def _attribution(ckpt, task, rl, path: Path) -> None:
     """Token weights of every scorer on one sampled, chatter-laden completion of the warm model."""
     import torch
 
+    from oarl.batch.credit import score_and_gate
+    from oarl.batch.layout import LAYOUT_KEYS
     from oarl.batch.reshape import method_label
+    from oarl.core.layout import Layout
+    from oarl.core.scorers import shared_options
     from oarl.math.evaluation import generate_completions
     from oarl.testbed import oracle
     from oarl.testbed.experiment import load_policy
@@ -284,12 +288,13 @@ def _attribution(ckpt, task, rl, path: Path) -> None:
     batch = oracle.oracle_batch(tok, [prompts[pick]], [comps[pick]], task)
     keep = batch["attention_mask"][0].bool()
     tokens = tok.convert_ids_to_tokens(batch["input_ids"][0][keep].tolist())
-    weights = {
-        method_label(m): oracle.token_weights(
-            model, batch, m, rl.probe, noise_std=rl.noise_std, tau=rl.tau, beta=rl.beta, floor=rl.floor
-        )[0][keep].tolist()
-        for m in ("perturbation", "gradient", "entropy", "random")
-    }
+    layout = Layout(*(batch[k] for k in LAYOUT_KEYS))
+    gate = {"tau": rl.tau, "beta": rl.beta, "floor": rl.floor}
+    weights = {}
+    for m in ("perturbation", "gradient", "entropy", "random"):
+        opts = shared_options(m, probe=rl.probe, noise_std=rl.noise_std)
+        credit = score_and_gate(model, layout, m, opts, generator=torch.Generator().manual_seed(0), **gate)
+        weights[method_label(m)] = credit.weights[0][keep].tolist()
     plots.attribution_strip(
         tokens, weights, path, oracle=batch["oracle_mask"][0][keep].tolist(),
         answer=batch["answer_mask"][0][keep].tolist(),

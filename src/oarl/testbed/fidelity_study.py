@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from oarl.batch.layout import LAYOUT_KEYS
 from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer, perturbation_scores, shared_options
 from oarl.core.scorers.gradient.variants import reasoning_rms
@@ -108,7 +109,7 @@ def task_batch(
 
 
 def _layout(batch: Mapping[str, Tensor]) -> list[Tensor]:
-    return [batch[k] for k in oracle.LAYOUT]
+    return [batch[k] for k in LAYOUT_KEYS]
 
 
 def evaluate(

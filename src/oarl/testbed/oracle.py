@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from oarl.batch.spans import completion_span_masks
+from oarl.batch.credit import gate_scores
+from oarl.batch.layout import LAYOUT_KEYS, TextPairs, completion_columns, encode_text_pairs
 from oarl.core.diagnostics import auroc, oracle_recall, precision_at_k
-from oarl.core.gating import bilevel_weights
 from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer, perturbation_scores, shared_options
 from oarl.testbed.tasks import arith
@@ -26,43 +26,25 @@ from oarl.testbed.tasks.base import TestbedTask
 def text_batch(
     tokenizer, prompts: Sequence[str], completions: Sequence[str], offsets: bool = False
 ) -> dict[str, Tensor]:
-    """Prompt (left padded) + completion (right padded) rows with the answer span and the reasoning before it
-    (:func:`oarl.batch.spans.completion_span_masks`), as the trainer lays them out. All ``[B, P + T]``; with
+    """The four layout tensors of :func:`oarl.batch.layout.encode_text_pairs` by name, all ``[B, P + T]``; with
     ``offsets``, also ``completion_offsets`` (``[B, T, 2]`` character spans of the completion tokens)."""
-    p = tokenizer(
-        list(prompts), add_special_tokens=False, padding=True, padding_side="left", return_tensors="pt"
-    )
-    c = tokenizer(
-        list(completions),
-        add_special_tokens=False,
-        padding=True,
-        padding_side="right",
-        return_tensors="pt",
-        return_offsets_mapping=offsets,
-    )
-    spans = completion_span_masks(tokenizer, c["input_ids"], c["attention_mask"])
-    pad = torch.zeros_like(p["input_ids"], dtype=torch.bool)
-    out = {
-        "input_ids": torch.cat([p["input_ids"], c["input_ids"]], 1),
-        "attention_mask": torch.cat([p["attention_mask"], c["attention_mask"]], 1),
-        "reasoning_mask": torch.cat([pad, spans.reasoning], 1),
-        "answer_mask": torch.cat([pad, spans.answer], 1),
-    }
+    pairs = encode_text_pairs(tokenizer, prompts, completions, offsets=offsets)
+    out = pairs.tensors()
     if offsets:
-        out["completion_offsets"] = c["offset_mapping"]
+        out["completion_offsets"] = pairs.completion_offsets
     return out
 
 
-def oracle_batch(
-    tokenizer, prompts: Sequence[str], completions: Sequence[str], task: TestbedTask | None = None
+def role_masks(
+    pairs: TextPairs, prompts: Sequence[str], completions: Sequence[str], task: TestbedTask
 ) -> dict[str, Tensor]:
-    """:func:`text_batch` plus the oracle (causal-role tokens) and chatter masks, all ``[B, L]``. ``task``
-    defaults to the arithmetic task."""
-    task = task or ArithTask()
-    batch = text_batch(tokenizer, prompts, completions, offsets=True)
-    offsets = batch.pop("completion_offsets")
-    P = batch["input_ids"].shape[1] - offsets.shape[1]
-    reasoning = batch["reasoning_mask"][:, P:]
+    """``oracle_mask`` (the task's causal-role tokens) and ``chatter_mask``, ``[B, L]``, of encoded pairs (with
+    ``completion_offsets``), each inside the reasoning tokens."""
+    offsets = pairs.completion_offsets
+    if offsets is None:
+        raise ValueError("role_masks needs the completion offsets: encode_text_pairs(..., offsets=True)")
+    P = pairs.prompt_width
+    reasoning = pairs.layout.reasoning_mask[:, P:]
     oracle = torch.zeros_like(reasoning)
     chatter = torch.zeros_like(reasoning)
     for b, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
@@ -71,10 +53,16 @@ def oracle_batch(
         for role, out in (("causal", oracle), ("chatter", chatter)):
             spans_of_role = [(i, i + 1) for i, r in enumerate(roles) if r == role]
             out[b] = torch.tensor(arith.char_spans_to_token_mask(row_offsets, spans_of_role)) & reasoning[b]
-    pad = torch.zeros(len(prompts), P, dtype=torch.bool)
-    batch["oracle_mask"] = torch.cat([pad, oracle], 1)
-    batch["chatter_mask"] = torch.cat([pad, chatter], 1)
-    return batch
+    return {"oracle_mask": completion_columns(oracle, P), "chatter_mask": completion_columns(chatter, P)}
+
+
+def oracle_batch(
+    tokenizer, prompts: Sequence[str], completions: Sequence[str], task: TestbedTask | None = None
+) -> dict[str, Tensor]:
+    """:func:`text_batch` plus the oracle (causal-role tokens) and chatter masks (:func:`role_masks`), all
+    ``[B, L]``. ``task`` defaults to the arithmetic task."""
+    pairs = encode_text_pairs(tokenizer, prompts, completions, offsets=True)
+    return {**pairs.tensors(), **role_masks(pairs, prompts, completions, task or ArithTask())}
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
@@ -105,26 +93,6 @@ def scorer_recall(
         m: {"recall": r["recall"]["mean"], "ci95": r["recall"]["ci95"], "n": r["recall"]["n"]}
         for m, r in metrics.items()
     }
-
-
-def token_weights(
-    model: nn.Module,
-    batch: dict[str, Tensor],
-    method: str,
-    probe: str = "as_mean",
-    noise_std: float | None = None,
-    **gate,
-) -> Tensor:
-    """Gated weights ``[B, L]`` of one scorer on an oracle batch (for attribution views); ``probe`` and
-    ``noise_std`` (None: the scorer's default) apply if the scorer takes them."""
-    args = [batch[k] for k in ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")]
-    gen = torch.Generator().manual_seed(0)
-    options = shared_options(method, probe=probe, noise_std=noise_std)
-    scores = get_scorer(method)(model, *args, generator=gen, **options)
-    return bilevel_weights(scores, batch["reasoning_mask"], **gate)
-
-
-LAYOUT = ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")
 
 
 def replacement_scores(
@@ -184,7 +152,7 @@ def row_metrics(
         "chance": torch.where(n > 0, chance, torch.full_like(chance, math.nan)).float(),
     }
     if "chatter_mask" in batch:  # share of the gated weight that lands on chatter (uniform: its token share)
-        w = bilevel_weights(scores.where(cand, 0.0), cand)
+        w, _ = gate_scores(scores, cand)
         chat = batch["chatter_mask"].bool() & cand
         share = (w * chat).sum(-1) / (w * cand).sum(-1).clamp(min=1e-12)
         out["chatter_weight_share"] = torch.where(
@@ -218,7 +186,7 @@ def evaluate_scorer(
     per_row: dict[str, list[float]] = {}
     for i in range(0, int(keep.sum()), batch_size):
         chunk = {k: v[i : i + batch_size] for k, v in rows.items()}
-        scores = score_fn(*(chunk[k] for k in LAYOUT))
+        scores = score_fn(*(chunk[k] for k in LAYOUT_KEYS))
         for name, values in row_metrics(scores, chunk, precision_frac).items():
             per_row.setdefault(name, []).extend(values.tolist())
     out = {}

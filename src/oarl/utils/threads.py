@@ -32,3 +32,15 @@ def set_threads(threads: int) -> int:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     return before
+
+
+def machine_description() -> str:
+    """This machine as a benchmark's JSON records it: architecture, CPU cores, torch threads, the GPU if any."""
+    import platform
+
+    import torch
+
+    text = f"{platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch thread(s)"
+    if torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name()}"
+    return text

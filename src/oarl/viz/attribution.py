@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from oarl.batch.spans import completion_span_masks, token_char_offsets
+from oarl.batch.credit import score_and_gate
+from oarl.batch.layout import LAYOUT_KEYS, TextPairs, encode_text_pairs
+from oarl.batch.spans import token_char_offsets
 from oarl.core import gating
 from oarl.core.diagnostics import auroc, ess_ratio, oracle_recall, top_mass_share
-from oarl.core.gating import bilevel_weights
-from oarl.core.scorers import get_scorer, shared_options
+from oarl.core.layout import Layout
+from oarl.core.scorers import shared_options
 
 
 @dataclass
@@ -74,27 +76,14 @@ def encode_pairs(
 ) -> dict[str, Tensor]:
     """Encode pairs as ``[left-padded prompt | right-padded completion]`` rows, all ``[B, L]``.
 
-    Returns ``input_ids``, ``attention_mask``, ``reasoning_mask``, ``answer_mask`` (from
-    :func:`oarl.batch.spans.completion_span_masks`), ``prompt_mask`` and ``found`` ``[B]`` (an answer span exists).
-    The layout is the one :func:`oarl.testbed.oracle.oracle_batch` builds.
+    Returns ``input_ids``, ``attention_mask``, ``reasoning_mask``, ``answer_mask``, ``prompt_mask`` and ``found``
+    ``[B]`` (an answer span exists): the trainer's layout (:func:`oarl.batch.layout.encode_text_pairs`).
     """
-    if len(prompts) != len(completions) or not prompts:
-        raise ValueError(
-            f"need as many prompts as completions (>= 1), got {len(prompts)} and {len(completions)}"
-        )
-    enc = dict(add_special_tokens=False, padding=True, return_tensors="pt")
-    p = tokenizer(list(prompts), padding_side="left", **enc)
-    c = tokenizer(list(completions), padding_side="right", **enc)
-    spans = completion_span_masks(tokenizer, c["input_ids"], c["attention_mask"], finders)
-    none = torch.zeros_like(p["input_ids"], dtype=torch.bool)
-    return {
-        "input_ids": torch.cat([p["input_ids"], c["input_ids"]], 1),
-        "attention_mask": torch.cat([p["attention_mask"], c["attention_mask"]], 1),
-        "reasoning_mask": torch.cat([none, spans.reasoning], 1),
-        "answer_mask": torch.cat([none, spans.answer], 1),
-        "prompt_mask": torch.cat([p["attention_mask"].bool(), torch.zeros_like(spans.answer)], 1),
-        "found": spans.found,
-    }
+    return _batch(encode_text_pairs(tokenizer, prompts, completions, finders))
+
+
+def _batch(pairs: TextPairs) -> dict[str, Tensor]:
+    return {**pairs.tensors(), "prompt_mask": pairs.prompt_mask, "found": pairs.found}
 
 
 def normalised_scores(scores: Tensor, mask: Tensor) -> Tensor:
@@ -118,14 +107,14 @@ def score_methods(
 
     Every scorer gets a fresh ``torch.Generator`` seeded with ``seed``, so results are reproducible.
     """
-    layout = [batch[k] for k in ("input_ids", "attention_mask", "reasoning_mask", "answer_mask")]
+    layout = Layout(*(batch[k] for k in LAYOUT_KEYS))
     reasoning = batch["reasoning_mask"].bool()
     out = {}
     for method in methods:
         gen = torch.Generator().manual_seed(seed)
         opts = shared_options(method, probe=probe, **options)
-        scores = get_scorer(method)(model, *layout, generator=gen, **opts).detach().float()
-        weights = bilevel_weights(scores, reasoning, tau=tau, beta=beta, floor=floor)
+        credit = score_and_gate(model, layout, method, opts, tau=tau, beta=beta, floor=floor, generator=gen)
+        scores, weights = credit.scores.detach().float(), credit.weights
         result = MethodResult(
             scores=scores,
             normalised=normalised_scores(scores, reasoning),
@@ -209,14 +198,14 @@ def attribute(
     With ``oracle`` a testbed task (or ``True``: the arithmetic task) the oracle causal tokens of
     :func:`oarl.testbed.oracle.oracle_batch` are added as ``oracle_mask``, with per-row recall@k and AUROC.
     """
-    batch = encode_pairs(tokenizer, prompts, completions, finders)
+    pairs = encode_text_pairs(tokenizer, prompts, completions, finders, offsets=bool(oracle))
+    batch = _batch(pairs)
     if oracle:
-        from oarl.testbed.oracle import oracle_batch
+        from oarl.testbed.oracle import role_masks
+        from oarl.testbed.tasks.arith_task import ArithTask
 
-        ob = oracle_batch(tokenizer, prompts, completions, None if oracle is True else oracle)
-        if not torch.equal(ob["input_ids"], batch["input_ids"]):
-            raise RuntimeError("oracle_batch and encode_pairs disagree on the layout")
-        batch["oracle_mask"] = ob["oracle_mask"]
+        task = ArithTask() if oracle is True else oracle
+        batch["oracle_mask"] = role_masks(pairs, prompts, completions, task)["oracle_mask"]
     device = next(model.parameters()).device
     on_device = {k: v.to(device) for k, v in batch.items()}
     results = score_methods(model, on_device, methods, probe, tau, beta, floor, seed, **options)

@@ -6,6 +6,7 @@ reference the cheaper credit families approximate (SPO 2505.23564, Thought Ancho
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -127,8 +128,51 @@ def resample_scores(
         raise ValueError(
             "the 'resample' scorer needs reward_fn(row, sequences) -> rewards (needs generation)"
         )
+    values = resample_values(
+        model,
+        layout,
+        reward_fn,
+        generator,
+        k=k,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        eos_token_id=eos_token_id,
+        step_token_ids=step_token_ids,
+        max_batch_sequences=max_batch_sequences,
+    )
+    own = own_rewards(layout, reward_fn) if credit == "aligned" else None
+    return resample_credit(values, credit, own).float().to(layout.input_ids.device)
+
+
+@dataclass(frozen=True)
+class ResampleValues:
+    """What one resampling run measured. ``change``: ``[B, L]`` float64, ``dV_t`` at the reasoning tokens (0
+    elsewhere); ``root``: ``[B]`` float64, ``V(prompt)`` (the value before the first reasoning token; NaN for
+    rows without reasoning); ``step_end``: ``[B, L]`` long, the column of the cut after each token (the last
+    token of its step; per token: the token itself); ``reasoning``: ``[B, L]`` bool, the tokens scored."""
+
+    change: Tensor
+    root: Tensor
+    step_end: Tensor
+    reasoning: Tensor
+
+
+@torch.no_grad()
+def resample_values(
+    model: nn.Module,
+    layout: Layout,
+    reward_fn: RewardFn,
+    generator: torch.Generator | None = None,
+    k: int = 4,
+    max_new_tokens: int = 32,
+    temperature: float = 1.0,
+    eos_token_id: int | None = None,
+    step_token_ids: Sequence[int] = (),
+    max_batch_sequences: int = 1024,
+) -> ResampleValues:
+    """The Monte-Carlo values behind :func:`resample_scores` (same options, same draws for a generator):
+    ``V`` at every cut, read back as each token's value change and each row's root value."""
     ids, attn, reasoning = layout.input_ids, layout.attention_mask.bool(), layout.reasoning_mask.bool()
-    scores = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
     after, before = cut_points(attn, reasoning, tuple(step_token_ids), ids)
     if (before[reasoning] < 0).any():
         raise ValueError("resample: a row's first reasoning token has no token before it (no prompt)")
@@ -147,16 +191,36 @@ def resample_scores(
             samples = sample_continuations(model, prefixes, k, max_new_tokens, temperature, eos, generator)
             for (b, c), seqs in zip(chunk, samples, strict=True):
                 values[b, c] = sum(float(r) for r in reward_fn(b, seqs)) / k
+    change = torch.zeros(ids.shape, dtype=torch.float64)
+    root = torch.full((ids.shape[0],), float("nan"), dtype=torch.float64)
     for b in rows:
-        dv = torch.tensor(
-            [values[b, int(after[b, t])] - values[b, int(before[b, t])] for t in cols[b].tolist()],
-            dtype=torch.float64,
+        t = cols[b].tolist()
+        change[b, t] = torch.tensor(
+            [values[b, int(after[b, i])] - values[b, int(before[b, i])] for i in t], dtype=torch.float64
         )
-        if credit == "aligned":
-            own = float(reward_fn(b, [ids[b][attn[b]].tolist()])[0])
-            root = values[b, int(before[b, cols[b][0]])]
-            dv = dv * ((own > root) - (own < root))
-        else:
-            dv = dv.abs()
-        scores[b, cols[b]] = dv.float().to(scores.device)
-    return scores
+        root[b] = values[b, int(before[b, t[0]])]
+    return ResampleValues(change, root, after.cpu(), reasoning.cpu())
+
+
+def own_rewards(layout: Layout, reward_fn: RewardFn) -> Tensor:
+    """``[B]`` float64: each row's own reward (``reward_fn`` on its attended tokens), NaN for rows without
+    reasoning (not asked)."""
+    ids, attn = layout.input_ids, layout.attention_mask.bool()
+    out = torch.full((ids.shape[0],), float("nan"), dtype=torch.float64)
+    for b in layout.reasoning_mask.bool().any(-1).nonzero().flatten().tolist():
+        out[b] = float(reward_fn(b, [ids[b][attn[b]].tolist()])[0])
+    return out
+
+
+def resample_credit(values: ResampleValues, credit: str, own: Tensor | None = None) -> Tensor:
+    """``[B, L]`` float64 scores from measured values: ``"abs"`` ``|dV_t|``; ``"aligned"``
+    ``dV_t * sign(own - root)`` (``own``: :func:`own_rewards`). 0 outside the reasoning tokens."""
+    if credit == "abs":
+        dv = values.change.abs()
+    elif credit == "aligned":
+        if own is None:
+            raise ValueError("resample_credit: credit 'aligned' needs the rows' own rewards")
+        dv = values.change * ((own > values.root).double() - (own < values.root).double())[:, None]
+    else:
+        raise ValueError(f"resample: credit must be one of {CREDITS}, got {credit!r}")
+    return torch.where(values.reasoning, dv, torch.zeros_like(dv))

@@ -1,0 +1,93 @@
+"""The one score-and-gate: a registered scorer on a :class:`~oarl.core.layout.Layout`, then the bi-level gate
+over the reasoning tokens, with the non-finite fallback.
+
+Every path calls it: the trainer (:func:`oarl.batch.reshape.oar_token_advantages`), the testbed, the viewer
+(:func:`oarl.viz.attribution.score_methods`), the demo's attribution strip and the benchmarks. A row whose
+scores (or weights) are not finite keeps uniform weights and is flagged, wherever it is scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from oarl.core.gating import BETA, FLOOR, TAU, bilevel_weights
+from oarl.core.layout import Layout
+from oarl.core.scorers import get_scorer
+
+
+@dataclass(frozen=True)
+class Credit:
+    """One scorer's credit on a batch: ``scores`` and ``weights`` ``[n, L]`` (float32), ``nonfinite`` ``[n]``
+    bool (rows whose scores or weights were not finite: their weights are uniform)."""
+
+    scores: Tensor
+    weights: Tensor
+    nonfinite: Tensor
+
+
+def gate_scores(
+    scores: Tensor, mask: Tensor, tau: float = TAU, beta: float = BETA, floor: float = FLOOR
+) -> tuple[Tensor, Tensor]:
+    """Gate ``scores`` into weights (:func:`oarl.core.gating.bilevel_weights`); rows with a non-finite score or
+    weight get uniform weights instead.
+
+    ``scores``, ``mask``: ``[B, L]``. Returns ``weights[B, L]`` (float32, finite, each row sums to its mask
+    count; 1 outside ``mask``) and ``nonfinite[B]`` (bool).
+    """
+    mask = mask.bool()
+    bad = (mask & ~torch.isfinite(scores)).any(-1)
+    clean_mask = mask & ~bad.unsqueeze(-1)
+    w = bilevel_weights(scores.where(clean_mask, 0.0), clean_mask, tau, beta, floor)
+    late = ~torch.isfinite(w).all(-1)  # cannot happen for finite scores; kept as the last line of defence
+    if late.any():
+        w = torch.where(late.unsqueeze(-1), torch.ones_like(w), w)
+    return w, bad | late
+
+
+def score_and_gate(
+    model: nn.Module | None,
+    layout: Layout,
+    method: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    tau: float = TAU,
+    beta: float = BETA,
+    floor: float = FLOOR,
+    generator: torch.Generator | None = None,
+    oracle_mask: Tensor | None = None,
+    reward_fn: Callable[..., Any] | None = None,
+    rows: Tensor | None = None,
+    start: int = 0,
+) -> Credit:
+    """Score ``layout`` with the registered scorer ``method`` and gate the scores over its reasoning tokens.
+
+    Args:
+        model: the policy (None for a model-free scorer).
+        layout: ``[B, L]`` rows (:func:`oarl.batch.layout.rollout_layout` / ``encode_text_pairs``).
+        method: a registered scorer name.
+        options: the scorer's options, passed as they are (validated by the scorer); see
+            :func:`oarl.core.scorers.shared_options` for settings shared by several scorers.
+        tau, beta, floor: the gate (:func:`oarl.core.gating.bilevel_weights`).
+        generator, oracle_mask, reward_fn: passed to a scorer that needs them.
+        rows: the layout rows to keep (``[B]`` bool or ``[n]`` long; None: all): a group scorer reads
+            context rows that are not scored.
+        start: the first column gated (the trainer gates the completion columns, ``start = P``).
+
+    Returns:
+        :class:`Credit`, its tensors ``[n, L - start]``.
+    """
+    scorer = get_scorer(method)
+    scores = scorer(
+        model, layout, generator=generator, oracle_mask=oracle_mask, reward_fn=reward_fn, **(options or {})
+    )
+    mask = layout.reasoning_mask
+    if rows is not None:
+        scores, mask = scores[rows], mask[rows]
+    scores, mask = scores[:, start:], mask[:, start:].contiguous()
+    weights, nonfinite = gate_scores(scores, mask, tau, beta, floor)
+    return Credit(scores, weights, nonfinite)

@@ -1,0 +1,115 @@
+"""The benchmarks run on tiny inputs and compute with the library: ``real_model_credit``'s resample reference is
+the ``resample`` scorer's own credit, its summaries are the library's; ``role_weights_credit`` on the shipped
+flag warm start."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from oarl.batch.layout import encode_text_pairs
+from oarl.core.scorers import get_scorer
+from oarl.testbed.fidelity import summarize
+from oarl.testbed.tasks import arith
+from oarl.testbed.tasks.arith_task import ArithTask
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_real_model_credit_resample_is_the_scorer_on_a_tiny_model():
+    rc = _load("real_model_credit")
+    tok = arith.build_tokenizer()
+    model = arith.build_tiny_model(
+        tok, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64
+    ).eval()
+    problems = ArithTask().problems(3, seed=3)
+    groups = [
+        {
+            "problem": i,
+            "prompt": p.prompt,
+            "completions": [p.completion, p.completion.replace("=", "=1", 1)],
+            "rewards": [1.0, 0.0],
+            "answer": str(p.answer),
+        }
+        for i, p in enumerate(problems)
+    ]
+    lay, where = rc.group_layout(tok, groups)
+    assert lay.group_ids.tolist() == [0, 0, 1, 1, 2, 2] and len(where) == 6
+    steps = (tok.convert_tokens_to_ids(";"),)
+    a = argparse.Namespace(k=2, max_new_tokens=6, temperature=1.0, max_batch_sequences=8)
+    refs = [g["answer"] for g in groups for _ in g["completions"]]
+    prompts = [g["prompt"] for g in groups for _ in g["completions"]]
+    prompt_len = encode_text_pairs(tok, prompts, [c for g in groups for c in g["completions"]]).prompt_lengths
+    out, seconds = rc.run_resample(model, tok, lay, refs, prompt_len, steps, a, seed=0)
+    assert seconds > 0
+    rm = lay.reasoning_mask.bool()
+
+    def reward_fn(row, seqs):
+        texts = [tok.decode(s[int(prompt_len[row]) :], skip_special_tokens=True) for s in seqs]
+        return [rc.reward(t, refs[row]) for t in texts]
+
+    opts = dict(
+        k=2,
+        max_new_tokens=6,
+        temperature=1.0,
+        eos_token_id=tok.eos_token_id,
+        step_token_ids=steps,
+        max_batch_sequences=8,
+    )
+    for credit in ("abs", "aligned"):
+        s = get_scorer("resample")(
+            model, lay, generator=torch.Generator().manual_seed(0), reward_fn=reward_fn, credit=credit, **opts
+        )
+        got = [torch.tensor(r, dtype=torch.float64).float() for r in out[f"resample_{credit}"]]
+        assert all(torch.equal(g, s[b][rm[b]]) for b, g in enumerate(got)), credit  # the scorer's own numbers
+    assert [len(r) for r in out["steps"]] == rm.sum(-1).tolist() and len(out["value_root"]) == 6
+    agree = rc.agreement(
+        out["resample_abs"], out["resample_aligned"], out["steps"], out["resample_abs"], 0.1, 0
+    )
+    assert set(agree["spearman"]) == {"mean", "ci95", "n"}
+    rows = [r for r in agree.values() if isinstance(r, dict)]
+    assert all(r.keys() == summarize([1.0]).keys() for r in rows)  # the library's one CI summary
+    assert rc.fmt(summarize([])) == "–" and rc.fmt(summarize([0.5, 0.7])).startswith("0.60 ± ")
+
+
+def test_real_model_credit_records_this_machine():
+    rc = _load("real_model_credit")
+    text = (BENCH / "real_model_credit.py").read_text(encoding="utf-8")
+    assert "2 CPU cores" not in text and "machine_description()" in text
+    assert hasattr(rc, "machine_description")
+
+
+def test_role_weights_credit_on_the_shipped_flag_warm_start(tmp_path):
+    rw = _load("role_weights_credit")
+    a = argparse.Namespace(
+        task="flag",
+        fidelity=True,
+        prompts=3,
+        group=4,
+        methods="perturbation,entropy,random,tree",
+        resample_rows=1,
+        k=2,
+        seed=0,
+        cache_dir=str(tmp_path),
+    )
+    out = rw.measure("some", a)
+    if "skipped" in out:
+        pytest.skip(out["skipped"])
+    assert set(out["scorers"]) == {"perturbation", "entropy", "random", "tree"}
+    assert out["scorers"]["perturbation"]["fidelity"]["vs_exact_oar_p"]["spearman"] == pytest.approx(1.0)
+    assert "vs_itself_seed1" in out["scorers"]["random"]["fidelity"]  # a scorer that draws: its own noise
+    for r in out["scorers"].values():
+        assert set(r["weights"]) == set(rw.ROLES) and r["rows"] == out["rows"]
+        assert all(w is None or (math.isfinite(w) and w > 0) for w in r["weights"].values())
