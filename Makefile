@@ -30,8 +30,8 @@ demo: setup
 	$(VENV)/bin/oarl demo
 
 lint: setup
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests examples
+	$(VENV)/bin/ruff format --check src tests examples
 
 test: lint pytest
 
@@ -49,8 +49,8 @@ gpu-check: setup
 	$(VENV)/bin/oarl gpu-check --model "$(or $(MODEL),smollm2-135m)" $(ARGS)
 
 fmt: setup
-	$(VENV)/bin/ruff format src tests
-	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format src tests examples
+	$(VENV)/bin/ruff check --fix src tests examples
 
 clean:
 	rm -rf $(VENV) .venv-low .pytest_cache .ruff_cache .hypothesis
