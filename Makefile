@@ -34,8 +34,8 @@ demo-smollm2: setup
 	$(VENV)/bin/oarl demo --model smollm2-135m
 
 lint: setup
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests examples
+	$(VENV)/bin/ruff format --check src tests examples
 
 test: lint pytest
 
@@ -60,8 +60,8 @@ gpu-study: setup
 		--contrasts oar_g,oar_p,info_gain,tree,entropy --contrast-refs grpo --out runs/study/wordop_gpu
 
 fmt: setup
-	$(VENV)/bin/ruff format src tests
-	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format src tests examples
+	$(VENV)/bin/ruff check --fix src tests examples
 
 clean:
 	rm -rf $(VENV) .venv-low .pytest_cache .ruff_cache .hypothesis

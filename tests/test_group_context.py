@@ -9,7 +9,7 @@ from conftest import tiny_lm
 from test_bad_inputs import PieceTokenizer, batch
 from test_trainer import COMMON, make_trainer, task  # noqa: F401  (task is a fixture)
 
-import oarl.integrations.trl.trainer as trainer_module
+import oarl.batch.step as step_module
 from oarl.batch.reshape import OARSettings, oar_token_advantages
 from oarl.core.layout import Layout
 from oarl.core.scorers import ScorerSpec, register_scorer, unregister_scorer
@@ -101,13 +101,13 @@ def test_other_scorers_see_the_scored_rows_only(recorder):
 
 def test_the_trainer_gives_trl_rewards_and_groups(recorder, task, tmp_path, monkeypatch):  # noqa: F811
     calls = []
-    real = trainer_module.oar_token_advantages
+    real = step_module.oar_token_advantages
 
     def spy(*args, **kwargs):
         calls.append((args[6].clone(), kwargs["group_ids"], kwargs["rewards"]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "oar_token_advantages", spy)
+    monkeypatch.setattr(step_module, "oar_token_advantages", spy)
     args = OARConfig(output_dir=str(tmp_path), oar_method="group_probe", **COMMON)
     trainer = make_trainer(task, OARGRPOTrainer, args)
     trainer.train()

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-import oarl.integrations.trl.trainer
+import oarl.batch.step
 from oarl.cli.train import TaskArguments, build_trainer
 from oarl.integrations.trl.trainer import OARConfig
 from oarl.math.prompts import DEFAULT_INSTRUCTION
@@ -38,14 +38,14 @@ def test_one_oar_g_step_on_eight_gsm8k_rows(tiny_math_model, tmp_path, monkeypat
     spy_reward.__name__ = reward.__name__
     trainer.reward_funcs[0] = spy_reward
     results = []
-    real_oar = oarl.integrations.trl.trainer.oar_token_advantages
+    real_oar = oarl.batch.step.oar_token_advantages
 
     def spy_oar(*args, **kwargs):
         res = real_oar(*args, **kwargs)
         results.append((args, res))
         return res
 
-    monkeypatch.setattr(oarl.integrations.trl.trainer, "oar_token_advantages", spy_oar)
+    monkeypatch.setattr(oarl.batch.step, "oar_token_advantages", spy_oar)
     before = [p.detach().clone() for p in trainer.model.parameters()]
     trainer.train()
 

@@ -111,3 +111,23 @@ def test_group_ids_from_num_generations(task):  # noqa: F811
     assert torch.isfinite(adv).all()
     with pytest.raises(ValueError, match="groups of 3"):
         OARStep(OARSettings(method="tree"))(model, tok, *batch, rewards=rewards, num_generations=3)
+
+
+def test_trainer_checkpoints_the_steps_generator(task, tmp_path):  # noqa: F811
+    """The trainer's checkpoint file holds OARStep.state_dict(); one written before OARStep (the generator's
+    state tensor alone) still loads."""
+    args = OARConfig(output_dir=str(tmp_path), oar_method="random", **COMMON)
+    trainer = make_trainer(task, OARGRPOTrainer, args)
+    old = torch.Generator().manual_seed(5)
+    torch.save(old.get_state(), tmp_path / "oar_rng_state_0.pth")
+    trainer._load_rng_state(str(tmp_path))
+    assert torch.equal(trainer._oar_step.generator.get_state(), old.get_state())
+    trainer._oar_step.calls = 3
+    (tmp_path / "new").mkdir()
+    trainer._save_rng_state(str(tmp_path / "new"))
+    saved = torch.load(tmp_path / "new" / "oar_rng_state_0.pth", weights_only=True)
+    assert saved["calls"] == 3 and torch.equal(saved["generator"], old.get_state())
+    fresh = make_trainer(task, OARGRPOTrainer, args)
+    fresh._load_rng_state(str(tmp_path / "new"))
+    assert fresh._oar_step.calls == 3
+    assert torch.equal(fresh._oar_step.generator.get_state(), old.get_state())

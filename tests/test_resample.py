@@ -137,11 +137,11 @@ def test_the_trainer_refuses_reward_functions_it_cannot_call():
 
 def test_the_trainers_reward_fn_gives_trls_rewards(task, tmp_path, monkeypatch):  # noqa: F811
     """Through OARGRPOTrainer: the reward_fn rewards a row's own completion exactly as TRL rewarded it."""
-    import oarl.integrations.trl.trainer as trainer_module
+    import oarl.batch.step as step_module
     from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
 
     seen = []
-    real = trainer_module.oar_token_advantages
+    real = step_module.oar_token_advantages
 
     def spy(model, tok, pids, pmask, cids, cmask, *args, **kwargs):
         own = [
@@ -159,7 +159,7 @@ def test_the_trainers_reward_fn_gives_trls_rewards(task, tmp_path, monkeypatch):
         log_metric("mean_length", sum(map(len, completions)) / len(completions))
         return [float(len(c) % 4) for c in completions]
 
-    monkeypatch.setattr(trainer_module, "oar_token_advantages", spy)
+    monkeypatch.setattr(step_module, "oar_token_advantages", spy)
     options = {"k": 2, "max_new_tokens": 4}
     args = OARConfig(output_dir=str(tmp_path), oar_method="resample", oar_scorer_options=options, **COMMON)
     trainer = make_trainer(task, OARGRPOTrainer, args, reward=varied)

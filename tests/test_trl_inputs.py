@@ -7,7 +7,7 @@ import pytest
 import torch
 from trl import GRPOTrainer
 
-import oarl.integrations.trl.trainer as trainer_module
+import oarl.batch.step as step_module
 from oarl.integrations.trl.modes import check_batch_images, check_vision
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
 from oarl.testbed.tasks import arith
@@ -73,14 +73,14 @@ def test_env_mask_tokens_are_never_scored_nor_the_answer_and_weights_keep_the_tr
 ):
     tok, model, data = tiny
     seen = {}
-    real = trainer_module.oar_token_advantages
+    real = step_module.oar_token_advantages
 
     def spy(*args, **kwargs):
         res = real(*args, **kwargs)
         seen.update(completion_mask=args[5], loss_mask=kwargs["loss_mask"], res=res)
         return res
 
-    monkeypatch.setattr(trainer_module, "oar_token_advantages", spy)
+    monkeypatch.setattr(step_module, "oar_token_advantages", spy)
     args = OARConfig(output_dir=str(tmp_path), oar_method="gradient", **COMMON)
     trainer = OARGRPOTrainer(
         model=model,

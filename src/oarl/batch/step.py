@@ -94,10 +94,15 @@ class OARStep:
     def __post_init__(self) -> None:
         if self.probe_warmup_steps < 0:
             raise ValueError(f"probe_warmup_steps must be >= 0, got {self.probe_warmup_steps}")
-        method = self.settings.method
-        self._needs = frozenset() if method == "none" else get_scorer(method).needs
-        if "oracle_labels" in self._needs and self.token_labeler is None:
+        if "oracle_labels" in self.needs and self.token_labeler is None:
             raise ValueError(f"method {self.settings.method!r} needs token_labeler= (known decisive tokens)")
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """What the scorer reads beyond the batch (``ScorerSpec.needs``; empty for ``"none"``): a caller passes
+        ``rewards`` / ``group_ids`` for ``group_rewards`` and ``reward_fn`` for ``generation``."""
+        method = self.settings.method
+        return frozenset() if method == "none" else get_scorer(method).needs
 
     def settings_at(self, step: int) -> OARSettings:
         """The settings in force at ``step``: LT-Logits during the probe warm-up, else ``settings``."""
@@ -142,7 +147,7 @@ class OARStep:
             group_ids = torch.arange(len(advantages), device=device) // num_generations
         skip = (advantages == 0) if self.skip_zero_advantage else None
         oracle = None
-        if self.token_labeler is not None and "oracle_labels" in self._needs:
+        if self.token_labeler is not None and "oracle_labels" in self.needs:
             oracle = self.token_labeler(tokenizer, prompt_ids, completion_ids, completion_mask)
         res = oar_token_advantages(
             model,
@@ -173,9 +178,10 @@ class OARStep:
             "device": None if gen is None else str(gen.device),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output (the generator on the device it was saved from)."""
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | str | None = None) -> None:
+        """Restore :meth:`state_dict`'s output: the generator on ``device``, by default the one it was saved
+        from (a trainer passes its own device: a CUDA generator's state restores on any CUDA device)."""
         self.calls = int(state["calls"])
         if state.get("generator") is not None:
-            self.generator = torch.Generator(device=state.get("device") or "cpu")
+            self.generator = torch.Generator(device=device or state.get("device") or "cpu")
             self.generator.set_state(state["generator"])

@@ -1,10 +1,18 @@
 """TRL glue: ``OARConfig(GRPOConfig)`` and ``OARGRPOTrainer(GRPOTrainer)``. Swap the two names and get OAR.
 
-The trainer overrides one hook, ``_generate_and_score_completions``: after TRL has generated, rewarded and
-group-normalised, :func:`oarl.batch.reshape.oar_token_advantages` turns the ``[B]`` advantages into ``[B, T]``
-token advantages, which TRL 1.16's loss accepts as they are. Rows whose advantage TRL computed as exactly
-zero (e.g. every completion of a group rewarded alike) are never scored: ``A_t = A * w_t`` is zero for any
-weights.
+The OAR step itself is :class:`oarl.batch.step.OARStep` (settings, generator, probe warm-up, zero-advantage
+skip, group layout, metrics), the object any trainer calls. ``OARGRPOTrainer`` keeps only TRL's side: it
+overrides four of ``GRPOTrainer``'s private methods, all TRL 1.16 names:
+
+- ``_generate_and_score_completions``: after TRL has generated, rewarded and group-normalised, the step turns
+  the ``[B]`` advantages into ``[B, T]`` token advantages, which TRL's loss accepts as they are;
+- ``_calculate_rewards``: keeps TRL's gathered per-function rewards for the scorers that need
+  ``group_rewards``;
+- ``_save_rng_state`` / ``_load_rng_state``: the step's generator state in each checkpoint, so a resumed run
+  draws the same noise.
+
+Rows whose advantage TRL computed as exactly zero (e.g. every completion of a group rewarded alike) are never
+scored: ``A_t = A * w_t`` is zero for any weights.
 """
 
 from __future__ import annotations
@@ -22,8 +30,8 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.distributed import DistributedBackend
 from trl.models.utils import unwrap_model_for_generation
 
-from oarl.batch.reshape import OARSettings, context_limit, methods, model_free, oar_token_advantages
-from oarl.batch.step import step_metrics
+from oarl.batch.reshape import OARSettings, context_limit, methods, model_free
+from oarl.batch.step import OARStep
 from oarl.core.scorers import get_scorer
 from oarl.integrations.trl.context import RewardFn, check_reward_funcs, local_groups, trl_reward_fn
 from oarl.integrations.trl.modes import (
@@ -36,8 +44,9 @@ from oarl.integrations.trl.modes import (
 logger = logging.getLogger(__name__)
 #: ``(tokenizer, prompt_ids [B, P], completion_ids [B, T], completion_mask [B, T]) -> [B, T] bool``
 TokenLabeler = Callable[..., torch.Tensor]
-#: Saved next to transformers' ``rng_state.pth`` in each checkpoint (one per process, ``_{rank}.pth``): the
-#: state of the OAR-G noise / random-score generator.
+#: Saved next to transformers' ``rng_state.pth`` in each checkpoint (one per process, ``_{rank}.pth``):
+#: ``OARStep.state_dict()``, the state of the OAR-G noise / random-score generator (older checkpoints: the
+#: generator's state tensor alone).
 OAR_RNG_PREFIX = "oar_rng_state"
 
 
@@ -206,7 +215,14 @@ class OARGRPOTrainer(GRPOTrainer):
                 self.args.oar_method, self.tools, self.environment_factories, self.rollout_func
             )
         self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
-        self._oar_generator: torch.Generator | None = None
+        self._oar_step = OARStep(
+            self.args.oar_settings(self._oar_mask_token_id),
+            seed=self.args.seed,
+            process_index=self.accelerator.process_index,
+            skip_zero_advantage=self.args.oar_skip_zero_advantage,
+            probe_warmup_steps=self.args.oar_probe_warmup_steps,
+            token_labeler=token_labeler,
+        )
         backend = DistributedBackend(self.accelerator)
         self._oar_zero3 = backend.is_zero3
         check_sharding(
@@ -240,18 +256,19 @@ class OARGRPOTrainer(GRPOTrainer):
         return os.path.join(folder, f"{OAR_RNG_PREFIX}_{self.args.process_index}.pth")
 
     def _save_rng_state(self, output_dir: str) -> None:
-        """transformers' RNG states plus the OAR generator's, so a resumed run draws the same noise."""
+        """transformers' RNG states plus the OAR step's generator, so a resumed run draws the same noise."""
         super()._save_rng_state(output_dir)
-        if self._oar_generator is not None:
-            torch.save(self._oar_generator.get_state(), self._oar_rng_file(output_dir))
+        if self._oar_step.generator is not None:
+            torch.save(self._oar_step.state_dict(), self._oar_rng_file(output_dir))
 
     def _load_rng_state(self, checkpoint: str | None) -> None:
         super()._load_rng_state(checkpoint)
         path = self._oar_rng_file(checkpoint) if checkpoint else None
         if path and os.path.isfile(path):
             state = torch.load(path, weights_only=True)
-            self._oar_generator = torch.Generator(device=self.accelerator.device)
-            self._oar_generator.set_state(state)
+            if isinstance(state, torch.Tensor):  # written before OARStep: the generator's state alone
+                state = {"calls": self.state.global_step, "generator": state}
+            self._oar_step.load_state_dict(state, device=self.accelerator.device)
 
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
@@ -259,26 +276,14 @@ class OARGRPOTrainer(GRPOTrainer):
         if mode == "eval":
             return out  # evaluation does not update the policy: no need to pay for scoring
         check_batch_images(self.args.oar_method, out, model_free(self.args.oar_method))
-        # TRL's advantage exactly 0 (a group rewarded alike, with rewards whose mean is exact: 0/1, any dyadic
-        # value): the row's token advantages are 0 whatever the weights, so scoring it would be wasted.
-        skip = (out["advantages"] == 0) if self.args.oar_skip_zero_advantage else None
-        if self._oar_generator is None:
-            self._oar_generator = torch.Generator(device=out["completion_ids"].device)
-            self._oar_generator.manual_seed(self.args.seed + 7919 * self.accelerator.process_index)
-        settings = self.args.oar_settings(self._oar_mask_token_id, step=self.state.global_step)
-        oracle = None
-        if "oracle_labels" in self._oar_needs:
-            oracle = self.token_labeler(
-                self._tokenizer, out["prompt_ids"], out["completion_ids"], out["completion_mask"]
-            )
         group_ids = rewards = None
         if "group_rewards" in self._oar_needs:
             group_ids, rewards = self._oar_group_context(len(out["advantages"]), out["advantages"].device)
         reward_fn = (
             self._oar_reward_fn(inputs, out["prompt_mask"]) if "generation" in self._oar_needs else None
         )
-        with self._oar_scoring_model(settings.method) as model:
-            res = oar_token_advantages(
+        with self._oar_scoring_model(self.args.oar_method) as model:
+            out["advantages"], metrics = self._oar_step(
                 model,
                 self._tokenizer,
                 out["prompt_ids"],
@@ -286,18 +291,14 @@ class OARGRPOTrainer(GRPOTrainer):
                 out["completion_ids"],
                 out["completion_mask"],
                 out["advantages"],
-                settings,
-                skip_rows=skip,
-                generator=self._oar_generator,
-                oracle_mask=oracle,
-                group_ids=group_ids,
                 rewards=rewards,
+                group_ids=group_ids,
                 reward_fn=reward_fn,
                 loss_mask=out.get("tool_mask"),  # tool calling / rollout_func's env_mask: 0 on their output
+                step=self.state.global_step,
+                gather=self.accelerator.gather,
             )
-        out["advantages"] = res.advantages
-        trained = out["completion_mask"] * out["tool_mask"] if "tool_mask" in out else out["completion_mask"]
-        self._log_oar(mode, res, trained, skip)
+        self._log_oar(mode, metrics)
         return out
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -320,9 +321,8 @@ class OARGRPOTrainer(GRPOTrainer):
             self.args.oar_method,
         )  # fmt: skip
 
-    def _log_oar(self, mode: str, res, trained: torch.Tensor, skip: torch.Tensor | None) -> None:
-        """``trained``: ``[B, T]``, the tokens TRL's loss trains on (``completion_mask * tool_mask``)."""
-        values = step_metrics(res, trained, skip, gather=self.accelerator.gather)
+    def _log_oar(self, mode: str, values: dict[str, float]) -> None:
+        """Append the step's ``oar/*`` metrics (already reduced over processes) to TRL's logged metrics."""
         for key, value in values.items():
             self._metrics[mode][key].append(value)
         # Rows whose reshaping fell back: non-finite scores/weights -> uniform weights (plain GRPO), non-finite
