@@ -55,7 +55,7 @@ gpu-check: setup
 # The pre-registered SmolLM2 study on one GPU (docs/gpu.md, "The real-LM study on one GPU"); needs CUDA torch.
 GPU_STUDY_ARMS := grpo,oracle,oar_g,oar_p,info_gain,tree,entropy
 gpu-study: setup
-	$(VENV)/bin/oarl study --task wordop --arms $(GPU_STUDY_ARMS) --seeds $(or $(SEEDS),10-14) --steps 20 \
+	$(VENV)/bin/oarl study --task wordop --arms $(GPU_STUDY_ARMS) --seeds $(or $(SEEDS),10-14) --steps 15 \
 		--eval-every 5 --eval-problems 64 --eval-samples 4 --device cuda --workers $(or $(WORKERS),14) \
 		--contrasts oar_g,oar_p,info_gain,tree,entropy --contrast-refs grpo --out runs/study/wordop_gpu
 

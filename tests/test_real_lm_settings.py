@@ -42,7 +42,7 @@ def test_demo_models_fill_their_own_defaults():
     args = DemoArguments(model="smollm2-135m")
     task, ws, rl = settings(args)
     assert task.name == "wordop" and isinstance(ws, LoraSFTConfig)
-    assert (rl.steps, rl.prompts_per_step, rl.num_generations, rl.lora_rank, rl.bf16) == (20, 4, 4, 16, True)
+    assert (rl.steps, rl.prompts_per_step, rl.num_generations, rl.lora_rank, rl.bf16) == (15, 4, 4, 16, True)
     assert args.arms == MODELS["smollm2-135m"]["arms"]
     _, _, rl = settings(DemoArguments(model="smollm2-135m", steps=3, learning_rate=1e-4))
     assert (rl.steps, rl.learning_rate) == (3, 1e-4)
