@@ -71,13 +71,20 @@ def sampling_times(adapter: str, task, rl, reps: int) -> dict:
             else:
                 model.generation_config.cache_implementation = None
             times = []
-            for i in range(reps + 1):
-                torch.manual_seed(i)
-                t = time.perf_counter()
-                with autocast(bf16):
-                    generate_completions(model, tok, prompts, rl.max_completion_length, do_sample=True)
-                times.append(time.perf_counter() - t)
             key = f"{'bf16' if bf16 else 'fp32'}/{cache}"
+            try:
+                for i in range(reps + 1):
+                    torch.manual_seed(i)
+                    t = time.perf_counter()
+                    with autocast(bf16):
+                        generate_completions(model, tok, prompts, rl.max_completion_length, do_sample=True)
+                    times.append(time.perf_counter() - t)
+            except (
+                RuntimeError
+            ) as e:  # a static cache is allocated in the weights' dtype, autocast writes bf16
+                res[key] = f"fails: {str(e).splitlines()[0][:160]}"
+                print(f"sampling {key}: {res[key]}", flush=True)
+                continue
             res[key] = statistics.median(times[1:])
             print(f"sampling {key}: {res[key]:.2f} s", flush=True)
     model.generation_config.cache_implementation = None
