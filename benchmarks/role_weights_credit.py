@@ -182,7 +182,7 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
         if method == "resample":  # the first rows only (k continuations from every prefix or step)
             few = keep & (keep.cumsum(0) <= a.resample_rows)
             lay = layout.replace(reasoning_mask=rm & few[:, None], answer_mask=an & few[:, None])
-        opts = shared_options(method, probe=rl.probe, noise_std=rl.noise_std)
+        opts = shared_options(method, probe=rl.oar.probe, noise_std=rl.oar.noise_std)
         if method == "resample":
             opts |= {"k": a.k, "max_new_tokens": rl.max_completion_length, "eos_token_id": tok.eos_token_id,
                      "temperature": rl.temperature}  # fmt: skip
@@ -195,9 +195,9 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
                 lay,
                 method,
                 opts,
-                tau=rl.tau,
-                beta=rl.beta,
-                floor=rl.floor,
+                tau=rl.oar.tau,
+                beta=rl.oar.beta,
+                floor=rl.oar.floor,
                 generator=torch.Generator().manual_seed(0),
                 oracle_mask=decision,  # read by the ceiling arm (oracle) only: the decision tokens
                 reward_fn=reward_fn,

@@ -278,7 +278,7 @@ def test_png_and_html_share_one_colour_scale():
 
 
 def test_cli_task_arith_gold_completions(saved_model, tmp_path):
-    from oarl.cli.oracle_eval import checkpoint_task
+    from oarl.testbed.demo import checkpoint_task
 
     out = tmp_path / "gold.html"
     argv = ["--model", str(saved_model), "--task", "arith", "--num", "2", "--completions", "gold",

@@ -152,4 +152,6 @@ def test_cli_oracle_eval_rejects_bad_input(arith_model, tmp_path):
     assert oracle_eval.main(["--models", f"m={tmp_path}", *base]) == 2  # not a model folder
     assert oracle_eval.main(["--models", f"m={arith_model}", "--masks", "zz", *base]) == 2  # not one token
     assert oracle_eval.main(["--models", f"m={arith_model}", "--methods", "nope", *base]) == 2
-    assert oracle_eval.checkpoint_task(arith_model) == oracle_eval.demo_task()
+    from oarl.testbed.demo import checkpoint_task, demo_task
+
+    assert checkpoint_task(arith_model) == demo_task()

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from oarl.batch.reshape import OARSettings
 from oarl.testbed.experiment import ARMS, RLSettings, get_arm
 from oarl.testbed.report import summarize
 from oarl.testbed.study import Condition, StudyPlan, finished, run_study
@@ -19,7 +20,7 @@ from oarl.testbed.warmstart import WarmStartConfig, warm_start
 TINY_WS = WarmStartConfig(train_problems=64, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
                           max_steps=4)  # fmt: skip
 TINY_RL = RLSettings(steps=2, prompts_per_step=2, num_generations=4, max_completion_length=24, eval_every=1,
-                     eval_samples=2, noise_std=0.1)  # fmt: skip
+                     eval_samples=2, oar=OARSettings(noise_std=0.1))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +68,8 @@ def test_study_runs_resumes_and_reports(warm, tmp_path):
     assert len(done) == 12 and set(done) == {s.key for s in plan.runs()}
     rec = done["plain__oracle__seed1"]
     # Exact: tau is a setting passed through unchanged (no arithmetic), 0.4 and 0.6 are the literals given.
-    assert rec["steps"] == 2 and rec["method"] == "oracle" and rec["rl"]["tau"] == 0.4
-    assert done["tau=0.6,beta=1__grpo__seed0"]["rl"]["tau"] == 0.6
+    assert rec["steps"] == 2 and rec["method"] == "oracle" and rec["rl"]["oar"]["tau"] == 0.4
+    assert done["tau=0.6,beta=1__grpo__seed0"]["rl"]["oar"]["tau"] == 0.6
     lines = [json.loads(x) for x in (out / "runs" / "plain__grpo__seed0.jsonl").read_text().splitlines()]
     evals = [r for r in lines if "accuracy" in r]
     assert [r["step"] for r in evals] == [0, 1, 2] and any(k.startswith("entropy/") for k in evals[0])

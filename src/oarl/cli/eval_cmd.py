@@ -15,8 +15,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from oarl.cli._args import numbers, usage_error
 from oarl.models.resolve import resolve_model
-from oarl.utils.atomic import atomic_write_json
+from oarl.utils.atomic import atomic_write_json, new_run_dir
 
 LONG_PROMPTS = ("skip", "truncate", "error")
 
@@ -66,7 +67,7 @@ class EvalArguments:
             raise ValueError(f"--long_prompts must be one of {LONG_PROMPTS}, got {self.long_prompts!r}")
 
     def ks(self) -> list[int]:
-        ks = sorted({int(x) for x in self.k.split(",") if x.strip()})
+        ks = sorted(set(numbers(self.k, int)))
         if not ks or ks[0] < 1 or ks[-1] > self.n:
             raise ValueError(f"every k must be in 1..n={self.n}, got --k {self.k}")
         return ks
@@ -81,8 +82,7 @@ def main(argv: list[str]) -> int:
         args.model = resolve_model(args.model)
         summary = run(args)
     except (ValueError, FileNotFoundError) as e:  # FileNotFoundError: a short name not fetched yet
-        print(f"oarl eval: error: {e}", file=sys.stderr)
-        return 2
+        return usage_error("eval", e)
     ks = " ".join(f"pass@{k} {summary[f'pass@{k}']:.4f}" for k in args.ks())
     long = summary["long_prompts"]
     done = {"skip": "skipped", "truncate": "truncated"}.get(long["policy"], "")
@@ -160,7 +160,6 @@ def run(args: EvalArguments) -> dict:
     """Evaluate; returns the summary (also written to ``summary.json``)."""
     from tqdm.auto import tqdm
 
-    from oarl.cli.demo import new_run_dir
     from oarl.math.evaluation import mean_pass_at_k
     from oarl.math.prompts import PromptTemplate, build_prompt, render_prompt
     from oarl.math.rewards import check_answer

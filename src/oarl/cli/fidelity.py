@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from oarl.cli._args import names, numbers, parse_models, run_main
 from oarl.utils.atomic import atomic_write_json
 
 NOISES = "1e-5,1e-4,1e-3,1e-2,3e-2,1e-1,3e-1,1"
@@ -70,12 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"oarl fidelity: error: {e}", file=sys.stderr)
-        return 2
+    return run_main("fidelity", run, build_parser().parse_args(argv))
 
 
 def pairs_batch(tokenizer, path: str) -> dict:
@@ -126,7 +122,7 @@ def markdown_table(out: dict) -> str:
         for probe, rows in entry["results"].items():
             for method, r in rows.items():
                 units = r.get("cost_ratio", {}).get("units")
-                secs = timing.get(method) if probe == out["config"]["probes"].split(",")[0] else None
+                secs = timing.get(method) if probe == names(out["config"]["probes"])[0] else None
                 secs = r.get("cost_ratio", {}).get("seconds") if secs is None else secs
                 cost = "–" if units is None else f"{secs:.2f} / {units:.2f}"
                 lines.append(f"| {name} | {probe} | {method} | {_cell(r['spearman'])} | {_cell(r['kendall'])} | "
@@ -155,20 +151,20 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from transformers import AutoModelForCausalLM
 
-    from oarl.cli.oracle_eval import checkpoint_task, demo_warm_start, parse_models
     from oarl.core.scorers import SCORERS
     from oarl.testbed import fidelity_study as fs
+    from oarl.testbed.demo import checkpoint_task, demo_warm_start
     from oarl.utils.checkpoint import load_tokenizer
     from oarl.viz.fidelity import fidelity_vs_cost, noise_curves
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     console = Console() if sys.stdout.isatty() else Console(width=150)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else default_methods()
-    probes = [p.strip() for p in args.probes.split(",") if p.strip()]
+    methods = names(args.methods) or default_methods()
+    probes = names(args.probes)
     unknown = [m for m in methods if m not in SCORERS]
     if unknown:
         raise ValueError(f"unknown scorer(s) {unknown}; expected some of {sorted(SCORERS)}")
-    noises = [float(x) for x in args.noises.split(",") if x.strip()]
+    noises = numbers(args.noises, float)
     settings: dict[str, tuple] = {}
     if args.models == ["none"]:
         models = {}

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from oarl.cli._args import names, usage_error
 from oarl.models.registry import DEFAULT_MODEL
 from oarl.models.resolve import resolve_model
 
@@ -75,8 +76,7 @@ def main(argv: list[str]) -> int:
     try:
         args.model = resolve_model(args.model)
     except FileNotFoundError as e:
-        print(f"oarl gpu-check: error: {e}", file=sys.stderr)
-        return 2
+        return usage_error("gpu-check", e)
     out = Path(args.out or f"runs/gpu_check/{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     if args.arm:
@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
 
         print(format_fidelity(results["precision"]))
     if not (args.skip_train or args.cpu):
-        results["steps"] = {arm: run_arm(args, out, arm) for arm in args.arms.split(",")}
+        results["steps"] = {arm: run_arm(args, out, arm) for arm in names(args.arms)}
         print(f"\n## trainer steps ({'vLLM colocate' if not args.no_vllm else 'transformers'} generation)\n")
         print(format_steps(results["steps"]))
     (out / "gpu_check.json").write_text(json.dumps(results, indent=2))
@@ -182,8 +182,8 @@ def train_arm(args, out: Path) -> int:
     import torch
     from transformers import TrainerCallback
 
-    from oarl.cli.train import TaskArguments, build_trainer
     from oarl.integrations.trl.trainer import OARConfig
+    from oarl.testbed.train import TaskArguments, build_trainer
 
     class StepTimer(TrainerCallback):
         def __init__(self) -> None:

@@ -7,10 +7,12 @@ import time
 
 import torch
 
+from oarl.cli._args import PROBE_CHOICES
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reasoning-len", type=int, default=24, help="reasoning tokens in the sequence")
-    p.add_argument("--probe", default="as_mean", choices=["lt_logits", "as_mean", "as_joint"])
+    p.add_argument("--probe", default="as_mean", choices=PROBE_CHOICES)
     p.add_argument("--seed", type=int, default=0)
 
 
