@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -46,11 +47,12 @@ def test_the_commands_read_their_task_choices_from_the_registry():
     assert {m["task"] for m in MODELS.values()} <= set(TASKS)
 
 
-def test_the_flag_recipe_loads_without_trl():
+def test_the_flag_recipe_and_the_single_file_loop_load_without_trl():
+    examples = Path(__file__).resolve().parents[1] / "examples"
     code = (
-        "import sys; from oarl.testbed.tasks import get_task_recipe; from oarl.testbed.warmstart import "
-        "find_warm_start; r = get_task_recipe('flag'); assert r.rl.oar.noise_std == 0.1; "
-        "assert 'trl' not in sys.modules, 'trl imported'"
+        f"import sys; sys.path.insert(0, {str(examples)!r}); import grpo_oar; "
+        "from oarl.testbed.tasks import get_task_recipe; r = get_task_recipe('flag'); "
+        "assert r.rl.oar.noise_std == 0.1; assert 'trl' not in sys.modules, 'trl imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
