@@ -107,10 +107,20 @@ def test_public_names_of_the_readme_import_from_the_top():
     import oarl
 
     for name in (
-        "OARConfig", "OARGRPOTrainer", "perturbation_scores", "gradient_scores", "bilevel_weights",
-        "reshape_advantages", "ess_ratio", "top_mass_share", "oracle_recall", "get_scorer", "SCORERS",
-        "PROBES", "outcome_probe",
-    ):  # fmt: skip
+        "OARConfig",
+        "OARGRPOTrainer",
+        "perturbation_scores",
+        "gradient_scores",
+        "bilevel_weights",
+        "reshape_advantages",
+        "ess_ratio",
+        "top_mass_share",
+        "oracle_recall",
+        "get_scorer",
+        "SCORERS",
+        "PROBES",
+        "outcome_probe",
+    ):
         assert getattr(oarl, name) is not None
     from oarl.integrations.trl import OARGRPOTrainer
 

@@ -131,8 +131,20 @@ def test_scorer_metrics_perfect_uniform_and_mask_rows(qwen):
 
 def test_cli_oracle_eval_writes_tables_and_json(arith_model, tmp_path, capsys):
     out = tmp_path / "o.json"
-    argv = ["--models", f"tiny={arith_model}", "--samples", "8", "--completions", "gold",
-            "--methods", "perturbation,random", "--masks", "pad,0,digits", "--out", str(out)]  # fmt: skip
+    argv = [
+        "--models",
+        f"tiny={arith_model}",
+        "--samples",
+        "8",
+        "--completions",
+        "gold",
+        "--methods",
+        "perturbation,random",
+        "--masks",
+        "pad,0,digits",
+        "--out",
+        str(out),
+    ]
     assert oracle_eval.main(argv) == 0
     res = json.loads(out.read_text())["models"]["tiny"]
     assert res["rows"] == res["scorable_rows"] == 8 and res["completion_accuracy"] == 1.0

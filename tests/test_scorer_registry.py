@@ -78,8 +78,14 @@ def test_specs_are_consistent():
         assert spec.name == name and spec.doc, name
         assert (spec.status == "experimental") == bool(spec.why), name
     assert {n for n, s in SCORERS.items() if s.status == "experimental"} == {
-        "path", "gradient_avg", "perturbation_horizon", "tree", "ktae", "info_gain", "resample",
-    }  # fmt: skip
+        "path",
+        "gradient_avg",
+        "perturbation_horizon",
+        "tree",
+        "ktae",
+        "info_gain",
+        "resample",
+    }
     assert shared_options("entropy", probe="as_mean", noise_std=0.1) == {}
     assert shared_options("gradient", probe="lt_logits", noise_std=None) == {"probe": "lt_logits"}
 

@@ -41,8 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src.add_argument("--num", type=int, default=3, help="--task: number of problems")
     src.add_argument("--max-new-tokens", type=int, default=48, help="--task: completion length")
-    src.add_argument("--completions", default="greedy", choices=["greedy", "sample", "gold"],
-                     help="--task: the model's greedy or sampled completions, or the gold ones")  # fmt: skip
+    src.add_argument(
+        "--completions",
+        default="greedy",
+        choices=["greedy", "sample", "gold"],
+        help="--task: the model's greedy or sampled completions, or the gold ones",
+    )
     sc = p.add_argument_group("scoring")
     sc.add_argument("--method", default="perturbation,gradient,entropy,random", help="comma list of scorers")
     sc.add_argument("--probe", default="as_mean", choices=PROBE_CHOICES)
@@ -177,11 +181,16 @@ def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
             stats = f"ESS {float(r.ess_ratio[b]):.2f} · top10 {float(r.top10_share[b]):.2f}"
             weights[f"{method_label(m)}\n{stats}"] = r.weights[b, cols].tolist()
         attribution_strip(
-            [t.text for t in row.completion], weights, path,
+            [t.text for t in row.completion],
+            weights,
+            path,
             oracle=[t.oracle for t in row.completion] if oracle is not False else None,
-            answer=[t.role == "answer" for t in row.completion], title=row.title, wrap=wrap,
-            vrange=vrange, caption="prompt: " + "".join(t.text for t in row.prompt),
-        )  # fmt: skip
+            answer=[t.role == "answer" for t in row.completion],
+            title=row.title,
+            wrap=wrap,
+            vrange=vrange,
+            caption="prompt: " + "".join(t.text for t in row.prompt),
+        )
     return paths
 
 
@@ -221,9 +230,20 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--mask-token {args.mask_token!r} is not a token of this tokenizer")
         options["mask_token_id"] = mask_id
     att = attribute(
-        model, tok, prompts, completions, methods, args.probe, args.tau, args.beta, args.floor, args.seed,
-        oracle=oracle, titles=titles, **options,
-    )  # fmt: skip
+        model,
+        tok,
+        prompts,
+        completions,
+        methods,
+        args.probe,
+        args.tau,
+        args.beta,
+        args.floor,
+        args.seed,
+        oracle=oracle,
+        titles=titles,
+        **options,
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(att, args.title, subtitle=f"model {args.model}"), encoding="utf-8")

@@ -56,9 +56,11 @@ class EvalArguments:
     )
     long_prompts: str = field(
         default="skip",
-        metadata={"help": "prompts whose tokens + max_new_tokens exceed the model's context: skip | truncate "
-                  "(keep the prompt's last tokens) | error; counted in the summary either way"},
-    )  # fmt: skip
+        metadata={
+            "help": "prompts whose tokens + max_new_tokens exceed the model's context: skip | truncate "
+            "(keep the prompt's last tokens) | error; counted in the summary either way"
+        },
+    )
     seed: int = 0
     progress: bool = True
 
@@ -260,10 +262,17 @@ def _generate_hf(args: EvalArguments, tok, texts: list[str], add_special_tokens:
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).to(device)
     set_seed(args.seed)
     return sample_completions(
-        model, tok, texts, n=args.n, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-        temperature=args.temperature, top_p=args.top_p, add_special_tokens=add_special_tokens,
+        model,
+        tok,
+        texts,
+        n=args.n,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        add_special_tokens=add_special_tokens,
         progress=args.progress,
-    )  # fmt: skip
+    )
 
 
 def _generate_vllm(args: EvalArguments, tok, texts: list[str], add_special_tokens: bool) -> list[list[str]]:
@@ -272,9 +281,12 @@ def _generate_vllm(args: EvalArguments, tok, texts: list[str], add_special_token
     ids = tok(texts, add_special_tokens=add_special_tokens)["input_ids"]  # the exact tokens hf would feed
     llm = LLM(model=args.model, dtype=args.dtype, seed=args.seed)
     params = SamplingParams(
-        n=args.n, temperature=args.temperature, top_p=args.top_p if args.temperature > 0 else 1.0,
-        max_tokens=args.max_new_tokens, seed=args.seed,
-    )  # fmt: skip
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p if args.temperature > 0 else 1.0,
+        max_tokens=args.max_new_tokens,
+        seed=args.seed,
+    )
     outputs = llm.generate([{"prompt_token_ids": p} for p in ids], params, use_tqdm=args.progress)
     return [[o.text for o in out.outputs] for out in outputs]
 

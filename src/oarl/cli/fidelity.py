@@ -106,17 +106,27 @@ def print_table(name: str, results: dict, console) -> None:
     for probe, rows in results.items():
         for method, r in rows.items():
             ratio = r.get("cost_ratio", {}).get("seconds")
-            table.add_row(probe, method, _cell(r["spearman"]), _cell(r["kendall"]), _cell(r["top_overlap"]),
-                          _cell(r.get("recall")), _cell(r.get("auroc")), f"{r['cost']['seconds']:.2f}",
-                          "–" if ratio is None else f"{ratio:.2f}")  # fmt: skip
+            table.add_row(
+                probe,
+                method,
+                _cell(r["spearman"]),
+                _cell(r["kendall"]),
+                _cell(r["top_overlap"]),
+                _cell(r.get("recall")),
+                _cell(r.get("auroc")),
+                f"{r['cost']['seconds']:.2f}",
+                "–" if ratio is None else f"{ratio:.2f}",
+            )
     console.print(table)
 
 
 def markdown_table(out: dict) -> str:
     """Every setting x probe x scorer as one markdown table (docs/fidelity.md shows the AS-Mean rows)."""
 
-    lines = ["| setting | probe | scorer | Spearman | Kendall | top-10% | recall@k | AUROC | cost × OAR-G (s / passes) |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| setting | probe | scorer | Spearman | Kendall | top-10% | recall@k | AUROC | cost × OAR-G (s / passes) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, entry in out["settings"].items():
         timing = entry.get("timing_ratio", {})
         for probe, rows in entry["results"].items():
@@ -125,8 +135,10 @@ def markdown_table(out: dict) -> str:
                 secs = timing.get(method) if probe == names(out["config"]["probes"])[0] else None
                 secs = r.get("cost_ratio", {}).get("seconds") if secs is None else secs
                 cost = "–" if units is None else f"{secs:.2f} / {units:.2f}"
-                lines.append(f"| {name} | {probe} | {method} | {_cell(r['spearman'])} | {_cell(r['kendall'])} | "
-                             f"{_cell(r['top_overlap'])} | {_cell(r.get('recall'))} | {_cell(r.get('auroc'))} | {cost} |")  # fmt: skip
+                lines.append(
+                    f"| {name} | {probe} | {method} | {_cell(r['spearman'])} | {_cell(r['kendall'])} | "
+                    f"{_cell(r['top_overlap'])} | {_cell(r.get('recall'))} | {_cell(r.get('auroc'))} | {cost} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -140,8 +152,9 @@ def print_timing(name: str, entry: dict, probe: str, console) -> None:
     for m, t in entry["timing"].items():
         ratio = entry.get("timing_ratio", {}).get(m)
         units = rows.get(m, {}).get("cost_ratio", {}).get("units")
-        table.add_row(m, f"{t:.3f}", "–" if ratio is None else f"{ratio:.2f}",
-                      "–" if units is None else f"{units:.2f}")  # fmt: skip
+        table.add_row(
+            m, f"{t:.3f}", "–" if ratio is None else f"{ratio:.2f}", "–" if units is None else f"{units:.2f}"
+        )
     console.print(table)
 
 

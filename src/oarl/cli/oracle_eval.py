@@ -123,14 +123,22 @@ def print_tables(results: dict, console) -> None:
             for method, m in r[key].items():
                 label = method_label(method)
                 chat = _cell(m["chatter_weight_share"]) if "chatter_weight_share" in m else "–"
-                table.add_row(name, label, _cell(m["recall"]), _cell(m["precision"]), _cell(m["auroc"]), chat,
-                              str(m["recall"]["n"]))  # fmt: skip
+                table.add_row(
+                    name,
+                    label,
+                    _cell(m["recall"]),
+                    _cell(m["precision"]),
+                    _cell(m["auroc"]),
+                    chat,
+                    str(m["recall"]["n"]),
+                )
             if key == "scorers" and r[key]:
                 chance = next(iter(r[key].values()))["chance"]
                 first = next(iter(r[key].values()))
                 uniform = _cell(first["chatter_token_share"]) if "chatter_token_share" in first else "–"
-                table.add_row(name, "chance / uniform", _cell(chance), _cell(chance), "0.500", uniform,
-                              str(chance["n"]))  # fmt: skip
+                table.add_row(
+                    name, "chance / uniform", _cell(chance), _cell(chance), "0.500", uniform, str(chance["n"])
+                )
         console.print(table)
 
 

@@ -31,8 +31,15 @@ def run(args: argparse.Namespace) -> int:
     from oarl.core.scorers import naive_perturbation_scores, shared_options
 
     torch.manual_seed(args.seed)
-    cfg = Qwen2Config(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, pad_token_id=0)  # fmt: skip
+    cfg = Qwen2Config(
+        vocab_size=64,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        pad_token_id=0,
+    )
     model = Qwen2ForCausalLM(cfg).eval()
     prompt, reasoning, answer = 6, args.reasoning_len, 3
     L = prompt + reasoning + answer
