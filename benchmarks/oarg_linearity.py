@@ -26,10 +26,10 @@ import torch
 from scipy import stats
 from transformers import AutoModelForCausalLM
 
-from oarl.cli.oracle_eval import checkpoint_task, demo_warm_start
 from oarl.core.model import full_logits, position_ids_from_mask
 from oarl.core.probes import probe_index
 from oarl.core.scorers.gradient.linearized import coarse_logits, fisher_quadratic
+from oarl.testbed.demo import checkpoint_task, demo_warm_start
 from oarl.testbed.fidelity import summarize
 from oarl.testbed.fidelity_study import task_batch
 from oarl.utils.checkpoint import load_tokenizer

@@ -171,10 +171,14 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
         return task.reward([prompts[row]] * len(seqs), texts, [answers[row]] * len(seqs))
 
     step_seconds, step_passes = grpo_step(model, ids, am, keep)
-    out = {"rows": int(keep.sum()), "groups_with_spread": int(spread.view(-1, a.group)[:, 0].sum()),
-           "mean_reward": float(rewards.mean()), "grpo_step_seconds": round(step_seconds, 3),
-           "grpo_step_token_passes_per_row": round(step_passes / max(int(keep.sum()), 1), 1),
-           "scorers": {}}  # fmt: skip
+    out = {
+        "rows": int(keep.sum()),
+        "groups_with_spread": int(spread.view(-1, a.group)[:, 0].sum()),
+        "mean_reward": float(rewards.mean()),
+        "grpo_step_seconds": round(step_seconds, 3),
+        "grpo_step_token_passes_per_row": round(step_passes / max(int(keep.sum()), 1), 1),
+        "scorers": {},
+    }
     reference = None
     for name in a.methods.split(","):
         method = "resample" if name == "resample_step" else name
@@ -182,10 +186,14 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
         if method == "resample":  # the first rows only (k continuations from every prefix or step)
             few = keep & (keep.cumsum(0) <= a.resample_rows)
             lay = layout.replace(reasoning_mask=rm & few[:, None], answer_mask=an & few[:, None])
-        opts = shared_options(method, probe=rl.probe, noise_std=rl.noise_std)
+        opts = shared_options(method, probe=rl.oar.probe, noise_std=rl.oar.noise_std)
         if method == "resample":
-            opts |= {"k": a.k, "max_new_tokens": rl.max_completion_length, "eos_token_id": tok.eos_token_id,
-                     "temperature": rl.temperature}  # fmt: skip
+            opts |= {
+                "k": a.k,
+                "max_new_tokens": rl.max_completion_length,
+                "eos_token_id": tok.eos_token_id,
+                "temperature": rl.temperature,
+            }
         if name == "resample_step":
             opts["step_token_ids"] = (tok.convert_tokens_to_ids(";"),)
         with token_passes(model) as passes:
@@ -195,9 +203,9 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
                 lay,
                 method,
                 opts,
-                tau=rl.tau,
-                beta=rl.beta,
-                floor=rl.floor,
+                tau=rl.oar.tau,
+                beta=rl.oar.beta,
+                floor=rl.oar.floor,
                 generator=torch.Generator().manual_seed(0),
                 oracle_mask=decision,  # read by the ceiling arm (oracle) only: the decision tokens
                 reward_fn=reward_fn,

@@ -5,7 +5,8 @@ rewards them, group-normalises the rewards into ``A[B]``, lets :class:`oarl.batc
 into ``A_t[B, T]`` and takes ``--update-epochs`` optimizer steps on the clipped per-token surrogate (ratio per
 token, ``--clip-eps`` 0.2; summed over completion tokens and divided by their count, as TRL's default loss).
 It starts from the shipped flag warm start (``src/oarl/testbed/checkpoints/``). The OAR step is the only oarl
-object the loop needs; a verl or OpenRLHF integration would call it the same way (docs/architecture.md).
+object the loop needs; a verl or OpenRLHF integration would call it the same way (docs/architecture.md). It
+imports no TRL (tests/test_task_registry.py).
 
     python examples/grpo_oar.py --method gradient --steps 60 --seed 0
 """

@@ -34,18 +34,29 @@ def ascii_tokenizer():
     tok.decoder = decoders.Fuse()
     tok.add_special_tokens(["<pad>", "<eos>", "<unk>"])
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>",
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        unk_token="<unk>",
         clean_up_tokenization_spaces=False,
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")
 def tiny():
     tok = ascii_tokenizer()
     torch.manual_seed(0)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     return Qwen2ForCausalLM(cfg).eval(), tok
 
 
@@ -253,8 +264,20 @@ def test_oracle_tokens_are_underlined(tiny):
 
 def test_cli_task_arith(saved_model, tmp_path):
     out = tmp_path / "arith.html"
-    argv = ["--model", str(saved_model), "--task", "arith", "--num", "2", "--max-new-tokens", "6",
-            "--method", "entropy", "--out", str(out)]  # fmt: skip
+    argv = [
+        "--model",
+        str(saved_model),
+        "--task",
+        "arith",
+        "--num",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--method",
+        "entropy",
+        "--out",
+        str(out),
+    ]
     assert attribute_cmd.main(argv) == 0
     html = out.read_text()
     assert html.count('class="example"') == 2 and "held-out problem 1" in html and "recall@k" in html
@@ -278,11 +301,25 @@ def test_png_and_html_share_one_colour_scale():
 
 
 def test_cli_task_arith_gold_completions(saved_model, tmp_path):
-    from oarl.cli.oracle_eval import checkpoint_task
+    from oarl.testbed.demo import checkpoint_task
 
     out = tmp_path / "gold.html"
-    argv = ["--model", str(saved_model), "--task", "arith", "--num", "2", "--completions", "gold",
-            "--method", "entropy,random", "--out", str(out), "--png", str(tmp_path / "g.png")]  # fmt: skip
+    argv = [
+        "--model",
+        str(saved_model),
+        "--task",
+        "arith",
+        "--num",
+        "2",
+        "--completions",
+        "gold",
+        "--method",
+        "entropy,random",
+        "--out",
+        str(out),
+        "--png",
+        str(tmp_path / "g.png"),
+    ]
     assert attribute_cmd.main(argv) == 0
     problems = checkpoint_task(saved_model, "arith").problems(2, seed=30_000)
     tokens = parse(out.read_text())

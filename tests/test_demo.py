@@ -33,11 +33,11 @@ def test_cli_help_and_unknown_command(capsys):
 
 def test_latest_link_is_made_where_no_cache_exists_yet(tmp_path):
     """A fresh clone finds the shipped warm start, so the cache folder the link goes in does not exist yet."""
-    from oarl.cli.demo import _link_latest
+    from oarl.utils.atomic import link_latest
 
     target = tmp_path / "shipped" / "flag-sft-x"
     target.mkdir(parents=True)
-    link = _link_latest(target, tmp_path / "runs" / "cache" / "flag-sft-latest")
+    link = link_latest(target, tmp_path / "runs" / "cache" / "flag-sft-latest")
     assert link.resolve() == target.resolve()
 
 
@@ -49,12 +49,13 @@ def test_attribution_strip_gates_with_every_gate_setting(tmp_path, monkeypatch):
     from oarl.batch import credit
     from oarl.testbed.warmstart import warm_start
     from oarl.viz import plots
+    from oarl.viz.demo import attribution_strip
 
     task, ws, rl = demo.settings(DemoArguments())
-    rl = replace(rl, tau=0.3, beta=1.5, floor=0.25)
+    rl = replace(rl, oar=replace(rl.oar, tau=0.3, beta=1.5, floor=0.25))
     seen = []
     real = credit.score_and_gate
     monkeypatch.setattr(credit, "score_and_gate", lambda *a, **k: seen.append(k) or real(*a, **k))
     monkeypatch.setattr(plots, "attribution_strip", lambda *a, **k: None)
-    demo._attribution(warm_start(task, ws, str(tmp_path)), task, rl, tmp_path / "a.png")
+    attribution_strip(warm_start(task, ws, str(tmp_path)), task, rl, tmp_path / "a.png")
     assert seen and all((k["tau"], k["beta"], k["floor"]) == (0.3, 1.5, 0.25) for k in seen)

@@ -22,7 +22,7 @@ def test_a_field_run_arm_sets_is_refused_where_it_is_given(key):
 
 
 def test_other_fields_pass():
-    assert RLSettings(extra={"top_entropy_quantile": 0.2, "oar_span_finders": ["answer"]}).extra
+    assert RLSettings(extra={"top_entropy_quantile": 0.2, "oar_skip_zero_advantage": False}).extra
     assert Arm("x", "X", "none", (("top_entropy_quantile", 0.2),)).trl_fields
 
 

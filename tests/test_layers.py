@@ -56,6 +56,48 @@ def test_imports_point_down(path: Path):
         assert LAYERS.index(target) <= mine, f"{path.name}:{lineno}: {_layer(path)} must not import {module}"
 
 
+CLI = SRC / "cli"
+#: The command modules: every module of cli/ but the dispatcher (``__init__``, ``__main__``) and the shared
+#: helpers, whose names start with an underscore (``_args``).
+COMMAND_MODULES = sorted(p for p in CLI.glob("*.py") if not p.stem.startswith("_"))
+
+
+def _cli_targets(path: Path) -> list[tuple[int, str]]:
+    """(line, module of cli/) of each import of a cli module in ``path`` (``oarl.cli`` itself: ``__init__``)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "oarl.cli":
+            found += [(node.lineno, a.name) for a in node.names]  # from oarl.cli import demo / main
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("oarl.cli."):
+            found.append((node.lineno, node.module.split(".")[2]))
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name == "oarl.cli" or a.name.startswith("oarl.cli."):
+                    found.append((node.lineno, a.name.split(".")[2] if a.name.count(".") > 1 else "__init__"))
+    return found
+
+
+def test_every_command_module_is_a_command():
+    """A module of cli/ without a leading underscore is a command of ``oarl`` (a helper's name starts with one)."""
+    from oarl.cli import COMMANDS
+
+    assert {p.stem for p in COMMAND_MODULES} == {m.rsplit(".", 1)[1] for m, _ in COMMANDS.values()}
+
+
+@pytest.mark.parametrize("path", sorted(CLI.glob("*.py")), ids=lambda p: p.name)
+def test_no_cli_command_imports_another(path: Path):
+    """cli/ is a thin shell: a command imports the shared helpers (``cli/_*.py``) and the layers below, never
+    another command nor the dispatcher; the helpers import no command either."""
+    if path.stem == "__main__":  # ``python -m oarl.cli``: the dispatcher's entry
+        return
+    for lineno, target in _cli_targets(path):
+        assert target.startswith("_") and target not in ("__init__", "__main__"), (
+            f"cli/{path.name}:{lineno} imports the command {target!r}; move what it needs below cli/ or to cli/_args.py"
+        )
+    if path.stem == "__init__":  # the dispatcher imports its commands by name only, lazily (importlib)
+        assert not _cli_targets(path)
+
+
 @pytest.mark.parametrize("path", [p for p in MODULES if _layer(p) in ("core", "batch")], ids=str)
 def test_core_and_batch_step_do_not_import_trainers(path: Path):
     assert not _third_party(path) & {"trl", "accelerate", "datasets", "verl"}
@@ -65,10 +107,20 @@ def test_public_names_of_the_readme_import_from_the_top():
     import oarl
 
     for name in (
-        "OARConfig", "OARGRPOTrainer", "perturbation_scores", "gradient_scores", "bilevel_weights",
-        "reshape_advantages", "ess_ratio", "top_mass_share", "oracle_recall", "get_scorer", "SCORERS",
-        "PROBES", "outcome_probe",
-    ):  # fmt: skip
+        "OARConfig",
+        "OARGRPOTrainer",
+        "perturbation_scores",
+        "gradient_scores",
+        "bilevel_weights",
+        "reshape_advantages",
+        "ess_ratio",
+        "top_mass_share",
+        "oracle_recall",
+        "get_scorer",
+        "SCORERS",
+        "PROBES",
+        "outcome_probe",
+    ):
         assert getattr(oarl, name) is not None
     from oarl.integrations.trl import OARGRPOTrainer
 

@@ -131,8 +131,20 @@ def test_scorer_metrics_perfect_uniform_and_mask_rows(qwen):
 
 def test_cli_oracle_eval_writes_tables_and_json(arith_model, tmp_path, capsys):
     out = tmp_path / "o.json"
-    argv = ["--models", f"tiny={arith_model}", "--samples", "8", "--completions", "gold",
-            "--methods", "perturbation,random", "--masks", "pad,0,digits", "--out", str(out)]  # fmt: skip
+    argv = [
+        "--models",
+        f"tiny={arith_model}",
+        "--samples",
+        "8",
+        "--completions",
+        "gold",
+        "--methods",
+        "perturbation,random",
+        "--masks",
+        "pad,0,digits",
+        "--out",
+        str(out),
+    ]
     assert oracle_eval.main(argv) == 0
     res = json.loads(out.read_text())["models"]["tiny"]
     assert res["rows"] == res["scorable_rows"] == 8 and res["completion_accuracy"] == 1.0
@@ -152,4 +164,6 @@ def test_cli_oracle_eval_rejects_bad_input(arith_model, tmp_path):
     assert oracle_eval.main(["--models", f"m={tmp_path}", *base]) == 2  # not a model folder
     assert oracle_eval.main(["--models", f"m={arith_model}", "--masks", "zz", *base]) == 2  # not one token
     assert oracle_eval.main(["--models", f"m={arith_model}", "--methods", "nope", *base]) == 2
-    assert oracle_eval.checkpoint_task(arith_model) == oracle_eval.demo_task()
+    from oarl.testbed.demo import checkpoint_task, demo_task
+
+    assert checkpoint_task(arith_model) == demo_task()

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from oarl.batch.reshape import OARSettings
 from oarl.testbed.experiment import ARMS, RLSettings, get_arm
 from oarl.testbed.report import summarize
 from oarl.testbed.study import Condition, StudyPlan, finished, run_study
@@ -16,10 +17,18 @@ from oarl.testbed.tasks.arith_task import ArithTask
 from oarl.testbed.tasks.base import completion_token_mask, token_roles
 from oarl.testbed.warmstart import WarmStartConfig, warm_start
 
-TINY_WS = WarmStartConfig(train_problems=64, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
-                          max_steps=4)  # fmt: skip
-TINY_RL = RLSettings(steps=2, prompts_per_step=2, num_generations=4, max_completion_length=24, eval_every=1,
-                     eval_samples=2, noise_std=0.1)  # fmt: skip
+TINY_WS = WarmStartConfig(
+    train_problems=64, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_steps=4
+)
+TINY_RL = RLSettings(
+    steps=2,
+    prompts_per_step=2,
+    num_generations=4,
+    max_completion_length=24,
+    eval_every=1,
+    eval_samples=2,
+    oar=OARSettings(noise_std=0.1),
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +67,23 @@ def test_decision_mask_follows_the_task_labels():
 def test_study_runs_resumes_and_reports(warm, tmp_path):
     task, ckpt = warm
     plan = StudyPlan(
-        conditions=[Condition("plain", task), Condition("tau=0.6,beta=1", task, (("tau", 0.6), ("beta", 1.0)))],
-        arms=["grpo", "oracle", "trl_entropy"], seeds=[0, 1], rl=TINY_RL, eval_problems=4,
+        conditions=[
+            Condition("plain", task),
+            Condition("tau=0.6,beta=1", task, (("tau", 0.6), ("beta", 1.0))),
+        ],
+        arms=["grpo", "oracle", "trl_entropy"],
+        seeds=[0, 1],
+        rl=TINY_RL,
+        eval_problems=4,
         checkpoints={"plain": ckpt, "tau=0.6,beta=1": ckpt},
-    )  # fmt: skip
+    )
     out = tmp_path / "study"
     done = run_study(plan, out, workers=1)
     assert len(done) == 12 and set(done) == {s.key for s in plan.runs()}
     rec = done["plain__oracle__seed1"]
     # Exact: tau is a setting passed through unchanged (no arithmetic), 0.4 and 0.6 are the literals given.
-    assert rec["steps"] == 2 and rec["method"] == "oracle" and rec["rl"]["tau"] == 0.4
-    assert done["tau=0.6,beta=1__grpo__seed0"]["rl"]["tau"] == 0.6
+    assert rec["steps"] == 2 and rec["method"] == "oracle" and rec["rl"]["oar"]["tau"] == 0.4
+    assert done["tau=0.6,beta=1__grpo__seed0"]["rl"]["oar"]["tau"] == 0.6
     lines = [json.loads(x) for x in (out / "runs" / "plain__grpo__seed0.jsonl").read_text().splitlines()]
     evals = [r for r in lines if "accuracy" in r]
     assert [r["step"] for r in evals] == [0, 1, 2] and any(k.startswith("entropy/") for k in evals[0])
@@ -97,12 +112,22 @@ def test_oracle_arm_needs_labels(warm, tmp_path):
     from oarl.utils.checkpoint import load_tokenizer
 
     _, ckpt = warm
-    args = OARConfig(output_dir=str(tmp_path), oar_method="oracle", use_cpu=True, report_to="none",
-                     per_device_train_batch_size=4, num_generations=4, max_steps=1)  # fmt: skip
+    args = OARConfig(
+        output_dir=str(tmp_path),
+        oar_method="oracle",
+        use_cpu=True,
+        report_to="none",
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_steps=1,
+    )
     with pytest.raises(ValueError, match="token_labeler"):
         OARGRPOTrainer(
-            model=AutoModelForCausalLM.from_pretrained(ckpt), reward_funcs=arith.arith_reward, args=args,
-            train_dataset=arith.make_dataset(8), processing_class=load_tokenizer(ckpt),
-        )  # fmt: skip
+            model=AutoModelForCausalLM.from_pretrained(ckpt),
+            reward_funcs=arith.arith_reward,
+            args=args,
+            train_dataset=arith.make_dataset(8),
+            processing_class=load_tokenizer(ckpt),
+        )
     assert set(ARMS) >= {"grpo", "oar_g", "oar_p", "entropy", "trl_entropy", "random", "oracle"}
     assert torch.is_tensor(torch.zeros(1))

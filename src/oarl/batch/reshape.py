@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from oarl.batch.credit import score_and_gate
 from oarl.batch.layout import completion_columns, rollout_layout
-from oarl.batch.spans import completion_span_masks, trained_spans
+from oarl.batch.spans import SPAN_FINDERS, completion_span_masks, trained_spans
 from oarl.core.advantages import reshape_advantages
 from oarl.core.diagnostics import ess_ratio, top_mass_share
 from oarl.core.gating import BETA, FLOOR, TAU, check_gate_params
@@ -78,6 +78,12 @@ class OARSettings:
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
         if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens must be >= 1, got {self.max_batch_tokens}")
+        if self.span_finders is not None:
+            unknown = [n for n in self.span_finders if n not in SPAN_FINDERS]
+            if unknown or isinstance(self.span_finders, str):
+                raise ValueError(
+                    f"span_finders must be a list of names in {sorted(SPAN_FINDERS)}, got {self.span_finders!r}"
+                )
         if self.scorer_options is not None and not isinstance(self.scorer_options, dict):
             raise ValueError(f"scorer_options must be a dict, got {type(self.scorer_options).__name__}")
         self.resolved_options()  # fails here, at config time, on a bad option
@@ -89,8 +95,12 @@ class OARSettings:
             if given:
                 raise ValueError(f"method 'none' (plain GRPO) takes no scorer options, got {sorted(given)}")
             return {}
-        named = {"probe": self.probe, "mask_token_id": self.mask_token_id, "noise_std": self.noise_std,
-                 "max_batch_tokens": self.max_batch_tokens}  # fmt: skip
+        named = {
+            "probe": self.probe,
+            "mask_token_id": self.mask_token_id,
+            "noise_std": self.noise_std,
+            "max_batch_tokens": self.max_batch_tokens,
+        }
         twice = sorted(k for k in given if k in NAMED_ONLY or named.get(k) is not None)
         if twice:
             raise ValueError(

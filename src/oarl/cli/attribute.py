@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from oarl.cli._args import PROBE_CHOICES, names, run_main
 from oarl.models.resolve import resolve_model
 
 FIELD_PAIRS = (("prompt", "completion"), ("question", "answer"))
@@ -40,11 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src.add_argument("--num", type=int, default=3, help="--task: number of problems")
     src.add_argument("--max-new-tokens", type=int, default=48, help="--task: completion length")
-    src.add_argument("--completions", default="greedy", choices=["greedy", "sample", "gold"],
-                     help="--task: the model's greedy or sampled completions, or the gold ones")  # fmt: skip
+    src.add_argument(
+        "--completions",
+        default="greedy",
+        choices=["greedy", "sample", "gold"],
+        help="--task: the model's greedy or sampled completions, or the gold ones",
+    )
     sc = p.add_argument_group("scoring")
     sc.add_argument("--method", default="perturbation,gradient,entropy,random", help="comma list of scorers")
-    sc.add_argument("--probe", default="as_mean", choices=["lt_logits", "as_mean", "as_joint"])
+    sc.add_argument("--probe", default="as_mean", choices=PROBE_CHOICES)
     sc.add_argument("--tau", type=float, default=gating.TAU)
     sc.add_argument("--beta", type=float, default=gating.BETA)
     sc.add_argument("--floor", type=float, default=gating.FLOOR)
@@ -65,11 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError, IndexError, KeyError) as e:
-        print(f"oarl attribute: error: {e}", file=sys.stderr)
-        return 2
+    return run_main("attribute", run, args, errors=(ValueError, FileNotFoundError, IndexError, KeyError))
 
 
 def split_text(text: str, sep: str) -> tuple[str, str]:
@@ -137,8 +138,8 @@ def collect_pairs(args, model, tok) -> tuple[list[str], list[str], list[str], ob
         pairs = read_jsonl_rows(args.data, args.index, args.prompt_field, args.completion_field)
         titles = [f"{Path(args.data).name} row {i}" for i in args.index]
         return [p for p, _ in pairs], [c for _, c in pairs], titles, False
-    from oarl.cli.oracle_eval import checkpoint_task
     from oarl.math.evaluation import generate_completions
+    from oarl.testbed.demo import checkpoint_task
 
     task = checkpoint_task(args.model, default=args.task)
     problems = task.problems(args.num, seed=30_000)
@@ -180,11 +181,16 @@ def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
             stats = f"ESS {float(r.ess_ratio[b]):.2f} · top10 {float(r.top10_share[b]):.2f}"
             weights[f"{method_label(m)}\n{stats}"] = r.weights[b, cols].tolist()
         attribution_strip(
-            [t.text for t in row.completion], weights, path,
+            [t.text for t in row.completion],
+            weights,
+            path,
             oracle=[t.oracle for t in row.completion] if oracle is not False else None,
-            answer=[t.role == "answer" for t in row.completion], title=row.title, wrap=wrap,
-            vrange=vrange, caption="prompt: " + "".join(t.text for t in row.prompt),
-        )  # fmt: skip
+            answer=[t.role == "answer" for t in row.completion],
+            title=row.title,
+            wrap=wrap,
+            vrange=vrange,
+            caption="prompt: " + "".join(t.text for t in row.prompt),
+        )
     return paths
 
 
@@ -212,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     from oarl.viz.html_report import render_html
 
     args.model = resolve_model(args.model)
-    methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    methods = names(args.method)
     tok = load_tokenizer(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model).to(args.device).eval()
     torch.manual_seed(args.seed)  # --completions sample
@@ -224,9 +230,20 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--mask-token {args.mask_token!r} is not a token of this tokenizer")
         options["mask_token_id"] = mask_id
     att = attribute(
-        model, tok, prompts, completions, methods, args.probe, args.tau, args.beta, args.floor, args.seed,
-        oracle=oracle, titles=titles, **options,
-    )  # fmt: skip
+        model,
+        tok,
+        prompts,
+        completions,
+        methods,
+        args.probe,
+        args.tau,
+        args.beta,
+        args.floor,
+        args.seed,
+        oracle=oracle,
+        titles=titles,
+        **options,
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(att, args.title, subtitle=f"model {args.model}"), encoding="utf-8")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from oarl.cli._args import names, numbers
 from oarl.utils.atomic import atomic_write_json
 from oarl.utils.threads import THREADS_HELP, set_threads
 
@@ -76,7 +77,7 @@ def run(a: argparse.Namespace) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "scorer": {},
     }
-    models = [m.strip() for m in a.models.split(",") if m.strip()]
+    models = names(a.models)
     for name in tqdm(models, desc="scorer vs naive"):
         case = ScorerCase(model=name, reasoning_len=a.reasoning_len, device=a.device)
         res = time_scorers(case, reps=a.reps)
@@ -84,7 +85,7 @@ def run(a: argparse.Namespace) -> int:
             res["peak_bytes"] = {n: peak_memory(case, n) for n in ("naive_oar_p", "oar_p")}
         report["scorer"][name] = res
     curve: dict = {}
-    lengths = [int(x) for x in a.lengths.split(",")]
+    lengths = numbers(a.lengths, int)
     for name in models:
         todo = [t for t in lengths if name == "tiny" or t <= a.max_len_large]
         for T in tqdm(todo, desc=f"scaling ({name})"):

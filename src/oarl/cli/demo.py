@@ -2,8 +2,8 @@
 
 Steps: warm start by SFT (shipped with the package for the default settings, else trained once and cached),
 an attribution strip of one chatter-laden completion under each scorer, then one RL run per arm and seed from
-the same checkpoint with the same budget (in parallel), and the comparison. Writes ``<out_dir>/<time>/{results.json, table.md, curves.png, entropy.png, attribution.png,
-config.yaml, runs/}``. The powered version (5 seeds, three chatter levels) is ``oarl study``.
+the same checkpoint with the same budget (in parallel), and the comparison. Writes
+``<out_dir>/<time>/{results.json, table.md, curves.png, entropy.png, attribution.png, config.yaml, runs/}``. The powered version (5 seeds, three chatter levels) is ``oarl study``.
 
 ``--model smollm2-135m`` runs the same comparison on a pretrained LM: SmolLM2-135M-Instruct from the shipped
 LoRA warm start of the word-operation task (``wordop``: the question's words choose add or subtract), fresh
@@ -18,52 +18,34 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from oarl.cli._args import names, seeds
+from oarl.testbed.demo import MODELS, QUICK
+from oarl.testbed.tasks import TASKS
 from oarl.utils.threads import THREADS_HELP
 
-QUICK = dict(
-    sft_steps=20, sft_problems=256, steps=2, prompts_per_step=2, num_generations=4, eval_problems=8,
-    eval_every=1, eval_samples=1, max_completion_length=40, arms="grpo,oar_p,oracle", workers=1,
-)  # fmt: skip
+#: Fields that, when given, count something (>= 1); left out (None), they take the model's or recipe's default.
+COUNTS = (
+    "sft_steps",
+    "sft_problems",
+    "steps",
+    "prompts_per_step",
+    "num_generations",
+    "max_completion_length",
+    "eval_every",
+    "eval_problems",
+)
+__all__ = ["MODELS", "QUICK", "DemoArguments", "main", "reading", "run", "settings"]
 
 
-#: The demo of each model: the testbed task it runs and its defaults (a field left at None takes these).
-MODELS = {
-    "tiny": dict(
-        task="flag",
-        arms="grpo,oar_p,entropy,oracle",
-        chatter="some",
-        steps=40,
-        prompts_per_step=8,
-        num_generations=8,
-        eval_every=10,
-        eval_problems=64,
-    ),
-    # the real-LM study's budget, 15 steps of 4 x 4 rows: GRPO's pilot gained +0.20 to +0.33 by then on each of
-    # three seeds (docs/real_lm_study.md, amendment 2)
-    "smollm2-135m": dict(
-        task="wordop",
-        arms="grpo,oar_g,oracle,tree",
-        chatter=None,
-        steps=15,
-        prompts_per_step=4,
-        num_generations=4,
-        eval_every=5,
-        eval_problems=32,
-    ),
-}
+def _models_help() -> str:
+    return "; ".join(f"{name}: the {m['task']} task ({TASKS[m['task']].help})" for name, m in MODELS.items())
 
 
 @dataclass
 class DemoArguments:
     out_dir: str = field(default="runs/demo", metadata={"help": "runs go to OUT_DIR/<time>/"})
     cache_dir: str = field(default="runs/cache", metadata={"help": "warm-start checkpoints are cached here"})
-    model: str = field(
-        default="tiny",
-        metadata={
-            "help": "tiny: the ~1M-parameter model on the flag task; smollm2-135m: SmolLM2 on wordop",
-            "choices": sorted(MODELS),
-        },
-    )
+    model: str = field(default="tiny", metadata={"help": _models_help(), "choices": sorted(MODELS)})
     arms: str | None = field(
         default=None, metadata={"help": "comma list of arms (oarl study --help; default: the model's)"}
     )
@@ -74,52 +56,26 @@ class DemoArguments:
     quick: bool = field(default=False, metadata={"help": "a tiny smoke run (tests): 2 RL steps"})
     # The study's warm start (1500 SFT steps; 1000 left execution unreliable: greedy 0.50, sampled 0.41) and
     # 40 rather than 60 RL steps, so that make demo stays near 10 minutes on 2 cores.
-    sft_steps: int = field(
-        default=-1, metadata={"help": "warm-start SFT steps (-1: the study recipe's 1500, shipped)"}
+    sft_steps: int | None = field(
+        default=None, metadata={"help": "warm-start SFT steps (default: the study recipe's 1500, shipped)"}
     )
-    sft_problems: int = -1
+    sft_problems: int | None = field(
+        default=None, metadata={"help": "warm-start SFT problems (default: the recipe's)"}
+    )
     steps: int | None = field(
         default=None, metadata={"help": "RL steps per arm (default: the model's, 40 / 15)"}
     )
     prompts_per_step: int | None = None
     num_generations: int | None = None
-    learning_rate: float = field(default=-1.0, metadata={"help": "every arm's lr (-1: the recipe's)"})
-    max_completion_length: int = -1
+    learning_rate: float | None = field(
+        default=None, metadata={"help": "every arm's lr (default: the recipe's)"}
+    )
+    max_completion_length: int | None = field(default=None, metadata={"help": "default: the recipe's"})
     eval_every: int | None = None
     eval_problems: int | None = None
     eval_samples: int = 4
     workers: int = field(default=2, metadata={"help": "RL runs in parallel (processes)"})
     threads: int = field(default=1, metadata={"help": THREADS_HELP})
-
-
-def new_run_dir(root: Path) -> Path:
-    """``root/<YYYYmmdd-HHMMSS>`` (with a suffix if that exists already), created."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for i in range(1000):
-        path = root / (stamp if i == 0 else f"{stamp}-{i}")
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a new run folder under {root}")
-
-
-def _link_latest(target: Path, link: Path) -> Path:
-    """Point ``link`` at the warm start just used (atomically), so commands can name it without its hash."""
-    import os
-
-    link.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone uses a shipped warm start: no cache yet
-    tmp = link.with_name(link.name + f".tmp{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(target.resolve(), target_is_directory=True)
-    os.replace(tmp, link)
-    return link
-
-
-def _pair(text: str) -> tuple[int, int]:
-    lo, _, hi = text.partition(",")
-    return int(lo), int(hi or lo)
 
 
 def main(argv: list[str]) -> int:
@@ -147,7 +103,14 @@ def settings(args: DemoArguments):
             setattr(args, k, v)
     if defaults["chatter"] is None and args.chatter is not None:
         raise ValueError(f"--chatter applies to the flag task (--model tiny), not to --model {args.model}")
-    if defaults["task"] != "flag" and (args.sft_steps > 0 or args.sft_problems > 0):
+    for k in COUNTS:
+        if getattr(args, k) is not None and getattr(args, k) < 1:
+            raise ValueError(f"--{k} must be >= 1 (leave it out for the default), got {getattr(args, k)}")
+    if args.learning_rate is not None and not args.learning_rate > 0:
+        raise ValueError(
+            f"--learning_rate must be > 0 (leave it out for the recipe's), got {args.learning_rate}"
+        )
+    if defaults["task"] != "flag" and (args.sft_steps is not None or args.sft_problems is not None):
         raise ValueError(f"--model {args.model} starts from its shipped LoRA adapter: --sft-* do not apply")
     for k, v in defaults.items():
         if k != "task" and getattr(args, k) is None:
@@ -159,18 +122,21 @@ def settings(args: DemoArguments):
     if args.quick:
         ws = replace(ws, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
     if defaults["task"] == "flag":
-        ws = replace(
-            ws,
-            **{
-                k: v
-                for k, v in (("max_steps", args.sft_steps), ("train_problems", args.sft_problems))
-                if v > 0
-            },
-        )
-    over = {"steps": args.steps, "learning_rate": args.learning_rate, "eval_every": args.eval_every,
-            "max_completion_length": args.max_completion_length}  # fmt: skip
-    rl = replace(recipe.rl, prompts_per_step=args.prompts_per_step, num_generations=args.num_generations,
-                 eval_samples=args.eval_samples, **{k: v for k, v in over.items() if v > 0})  # fmt: skip
+        sft = {"max_steps": args.sft_steps, "train_problems": args.sft_problems}
+        ws = replace(ws, **{k: v for k, v in sft.items() if v is not None})
+    over = {
+        "steps": args.steps,
+        "learning_rate": args.learning_rate,
+        "eval_every": args.eval_every,
+        "max_completion_length": args.max_completion_length,
+    }
+    rl = replace(
+        recipe.rl,
+        prompts_per_step=args.prompts_per_step,
+        num_generations=args.num_generations,
+        eval_samples=args.eval_samples,
+        **{k: v for k, v in over.items() if v is not None},
+    )
     return task, ws, rl
 
 
@@ -182,13 +148,13 @@ def run(args: DemoArguments) -> int:
     from rich.console import Console
     from transformers.utils import logging as hf_logging
 
-    from oarl.cli.study import markdown_table
     from oarl.testbed.experiment import get_arm
-    from oarl.testbed.report import summarize
+    from oarl.testbed.report import markdown_table, summarize
     from oarl.testbed.study import Condition, StudyPlan, finished, run_study
     from oarl.testbed.tasks import get_task_recipe
-    from oarl.utils.atomic import atomic_write_json, atomic_write_text
+    from oarl.utils.atomic import atomic_write_json, atomic_write_text, link_latest, new_run_dir
     from oarl.utils.threads import set_threads
+    from oarl.viz.demo import attribution_strip
     from oarl.viz.study import learning_curves, role_entropy_curves
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers v6 deprecation notices
@@ -198,17 +164,17 @@ def run(args: DemoArguments) -> int:
     try:
         task, ws, rl = settings(args)  # applies --quick first
         recipe = get_task_recipe(MODELS[args.model]["task"])
-        arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+        arms = names(args.arms)
         for a in arms:
             get_arm(a)
+        run_seeds = seeds(args.seeds)
     except ValueError as e:
         console.print(f"[red]oarl demo: {e}")
         return 2
-    seeds = [int(s) for s in args.seeds.split(",")]
     set_threads(args.threads)
     run_dir = new_run_dir(Path(args.out_dir))
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(
-        {"demo": asdict(args), "task": task.identity(), "warm_start": asdict(ws), "rl": asdict(rl)}, sort_keys=False))  # fmt: skip
+    config = {"demo": asdict(args), "task": task.identity(), "warm_start": asdict(ws), "rl": asdict(rl)}
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     t0 = time.perf_counter()
     console.rule(
         f"[bold]1/3 warm start (SFT on {task.name} data that follows the question only part of the time; "
@@ -216,15 +182,15 @@ def run(args: DemoArguments) -> int:
     )
     ckpt = recipe.checkpoint(task, ws, args.cache_dir, threads=args.threads)
     if task.name == "flag":
-        latest = _link_latest(Path(ckpt), Path(args.cache_dir) / "flag-sft-latest")
+        latest = link_latest(Path(ckpt), Path(args.cache_dir) / "flag-sft-latest")
         console.print(f"checkpoint: {ckpt}  (also {latest}; {time.perf_counter() - t0:.0f}s)")
     else:
         console.print(f"checkpoint: {ckpt}  ({time.perf_counter() - t0:.0f}s)")
-    _attribution(ckpt, task, rl, run_dir / "attribution.png")
+    attribution_strip(ckpt, task, rl, run_dir / "attribution.png")
 
     console.rule("[bold]2/3 RL: " + " vs ".join(get_arm(a).label for a in arms) + f" (seeds {args.seeds})")
     name = f"chatter={args.chatter}" if task.name == "flag" else task.name
-    plan = StudyPlan([Condition(name, task)], arms, seeds, rl, args.eval_problems, {name: str(ckpt)})
+    plan = StudyPlan([Condition(name, task)], arms, run_seeds, rl, args.eval_problems, {name: str(ckpt)})
     run_study(plan, run_dir, workers=args.workers, threads_per_worker=args.threads)
 
     console.rule("[bold]3/3 results")
@@ -237,7 +203,7 @@ def run(args: DemoArguments) -> int:
     table = markdown_table(results)
     atomic_write_text(run_dir / "table.md", table)
     console.print(table)
-    console.print(reading(results, name, len(seeds)))
+    console.print(reading(results, name, len(run_seeds)))
     console.print(f"wrote {run_dir}/ (results.json, table.md, curves.png, entropy.png, attribution.png)")
     return 0
 
@@ -257,49 +223,13 @@ def reading(results: dict, cond: str, n_seeds: int) -> str:
             continue
         d = c["paired"][arm]["auc_sampled"]["diff"]["mean"]
         parts.append(f"{a['label']}: final {a['final_sampled']['mean']:.2f}, AUC {d:+.3f} vs GRPO.")
-    caveat = ("One seed: differences of a few points are within seed noise; the powered comparison (5 seeds, "
-              "CIs, three chatter levels) is `oarl study` (docs/study.md).") if n_seeds < 5 else ""  # fmt: skip
-    return " ".join(parts + [caveat])
-
-
-def _attribution(ckpt, task, rl, path: Path) -> None:
-    """Token weights of every scorer on one sampled, chatter-laden completion of the warm model."""
-    import torch
-
-    from oarl.batch.credit import score_and_gate
-    from oarl.batch.layout import LAYOUT_KEYS
-    from oarl.batch.reshape import method_label
-    from oarl.core.layout import Layout
-    from oarl.core.scorers import shared_options
-    from oarl.math.evaluation import generate_completions
-    from oarl.testbed import oracle
-    from oarl.testbed.experiment import load_policy
-    from oarl.viz import plots
-
-    model, tok = load_policy(ckpt)
-    problems = task.problems(16, seed=40_000)
-    prompts = [p.prompt for p in problems]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        comps = generate_completions(model, tok, prompts, rl.max_completion_length, do_sample=True)
-    rewards = task.reward(prompts, comps, [p.answer for p in problems])
-    pick = max(
-        range(len(comps)), key=lambda i: (rewards[i], task.char_roles(prompts[i], comps[i]).count("chatter"))
+    caveat = (
+        "One seed: differences of a few points are within seed noise; the powered comparison (5 seeds, "
+        "CIs, three chatter levels) is `oarl study` (docs/study.md)."
+        if n_seeds < 5
+        else ""
     )
-    batch = oracle.oracle_batch(tok, [prompts[pick]], [comps[pick]], task)
-    keep = batch["attention_mask"][0].bool()
-    tokens = tok.convert_ids_to_tokens(batch["input_ids"][0][keep].tolist())
-    layout = Layout(*(batch[k] for k in LAYOUT_KEYS))
-    gate = {"tau": rl.tau, "beta": rl.beta, "floor": rl.floor}
-    weights = {}
-    for m in ("perturbation", "gradient", "entropy", "random"):
-        opts = shared_options(m, probe=rl.probe, noise_std=rl.noise_std)
-        credit = score_and_gate(model, layout, m, opts, generator=torch.Generator().manual_seed(0), **gate)
-        weights[method_label(m)] = credit.weights[0][keep].tolist()
-    plots.attribution_strip(
-        tokens, weights, path, oracle=batch["oracle_mask"][0][keep].tolist(),
-        answer=batch["answer_mask"][0][keep].tolist(),
-    )  # fmt: skip
+    return " ".join(parts + [caveat])
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from oarl.cli._args import numbers, usage_error
 from oarl.models.resolve import resolve_model
-from oarl.utils.atomic import atomic_write_json
+from oarl.utils.atomic import atomic_write_json, new_run_dir
 
 LONG_PROMPTS = ("skip", "truncate", "error")
 
@@ -55,9 +56,11 @@ class EvalArguments:
     )
     long_prompts: str = field(
         default="skip",
-        metadata={"help": "prompts whose tokens + max_new_tokens exceed the model's context: skip | truncate "
-                  "(keep the prompt's last tokens) | error; counted in the summary either way"},
-    )  # fmt: skip
+        metadata={
+            "help": "prompts whose tokens + max_new_tokens exceed the model's context: skip | truncate "
+            "(keep the prompt's last tokens) | error; counted in the summary either way"
+        },
+    )
     seed: int = 0
     progress: bool = True
 
@@ -66,7 +69,7 @@ class EvalArguments:
             raise ValueError(f"--long_prompts must be one of {LONG_PROMPTS}, got {self.long_prompts!r}")
 
     def ks(self) -> list[int]:
-        ks = sorted({int(x) for x in self.k.split(",") if x.strip()})
+        ks = sorted(set(numbers(self.k, int)))
         if not ks or ks[0] < 1 or ks[-1] > self.n:
             raise ValueError(f"every k must be in 1..n={self.n}, got --k {self.k}")
         return ks
@@ -81,8 +84,7 @@ def main(argv: list[str]) -> int:
         args.model = resolve_model(args.model)
         summary = run(args)
     except (ValueError, FileNotFoundError) as e:  # FileNotFoundError: a short name not fetched yet
-        print(f"oarl eval: error: {e}", file=sys.stderr)
-        return 2
+        return usage_error("eval", e)
     ks = " ".join(f"pass@{k} {summary[f'pass@{k}']:.4f}" for k in args.ks())
     long = summary["long_prompts"]
     done = {"skip": "skipped", "truncate": "truncated"}.get(long["policy"], "")
@@ -160,7 +162,6 @@ def run(args: EvalArguments) -> dict:
     """Evaluate; returns the summary (also written to ``summary.json``)."""
     from tqdm.auto import tqdm
 
-    from oarl.cli.demo import new_run_dir
     from oarl.math.evaluation import mean_pass_at_k
     from oarl.math.prompts import PromptTemplate, build_prompt, render_prompt
     from oarl.math.rewards import check_answer
@@ -261,10 +262,17 @@ def _generate_hf(args: EvalArguments, tok, texts: list[str], add_special_tokens:
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).to(device)
     set_seed(args.seed)
     return sample_completions(
-        model, tok, texts, n=args.n, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-        temperature=args.temperature, top_p=args.top_p, add_special_tokens=add_special_tokens,
+        model,
+        tok,
+        texts,
+        n=args.n,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        add_special_tokens=add_special_tokens,
         progress=args.progress,
-    )  # fmt: skip
+    )
 
 
 def _generate_vllm(args: EvalArguments, tok, texts: list[str], add_special_tokens: bool) -> list[list[str]]:
@@ -273,9 +281,12 @@ def _generate_vllm(args: EvalArguments, tok, texts: list[str], add_special_token
     ids = tok(texts, add_special_tokens=add_special_tokens)["input_ids"]  # the exact tokens hf would feed
     llm = LLM(model=args.model, dtype=args.dtype, seed=args.seed)
     params = SamplingParams(
-        n=args.n, temperature=args.temperature, top_p=args.top_p if args.temperature > 0 else 1.0,
-        max_tokens=args.max_new_tokens, seed=args.seed,
-    )  # fmt: skip
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p if args.temperature > 0 else 1.0,
+        max_tokens=args.max_new_tokens,
+        seed=args.seed,
+    )
     outputs = llm.generate([{"prompt_token_ids": p} for p in ids], params, use_tqdm=args.progress)
     return [[o.text for o in out.outputs] for out in outputs]
 

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from oarl.cli._args import names, numbers, parse_models, run_main
 from oarl.utils.atomic import atomic_write_json
 
 NOISES = "1e-5,1e-4,1e-3,1e-2,3e-2,1e-1,3e-1,1"
@@ -70,12 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"oarl fidelity: error: {e}", file=sys.stderr)
-        return 2
+    return run_main("fidelity", run, build_parser().parse_args(argv))
 
 
 def pairs_batch(tokenizer, path: str) -> dict:
@@ -110,27 +106,39 @@ def print_table(name: str, results: dict, console) -> None:
     for probe, rows in results.items():
         for method, r in rows.items():
             ratio = r.get("cost_ratio", {}).get("seconds")
-            table.add_row(probe, method, _cell(r["spearman"]), _cell(r["kendall"]), _cell(r["top_overlap"]),
-                          _cell(r.get("recall")), _cell(r.get("auroc")), f"{r['cost']['seconds']:.2f}",
-                          "–" if ratio is None else f"{ratio:.2f}")  # fmt: skip
+            table.add_row(
+                probe,
+                method,
+                _cell(r["spearman"]),
+                _cell(r["kendall"]),
+                _cell(r["top_overlap"]),
+                _cell(r.get("recall")),
+                _cell(r.get("auroc")),
+                f"{r['cost']['seconds']:.2f}",
+                "–" if ratio is None else f"{ratio:.2f}",
+            )
     console.print(table)
 
 
 def markdown_table(out: dict) -> str:
     """Every setting x probe x scorer as one markdown table (docs/fidelity.md shows the AS-Mean rows)."""
 
-    lines = ["| setting | probe | scorer | Spearman | Kendall | top-10% | recall@k | AUROC | cost × OAR-G (s / passes) |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| setting | probe | scorer | Spearman | Kendall | top-10% | recall@k | AUROC | cost × OAR-G (s / passes) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, entry in out["settings"].items():
         timing = entry.get("timing_ratio", {})
         for probe, rows in entry["results"].items():
             for method, r in rows.items():
                 units = r.get("cost_ratio", {}).get("units")
-                secs = timing.get(method) if probe == out["config"]["probes"].split(",")[0] else None
+                secs = timing.get(method) if probe == names(out["config"]["probes"])[0] else None
                 secs = r.get("cost_ratio", {}).get("seconds") if secs is None else secs
                 cost = "–" if units is None else f"{secs:.2f} / {units:.2f}"
-                lines.append(f"| {name} | {probe} | {method} | {_cell(r['spearman'])} | {_cell(r['kendall'])} | "
-                             f"{_cell(r['top_overlap'])} | {_cell(r.get('recall'))} | {_cell(r.get('auroc'))} | {cost} |")  # fmt: skip
+                lines.append(
+                    f"| {name} | {probe} | {method} | {_cell(r['spearman'])} | {_cell(r['kendall'])} | "
+                    f"{_cell(r['top_overlap'])} | {_cell(r.get('recall'))} | {_cell(r.get('auroc'))} | {cost} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -144,8 +152,9 @@ def print_timing(name: str, entry: dict, probe: str, console) -> None:
     for m, t in entry["timing"].items():
         ratio = entry.get("timing_ratio", {}).get(m)
         units = rows.get(m, {}).get("cost_ratio", {}).get("units")
-        table.add_row(m, f"{t:.3f}", "–" if ratio is None else f"{ratio:.2f}",
-                      "–" if units is None else f"{units:.2f}")  # fmt: skip
+        table.add_row(
+            m, f"{t:.3f}", "–" if ratio is None else f"{ratio:.2f}", "–" if units is None else f"{units:.2f}"
+        )
     console.print(table)
 
 
@@ -155,20 +164,20 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from transformers import AutoModelForCausalLM
 
-    from oarl.cli.oracle_eval import checkpoint_task, demo_warm_start, parse_models
     from oarl.core.scorers import SCORERS
     from oarl.testbed import fidelity_study as fs
+    from oarl.testbed.demo import checkpoint_task, demo_warm_start
     from oarl.utils.checkpoint import load_tokenizer
     from oarl.viz.fidelity import fidelity_vs_cost, noise_curves
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     console = Console() if sys.stdout.isatty() else Console(width=150)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else default_methods()
-    probes = [p.strip() for p in args.probes.split(",") if p.strip()]
+    methods = names(args.methods) or default_methods()
+    probes = names(args.probes)
     unknown = [m for m in methods if m not in SCORERS]
     if unknown:
         raise ValueError(f"unknown scorer(s) {unknown}; expected some of {sorted(SCORERS)}")
-    noises = [float(x) for x in args.noises.split(",") if x.strip()]
+    noises = numbers(args.noises, float)
     settings: dict[str, tuple] = {}
     if args.models == ["none"]:
         models = {}

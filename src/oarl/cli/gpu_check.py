@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from oarl.cli._args import names, usage_error
 from oarl.models.registry import DEFAULT_MODEL
 from oarl.models.resolve import resolve_model
 
@@ -37,9 +38,10 @@ NO_GPU = (
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="oarl gpu-check", description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--model", default=os.environ.get("MODEL") or DEFAULT_MODEL,
+        "--model",
+        default=os.environ.get("MODEL") or DEFAULT_MODEL,
         help=f"local model folder or short name (default $MODEL, else {DEFAULT_MODEL})",
-    )  # fmt: skip
+    )
     ap.add_argument("--data", default="gsm8k", choices=["gsm8k", "flag"], help="scorer-check rows")
     ap.add_argument("--data-dir", default=None, help="benchmark folder (default ../shared/data)")
     ap.add_argument("--rows", type=int, default=16, help="rows for the scorer check")
@@ -75,8 +77,7 @@ def main(argv: list[str]) -> int:
     try:
         args.model = resolve_model(args.model)
     except FileNotFoundError as e:
-        print(f"oarl gpu-check: error: {e}", file=sys.stderr)
-        return 2
+        return usage_error("gpu-check", e)
     out = Path(args.out or f"runs/gpu_check/{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     if args.arm:
@@ -89,7 +90,7 @@ def main(argv: list[str]) -> int:
 
         print(format_fidelity(results["precision"]))
     if not (args.skip_train or args.cpu):
-        results["steps"] = {arm: run_arm(args, out, arm) for arm in args.arms.split(",")}
+        results["steps"] = {arm: run_arm(args, out, arm) for arm in names(args.arms)}
         print(f"\n## trainer steps ({'vLLM colocate' if not args.no_vllm else 'transformers'} generation)\n")
         print(format_steps(results["steps"]))
     (out / "gpu_check.json").write_text(json.dumps(results, indent=2))
@@ -139,9 +140,14 @@ def precision_check(args) -> dict:
     batch = text_batch(tok, *scorer_rows(args, tok))
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).to(device).eval()
     res = {}
-    runs = [("perturbation", {}), ("perturbation", {"upcast": True}), ("entropy", {}),
-            ("gradient", {"noise_std": args.noise_std}),
-            ("gradient", {"noise_std": args.noise_std, "upcast": True}), ("gradient", {"noise_std": 0.1})]  # fmt: skip
+    runs = [
+        ("perturbation", {}),
+        ("perturbation", {"upcast": True}),
+        ("entropy", {}),
+        ("gradient", {"noise_std": args.noise_std}),
+        ("gradient", {"noise_std": args.noise_std, "upcast": True}),
+        ("gradient", {"noise_std": 0.1}),
+    ]
     for method, options in runs:
         label = method + "".join(f" {k}={v}" for k, v in options.items())
         res[label] = precision_fidelity(model, batch, [method], options=options, reference=model)[method]
@@ -158,13 +164,40 @@ def run_arm(args, out: Path, arm: str) -> dict:
     """One arm's trainer steps in a fresh process (each builds and frees its own vLLM engine)."""
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; expected one of {list(ARMS)}")
-    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(free_port())}  # fmt: skip
-    cmd = [sys.executable, "-m", "oarl.cli", "gpu-check", "--arm", arm, "--model", args.model, "--out", str(out),
-           "--steps", str(args.steps), "--train-rows", str(args.train_rows), "--batch", str(args.batch),
-           "--num-generations", str(args.num_generations), "--noise-std", str(args.noise_std),
-           "--max-completion-length", str(args.max_completion_length),
-           "--vllm-gpu-memory-utilization", str(args.vllm_gpu_memory_utilization)]  # fmt: skip
+    env = {
+        **os.environ,
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "oarl.cli",
+        "gpu-check",
+        "--arm",
+        arm,
+        "--model",
+        args.model,
+        "--out",
+        str(out),
+        "--steps",
+        str(args.steps),
+        "--train-rows",
+        str(args.train_rows),
+        "--batch",
+        str(args.batch),
+        "--num-generations",
+        str(args.num_generations),
+        "--noise-std",
+        str(args.noise_std),
+        "--max-completion-length",
+        str(args.max_completion_length),
+        "--vllm-gpu-memory-utilization",
+        str(args.vllm_gpu_memory_utilization),
+    ]
     cmd += ["--no-vllm"] if args.no_vllm else []
     cmd += ["--data-dir", args.data_dir] if args.data_dir else []
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -182,8 +215,8 @@ def train_arm(args, out: Path) -> int:
     import torch
     from transformers import TrainerCallback
 
-    from oarl.cli.train import TaskArguments, build_trainer
     from oarl.integrations.trl.trainer import OARConfig
+    from oarl.testbed.train import TaskArguments, build_trainer
 
     class StepTimer(TrainerCallback):
         def __init__(self) -> None:
@@ -205,15 +238,29 @@ def train_arm(args, out: Path) -> int:
         task="gsm8k", model_path=args.model, max_rows=args.train_rows, data_dir=args.data_dir
     )
     config = OARConfig(
-        output_dir=str(out / f"run_{args.arm}"), oar_method=ARMS[args.arm], oar_noise_std=args.noise_std,
-        oar_max_batch_tokens=8192, max_steps=args.steps, per_device_train_batch_size=args.batch,
-        num_generations=args.num_generations, max_completion_length=args.max_completion_length,
-        learning_rate=1e-6, bf16=not args.cpu, use_cpu=args.cpu,
-        model_init_kwargs={"dtype": "float32" if args.cpu else "bfloat16"}, gradient_checkpointing=not args.cpu,
-        use_vllm=not args.no_vllm, vllm_mode="colocate", vllm_gpu_memory_utilization=args.vllm_gpu_memory_utilization,
-        vllm_max_model_length=args.max_completion_length + 512, logging_steps=1, save_strategy="no",
-        report_to="none", seed=0, disable_tqdm=True,
-    )  # fmt: skip
+        output_dir=str(out / f"run_{args.arm}"),
+        oar_method=ARMS[args.arm],
+        oar_noise_std=args.noise_std,
+        oar_max_batch_tokens=8192,
+        max_steps=args.steps,
+        per_device_train_batch_size=args.batch,
+        num_generations=args.num_generations,
+        max_completion_length=args.max_completion_length,
+        learning_rate=1e-6,
+        bf16=not args.cpu,
+        use_cpu=args.cpu,
+        model_init_kwargs={"dtype": "float32" if args.cpu else "bfloat16"},
+        gradient_checkpointing=not args.cpu,
+        use_vllm=not args.no_vllm,
+        vllm_mode="colocate",
+        vllm_gpu_memory_utilization=args.vllm_gpu_memory_utilization,
+        vllm_max_model_length=args.max_completion_length + 512,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
+        disable_tqdm=True,
+    )
     trainer, _ = build_trainer(task, config)
     timer = StepTimer()
     trainer.add_callback(timer)

@@ -13,12 +13,12 @@ tokens: ``pad`` (the default, never seen inside a sequence: out of distribution)
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-from oarl.models.resolve import resolve_model
+from oarl.cli._args import PROBE_CHOICES, names, parse_models, run_main
+from oarl.testbed.demo import checkpoint_task, demo_warm_start
 from oarl.utils.atomic import atomic_write_json
 
 DIGITS = [str(d) for d in range(10)]
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--methods", default="perturbation,gradient,entropy,random", help="comma list of scorers")
-    p.add_argument("--probe", default="as_mean", choices=["lt_logits", "as_mean", "as_joint"])
+    p.add_argument("--probe", default="as_mean", choices=PROBE_CHOICES)
     p.add_argument("--masks", default="pad,0,digits", help="OAR-P replacement ablation: pad, a token, digits")
     p.add_argument("--precision-frac", type=float, default=0.1, help="precision@k with k = ceil(frac * T)")
     p.add_argument(
@@ -46,60 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"oarl oracle-eval: error: {e}", file=sys.stderr)
-        return 2
-
-
-def demo_task():
-    """The task ``oarl demo`` trains on (the flag task with some chatter)."""
-    from oarl.cli.demo import DemoArguments, settings
-
-    return settings(DemoArguments())[0]
-
-
-def demo_warm_start(cache_dir: str | Path) -> Path:
-    """The demo's default warm-start checkpoint (trained and cached on first use)."""
-    from oarl.cli.demo import DemoArguments, settings
-    from oarl.testbed.warmstart import warm_start
-
-    task, ws, _ = settings(DemoArguments())
-    return warm_start(task, ws, cache_dir)
-
-
-def checkpoint_task(path: str | Path | None, default: str | None = None):
-    """The task a warm start was trained on (its ``oarl_warmstart.json``), else ``default`` (``"arith"``: the
-    arithmetic task's defaults) or the demo's task."""
-    from oarl.testbed.tasks import task_from_identity
-
-    meta = Path(path) / "oarl_warmstart.json" if path is not None else None
-    if meta is None or not meta.exists():
-        return task_from_identity({"task": "arith"}) if default == "arith" else demo_task()
-    return task_from_identity(json.loads(meta.read_text())["task"])
-
-
-def parse_models(specs: list[str]) -> dict[str, str]:
-    """``NAME=PATH`` (or a bare ``PATH``, named after its folder) -> ``{name: path}``."""
-    out = {}
-    for spec in specs:
-        name, eq, path = spec.partition("=")
-        name, path = (name, path) if eq else (Path(spec).name, spec)
-        path = resolve_model(path)
-        if not Path(path, "config.json").exists():
-            raise FileNotFoundError(f"{path}: not a model folder (no config.json)")
-        out[name] = path
-    return out
+    return run_main("oracle-eval", run, build_parser().parse_args(argv))
 
 
 def mask_ids(specs: str, tokenizer, model) -> dict[str, list[int]]:
     """``pad`` -> the pad id, ``digits`` -> the ids of 0-9, anything else -> that token's id."""
     out = {}
-    for spec in (s.strip() for s in specs.split(",")):
-        if not spec:
-            continue
+    for spec in names(specs):
         if spec == "pad":
             pad = getattr(model.config, "pad_token_id", None)
             ids = [pad if pad is not None else tokenizer.pad_token_id]
@@ -170,14 +123,22 @@ def print_tables(results: dict, console) -> None:
             for method, m in r[key].items():
                 label = method_label(method)
                 chat = _cell(m["chatter_weight_share"]) if "chatter_weight_share" in m else "–"
-                table.add_row(name, label, _cell(m["recall"]), _cell(m["precision"]), _cell(m["auroc"]), chat,
-                              str(m["recall"]["n"]))  # fmt: skip
+                table.add_row(
+                    name,
+                    label,
+                    _cell(m["recall"]),
+                    _cell(m["precision"]),
+                    _cell(m["auroc"]),
+                    chat,
+                    str(m["recall"]["n"]),
+                )
             if key == "scorers" and r[key]:
                 chance = next(iter(r[key].values()))["chance"]
                 first = next(iter(r[key].values()))
                 uniform = _cell(first["chatter_token_share"]) if "chatter_token_share" in first else "–"
-                table.add_row(name, "chance / uniform", _cell(chance), _cell(chance), "0.500", uniform,
-                              str(chance["n"]))  # fmt: skip
+                table.add_row(
+                    name, "chance / uniform", _cell(chance), _cell(chance), "0.500", uniform, str(chance["n"])
+                )
         console.print(table)
 
 
@@ -192,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=140)  # files and pipes: keep the tables unwrapped
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = names(args.methods)
     unknown = [m for m in methods if m not in SCORERS]
     if unknown:
         raise ValueError(f"unknown scorer(s) {unknown}; expected some of {sorted(SCORERS)}")

@@ -7,10 +7,12 @@ import time
 
 import torch
 
+from oarl.cli._args import PROBE_CHOICES
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reasoning-len", type=int, default=24, help="reasoning tokens in the sequence")
-    p.add_argument("--probe", default="as_mean", choices=["lt_logits", "as_mean", "as_joint"])
+    p.add_argument("--probe", default="as_mean", choices=PROBE_CHOICES)
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -29,8 +31,15 @@ def run(args: argparse.Namespace) -> int:
     from oarl.core.scorers import naive_perturbation_scores, shared_options
 
     torch.manual_seed(args.seed)
-    cfg = Qwen2Config(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, pad_token_id=0)  # fmt: skip
+    cfg = Qwen2Config(
+        vocab_size=64,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        pad_token_id=0,
+    )
     model = Qwen2ForCausalLM(cfg).eval()
     prompt, reasoning, answer = 6, args.reasoning_len, 3
     L = prompt + reasoning + answer

@@ -7,7 +7,14 @@ greedy and sampled accuracy (the study's 64 held-out problems x 4 samples), and 
 ``src/oarl/testbed/checkpoints/`` (what ``oarl demo`` and ``oarl study`` use before training anything).
 ``tests/test_warmstart.py`` fails when the task's data no longer matches a shipped checkpoint.
 
-    oarl warmstart --task wordop --threads 1 --ship     # SmolLM2's LoRA adapter (oarl.cli.warmstart_lora)
+    oarl warmstart --task wordop --ship      # SmolLM2's LoRA adapter: what the shipped one was made with (2 threads, ~15 min)
+
+``--task wordop`` trains the LoRA SFT warm start of SmolLM2-135M on the word-problem task (or reuses
+``--cache-dir``'s), measures the held-out gate (sampled at the RL temperature: format >= 0.95, execution given
+the chosen operation >= 0.90, right choice in [0.55, 0.75]) and with ``--ship`` copies
+adapter_model.safetensors, adapter_config.json and oarl_warmstart.json (task identity, data fingerprint, the
+gate's numbers) into ``src/oarl/testbed/checkpoints/``, refusing one that misses it. ``--time-bf16`` first times
+one forward + backward of a batch in float32 and under bfloat16 autocast.
 """
 
 from __future__ import annotations
@@ -16,8 +23,11 @@ import argparse
 import json
 import shutil
 import sys
-from dataclasses import replace
+import time
+from dataclasses import asdict, replace
 from pathlib import Path
+
+from oarl.cli._args import names
 
 
 def main(argv: list[str]) -> int:
@@ -33,7 +43,7 @@ def main(argv: list[str]) -> int:
         "--task",
         default="flag",
         choices=("flag", "wordop"),
-        help="flag: the tiny model's warm starts; wordop: SmolLM2's LoRA adapter (oarl.cli.warmstart_lora)",
+        help="flag: the tiny model's warm starts; wordop: SmolLM2's LoRA adapter",
     )
     p.add_argument("--chatter", default="none,some,heavy", help="comma list of chatter levels (flag task)")
     p.add_argument("--cache-dir", default="runs/cache")
@@ -41,12 +51,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--min-greedy", type=float, default=0.9, help="held-out greedy accuracy to ship")
     p.add_argument("--eval-problems", type=int, default=64)
     p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
-    from oarl.cli import warmstart_lora
-
-    warmstart_lora.add_arguments(p)
+    add_lora_arguments(p)
     args = p.parse_args(argv)
     if args.task == "wordop":
-        return warmstart_lora.run(args)
+        return run_lora(args)
     return run(args)
 
 
@@ -61,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from oarl.utils.threads import set_threads
 
     recipe = get_task_recipe("flag")
-    levels = [c.strip() for c in args.chatter.split(",") if c.strip()]
+    levels = names(args.chatter)
     for level in levels:
         if level not in CHATTER_LEVELS:
             print(f"oarl warmstart: unknown chatter {level!r} ({sorted(CHATTER_LEVELS)})", file=sys.stderr)
@@ -106,6 +114,125 @@ def run(args: argparse.Namespace) -> int:
             shutil.copytree(ckpt, dest, ignore=shutil.ignore_patterns("*.partial", "trainer"))
             print(f"  shipped: {dest}")
     return 1 if failed else 0
+
+
+def add_lora_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``--task wordop``."""
+    p.add_argument("--steps", type=int, default=None, help="SFT steps (default: the recipe's)")
+    p.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
+    p.add_argument("--time-bf16", action="store_true", help="time a step in float32 and bfloat16 first")
+    p.add_argument("--eval-samples", type=int, default=4, help="samples per held-out problem for the gate")
+
+
+def run_lora(args: argparse.Namespace) -> int:
+    """``--task wordop``: the LoRA SFT warm start of SmolLM2-135M on the word-problem task (module docstring)."""
+    import torch
+
+    from oarl.testbed.lora_warmstart import (
+        GATE,
+        LoraSFTConfig,
+        adapter_name,
+        data_fingerprint,
+        gate_failures,
+        gate_metrics,
+        sft_batch,
+        time_step,
+        train_adapter,
+    )
+    from oarl.testbed.tasks import get_task_recipe
+    from oarl.testbed.warmstart import SHIPPED_DIR
+    from oarl.utils.threads import set_threads
+
+    set_threads(args.threads)
+    recipe = get_task_recipe("wordop")
+    task = recipe.make(recipe.config)
+    cfg = LoraSFTConfig()
+    if args.steps is not None:
+        cfg = replace(cfg, steps=args.steps)
+    if args.no_bf16:
+        cfg = replace(cfg, bf16=False)
+    name = adapter_name(task, cfg)
+    out = Path(args.cache_dir) / name
+    say = lambda m: print(m, flush=True)  # noqa: E731
+    held_out = task.problems(args.eval_problems, seed=30_000)
+    temperature = recipe.rl.temperature
+
+    def evaluate(model, step: int) -> dict:
+        start = time.perf_counter()
+        m = gate_metrics(model, tok, task, held_out, args.eval_samples, temperature)
+        say(
+            f"  step {step}: held-out "
+            + " ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float))
+            + f" ({time.perf_counter() - start:.0f} s)"
+        )
+        return m
+
+    timing = {}
+    if args.time_bf16:
+        from oarl.testbed.lora_warmstart import load_base
+
+        base, tok = load_base(cfg.model)
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            base, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(cfg.target_modules))
+        )
+        batch = sft_batch(tok, list(task.sft_dataset(cfg.batch_size, seed=10_000)))
+        timing = {
+            "fp32_s": time_step(model, batch, False),
+            "bf16_s": time_step(model, batch, True),
+            "rows": cfg.batch_size,
+            "threads": torch.get_num_threads(),
+        }
+        say(
+            f"forward+backward of {cfg.batch_size} rows: float32 {timing['fp32_s']:.2f} s, "
+            f"bfloat16 autocast {timing['bf16_s']:.2f} s ({timing['threads']} threads)"
+        )
+        del model, base
+    if (out / "oarl_warmstart.json").exists():
+        say(f"reusing {out}")
+        from oarl.testbed.lora_warmstart import load_warm_policy
+
+        model, tok = load_warm_policy(out, merge=False)
+        meta = json.loads((out / "oarl_warmstart.json").read_text())
+    else:
+        from transformers import AutoTokenizer
+
+        from oarl.models.resolve import resolve_model
+
+        tok = AutoTokenizer.from_pretrained(resolve_model(cfg.model))
+        start = time.perf_counter()
+        model, tok = train_adapter(task, cfg, out, say, eval_fn=evaluate, eval_every=max(1, cfg.steps // 2))
+        meta = {
+            "task": task.identity(),
+            "sft": asdict(cfg),
+            "data": data_fingerprint(task),
+            "name": name,
+            "sft_seconds": time.perf_counter() - start,
+            "threads": args.threads,
+            "torch": torch.__version__,
+        }
+        if timing:
+            meta["timing"] = timing
+    m = evaluate(model, cfg.steps)
+    meta["held_out"] = {**m, "eval_problems": args.eval_problems, "gate": GATE}
+    (out / "oarl_warmstart.json").write_text(json.dumps(meta, indent=1, default=str))
+    failures = gate_failures(m)
+    say(f"{name}: " + ("passes the gate" if not failures else "misses the gate: " + "; ".join(failures)))
+    if args.ship:
+        if failures:
+            say("  not shipped")
+            return 1
+        dest = SHIPPED_DIR / name
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        for f in ("adapter_model.safetensors", "adapter_config.json", "oarl_warmstart.json"):
+            shutil.copy2(out / f, dest / f)
+        conf = json.loads((dest / "adapter_config.json").read_text())
+        conf["base_model_name_or_path"] = cfg.model  # a short name, not this machine's cache path
+        (dest / "adapter_config.json").write_text(json.dumps(conf, indent=2, sort_keys=True))
+        say(f"  shipped: {dest}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,34 +19,14 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
 
-from oarl.batch.reshape import OARSettings, method_label
+from oarl.batch.reshape import method_label, methods
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
 from oarl.math.evaluation import accuracy
+from oarl.testbed.settings import RUN_FIELDS, RLSettings, check_trl_fields  # noqa: F401  (re-exported)
 from oarl.testbed.tasks import arith
 from oarl.utils.atomic import append_line, trim_jsonl
 from oarl.utils.autocast import autocast
 from oarl.utils.checkpoint import load_tokenizer
-
-#: The OARConfig fields :func:`run_arm` sets itself (from the arm and RLSettings' named fields): a key of
-#: ``RLSettings.extra`` or ``Arm.trl_fields`` among them would be passed twice, so it is refused.
-RUN_FIELDS = frozenset(
-    {"output_dir", "oar_method", "oar_probe", "oar_probe_warmup_steps", "oar_tau", "oar_beta", "oar_floor",
-     "oar_noise_std", "use_cpu", "bf16", "report_to", "max_steps", "per_device_train_batch_size",
-     "num_generations", "max_completion_length", "temperature", "learning_rate", "lr_scheduler_type", "beta",
-     "logging_steps", "gradient_checkpointing", "save_strategy", "seed", "data_seed", "disable_tqdm",
-     "log_completions", "oar_scorer_options"}
-)  # fmt: skip
-
-
-def check_trl_fields(fields: dict, where: str) -> None:
-    """Raise unless no key of ``fields`` is one :func:`run_arm` sets (:data:`RUN_FIELDS`)."""
-    twice = sorted(set(fields) & RUN_FIELDS)
-    if twice:
-        raise ValueError(
-            f"{where} sets {twice}, which the testbed sets from RLSettings' named fields and the arm "
-            "(oar_tau -> RLSettings.tau, oar_method -> the arm, oar_scorer_options -> Arm.scorer_options, "
-            "beta -> RLSettings.kl_beta, ...): set each there, once"
-        )
 
 
 @dataclass(frozen=True)
@@ -97,60 +77,9 @@ def get_arm(name: str) -> Arm:
     """An arm of :data:`ARMS`, or any ``oar_method`` (every registered scorer is an arm without more code)."""
     if name in ARMS:
         return ARMS[name]
-    from oarl.batch.reshape import methods
-
     if name in methods():
         return Arm(name, method_label(name), name)
     raise ValueError(f"unknown arm {name!r}; expected one of {sorted(ARMS)} or an oar_method {methods()}")
-
-
-@dataclass
-class RLSettings:
-    """The RL budget shared by every method of a comparison; the OAR fields' defaults are :class:`OARSettings`'s."""
-
-    steps: int = 60
-    prompts_per_step: int = 8
-    num_generations: int = 8
-    learning_rate: float = 1e-4
-    max_completion_length: int = 48
-    temperature: float = 1.0
-    probe: str = OARSettings.probe
-    probe_warmup_steps: int = 0
-    tau: float = OARSettings.tau
-    beta: float = OARSettings.beta
-    floor: float = OARSettings.floor
-    eval_every: int = 10
-    noise_std: float | None = OARSettings.noise_std  # embedding noise of the scorers that take it (OAR-G)
-    eval_samples: int = 0  # sampled completions per held-out problem (0: greedy accuracy only)
-    kl_beta: float = 0.0  # TRL's KL coefficient (GRPOConfig.beta)
-    lora_rank: int = (
-        0  # > 0: train fresh LoRA adapters of this rank (alpha = 2 x rank) instead of all weights
-    )
-    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
-    bf16: bool = False  # bfloat16 autocast in training and in the held-out evaluation
-    device: str = "cpu"  # "cuda": the trainer runs on the GPU (many runs can share one: oarl study --workers)
-    extra: dict = field(default_factory=dict)  # further GRPOConfig fields, the same for every arm
-
-    def __post_init__(self) -> None:
-        check_trl_fields(self.extra, "RLSettings.extra")
-        if self.lora_rank < 0:
-            raise ValueError(
-                f"RLSettings.lora_rank must be >= 0 (0 = train all weights), got {self.lora_rank}"
-            )
-        self.lora_targets = tuple(self.lora_targets)  # a YAML / JSON list reads back as a list
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"RLSettings.device must be 'cpu' or 'cuda', got {self.device!r}")
-
-    def lora_config(self):
-        """The ``peft.LoraConfig`` of ``lora_rank`` (None when it is 0: all weights train)."""
-        if not self.lora_rank:
-            return None
-        from peft import LoraConfig
-
-        return LoraConfig(
-            r=self.lora_rank, lora_alpha=2 * self.lora_rank, lora_dropout=0.0,
-            target_modules=list(self.lora_targets), task_type="CAUSAL_LM",
-        )  # fmt: skip
 
 
 class JsonlWriter:
@@ -208,7 +137,14 @@ class StepProgress(TrainerCallback):
 
 
 def sampled_accuracy(
-    model, tokenizer, problems: list, samples: int, max_new_tokens: int, temperature: float, step: int
+    model,
+    tokenizer,
+    problems: list,
+    samples: int,
+    max_new_tokens: int,
+    temperature: float,
+    step: int,
+    reward: Callable[..., list[float]] = arith.arith_reward,
 ) -> float:
     """Mean reward of ``samples`` sampled completions per problem: what RL optimises (greedy may lag).
 
@@ -220,22 +156,39 @@ def sampled_accuracy(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(10_000 + step)
         acc, _ = accuracy(
-            model, tokenizer, prompts, arith.arith_reward, max_new_tokens, do_sample=True,
-            temperature=temperature, answer=answers,
-        )  # fmt: skip
+            model,
+            tokenizer,
+            prompts,
+            reward,
+            max_new_tokens,
+            do_sample=True,
+            temperature=temperature,
+            answer=answers,
+        )
     return acc
 
 
 class HeldOutAccuracy(TrainerCallback):
-    """Greedy held-out accuracy every ``every`` steps and at the end; every log line goes to the JSONL too."""
+    """Greedy held-out accuracy every ``every`` steps and at the end; every log line goes to the JSONL too.
+
+    ``reward(prompts, completions, answer)`` grades (default: the arithmetic task's; a testbed task's
+    ``task.reward``)."""
 
     def __init__(
-        self, writer: JsonlWriter, tag: dict, tokenizer, problems: list, every: int, max_new_tokens: int,
-        samples: int = 0, temperature: float = 1.0,
-    ):  # fmt: skip
+        self,
+        writer: JsonlWriter,
+        tag: dict,
+        tokenizer,
+        problems: list,
+        every: int,
+        max_new_tokens: int,
+        samples: int = 0,
+        temperature: float = 1.0,
+        reward: Callable[..., list[float]] = arith.arith_reward,
+    ):
         self.writer, self.tag, self.tok, self.problems = writer, tag, tokenizer, problems
         self.every, self.max_new_tokens = every, max_new_tokens
-        self.samples, self.temperature = samples, temperature
+        self.samples, self.temperature, self.reward = samples, temperature, reward
         self.last_accuracy: float | None = None
         self.last_sampled_accuracy: float | None = None
 
@@ -245,7 +198,7 @@ class HeldOutAccuracy(TrainerCallback):
             model,
             self.tok,
             prompts,
-            arith.arith_reward,
+            self.reward,
             self.max_new_tokens,
             answer=[p.answer for p in self.problems],
         )
@@ -253,7 +206,14 @@ class HeldOutAccuracy(TrainerCallback):
         record = {**self.tag, "step": step, "accuracy": acc}
         if self.samples:
             self.last_sampled_accuracy = sampled_accuracy(
-                model, self.tok, self.problems, self.samples, self.max_new_tokens, self.temperature, step
+                model,
+                self.tok,
+                self.problems,
+                self.samples,
+                self.max_new_tokens,
+                self.temperature,
+                step,
+                self.reward,
             )
             record["sampled_accuracy"] = self.last_sampled_accuracy
         self.writer.write(record)
@@ -288,9 +248,15 @@ class PolicyEval(TrainerCallback):
 
         with autocast(self.rl.bf16):
             self.last = evaluate_policy(
-                model, self.tok, self.task, self.problems, self.rl.eval_samples, self.rl.max_completion_length,
-                self.rl.temperature, seed=10_000 + step,
-            )  # fmt: skip
+                model,
+                self.tok,
+                self.task,
+                self.problems,
+                self.rl.eval_samples,
+                self.rl.max_completion_length,
+                self.rl.temperature,
+                seed=10_000 + step,
+            )
         self.last_accuracy = self.last.get("sampled_accuracy", self.last["accuracy"])
         self.writer.write({**self.tag, "step": step, **self.last})
         return self.last
@@ -353,25 +319,53 @@ def run_arm(
     fields = {**rl.extra, **dict(arm.trl_fields)}
     if arm.scorer_options is not None:
         fields["oar_scorer_options"] = arm.scorer_options(tok, rl)
+    oar = rl.arm_settings(arm.oar_method)
     args = OARConfig(
-        output_dir=str(out_dir / f"{arm.name}-seed{seed}"), oar_method=arm.oar_method, oar_probe=rl.probe,
-        oar_probe_warmup_steps=rl.probe_warmup_steps, oar_tau=rl.tau, oar_beta=rl.beta, oar_floor=rl.floor,
-        oar_noise_std=rl.noise_std, use_cpu=rl.device == "cpu", bf16=rl.bf16, report_to="none", max_steps=rl.steps,
-        per_device_train_batch_size=rl.prompts_per_step * rl.num_generations, num_generations=rl.num_generations,
-        max_completion_length=rl.max_completion_length, temperature=rl.temperature,
-        learning_rate=rl.learning_rate, lr_scheduler_type="constant", beta=rl.kl_beta, logging_steps=1,
-        gradient_checkpointing=False, save_strategy="no", seed=seed, data_seed=seed, disable_tqdm=True,
-        log_completions=False, **fields,
-    )  # fmt: skip
+        output_dir=str(out_dir / f"{arm.name}-seed{seed}"),
+        oar_method=oar.method,
+        oar_probe=oar.probe,
+        oar_probe_warmup_steps=rl.probe_warmup_steps,
+        oar_tau=oar.tau,
+        oar_beta=oar.beta,
+        oar_floor=oar.floor,
+        oar_noise_std=oar.noise_std,
+        oar_mask_token=oar.mask_token_id,
+        oar_max_batch_tokens=oar.max_batch_tokens,
+        oar_span_finders=oar.span_finders,
+        use_cpu=rl.device == "cpu",
+        bf16=rl.bf16,
+        report_to="none",
+        max_steps=rl.steps,
+        per_device_train_batch_size=rl.prompts_per_step * rl.num_generations,
+        num_generations=rl.num_generations,
+        max_completion_length=rl.max_completion_length,
+        temperature=rl.temperature,
+        learning_rate=rl.learning_rate,
+        lr_scheduler_type="constant",
+        beta=rl.kl_beta,
+        logging_steps=1,
+        gradient_checkpointing=False,
+        save_strategy="no",
+        seed=seed,
+        data_seed=seed,
+        disable_tqdm=True,
+        log_completions=False,
+        **fields,
+    )
     tag = {"arm": arm.name, "label": arm.label, "method": arm.oar_method, "seed": seed, **(tag or {})}
     callback = PolicyEval(writer, tag, tok, task, eval_problems, rl)
     if evaluate_start:
         callback.evaluate(model, 0)
     trainer = OARGRPOTrainer(
-        model=model, reward_funcs=task.reward, args=args, train_dataset=train, processing_class=tok,
+        model=model,
+        reward_funcs=task.reward,
+        args=args,
+        train_dataset=train,
+        processing_class=tok,
         callbacks=[callback, StepProgress(f"{arm.label} seed {seed}", progress, callback)],
-        token_labeler=decision_labeler(task), peft_config=peft_config,
-    )  # fmt: skip
+        token_labeler=decision_labeler(task),
+        peft_config=peft_config,
+    )
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
     trainer.train()

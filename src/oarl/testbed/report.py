@@ -77,10 +77,12 @@ def summarize(out_dir: Path, summaries: dict[str, dict], baseline: str = "grpo")
             if arm != baseline and baseline in per_arm:
                 base = per_arm[baseline]
                 cond_out["paired"][arm] = {
-                    n: paired({s: q[n] for s, q in seeds.items() if n in q},
-                              {s: q[n] for s, q in base.items() if n in q}).as_dict()
+                    n: paired(
+                        {s: q[n] for s, q in seeds.items() if n in q},
+                        {s: q[n] for s, q in base.items() if n in q},
+                    ).as_dict()
                     for n in ("auc_sampled", "final_sampled", "final_greedy", "steps_to_80pct_grpo_gain")
-                }  # fmt: skip
+                }
         results["conditions"][cond] = cond_out
     return results
 
@@ -88,8 +90,10 @@ def summarize(out_dir: Path, summaries: dict[str, dict], baseline: str = "grpo")
 def _mean_curves(curves: dict[int, list[dict]]) -> dict:
     """Per evaluation step: mean and 95% t-interval over seeds of each evaluated quantity."""
     steps = sorted({r["step"] for c in curves.values() for r in c})
-    keys = sorted({k for c in curves.values() for r in c for k, v in r.items() if isinstance(v, (int, float))}
-                  - {"step", "seed"})  # fmt: skip
+    keys = sorted(
+        {k for c in curves.values() for r in c for k, v in r.items() if isinstance(v, (int, float))}
+        - {"step", "seed"}
+    )
     out: dict = {"step": steps}
     for k in keys:
         rows = []
@@ -98,3 +102,44 @@ def _mean_curves(curves: dict[int, list[dict]]) -> dict:
             rows.append(t_interval(vals).as_dict())
         out[k] = rows
     return out
+
+
+def _ci(d: dict) -> str:
+    if not d or d.get("n", 0) == 0:
+        return "-"
+    if d["n"] < 2:
+        return f"{d['mean']:.3f}"
+    return f"{d['mean']:.3f} [{d['lo']:.3f}, {d['hi']:.3f}]"
+
+
+def markdown_table(results: dict) -> str:
+    """One table per condition: per arm, the quantities with 95% CIs and the paired difference vs GRPO."""
+    lines = []
+    for cond, c in results["conditions"].items():
+        lines += [
+            f"**{cond}** (GRPO's mean gain in sampled accuracy: {c['baseline_gain'] if c['baseline_gain'] is not None else float('nan'):.3f})",
+            "",
+            "| arm | n | final sampled | final greedy | AUC sampled | Δ AUC vs GRPO [95% CI], p (t / Wilcoxon), d_z "
+            "| steps to 80% of GRPO gain | H chatter | H causal | ESS |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for arm, a in c["arms"].items():
+            pr = c["paired"].get(arm, {}).get("auc_sampled")
+            if not pr:
+                delta = "-"
+            elif math.isfinite(pr["diff"]["lo"]):
+                delta = (
+                    f"{pr['diff']['mean']:+.3f} [{pr['diff']['lo']:+.3f}, {pr['diff']['hi']:+.3f}], "
+                    f"p {pr['p_t']:.3f} / {pr['p_wilcoxon']:.3f}, d_z {pr['d_z']:+.2f}"
+                )
+            else:  # one seed: no interval and no test
+                delta = f"{pr['diff']['mean']:+.3f} (1 seed: no CI)"
+            steps = a.get("steps_to_80pct_grpo_gain", {})
+            lines.append(
+                f"| {a['label']} | {a['final_sampled']['n']} | {_ci(a['final_sampled'])} | {_ci(a['final_greedy'])} "
+                f"| {_ci(a['auc_sampled'])} | {delta} | {_ci(steps) if steps else '-'} "
+                f"| {_ci(a.get('final_entropy_chatter', {}))} | {_ci(a.get('final_entropy_causal', {}))} "
+                f"| {a['ess_ratio']['mean']:.2f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)

@@ -13,14 +13,16 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
+from itertools import product
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from oarl.testbed.experiment import JsonlWriter, RLSettings, get_arm, run_arm
+from oarl.testbed.experiment import JsonlWriter, get_arm, run_arm
+from oarl.testbed.settings import RLSettings, with_overrides
 from oarl.utils.atomic import append_line
 
 
@@ -31,6 +33,36 @@ class Condition:
     name: str
     task: Any
     rl_overrides: tuple[tuple[str, Any], ...] = ()
+
+
+def condition_name(values: dict[str, Any]) -> str:
+    """``"chatter=heavy,tau=0.2"``: a condition's name from its task and RL values (numbers as ``:g``)."""
+    return ",".join(f"{k}={v:g}" if isinstance(v, float | int) else f"{k}={v}" for k, v in values.items())
+
+
+def condition_grid(
+    vary: list[tuple[str, list]], sweep: list[tuple[str, list]], default_name: str
+) -> list[tuple[dict[str, Any], list[Condition]]]:
+    """The study's cells: per task variant (the product of ``vary``'s values; one warm start each), its task
+    fields and one :class:`Condition` per RL variant (the product of ``sweep``'s values), named by
+    :func:`condition_name` (``default_name`` when nothing varies). The conditions' ``task`` is left None for
+    the caller to set from the task fields."""
+    task_variants = [
+        dict(zip([k for k, _ in vary], vals, strict=True)) for vals in product(*[v for _, v in vary])
+    ]
+    rl_variants = [
+        dict(zip([k for k, _ in sweep], vals, strict=True)) for vals in product(*[v for _, v in sweep])
+    ]
+    return [
+        (
+            tv,
+            [
+                Condition(condition_name({**tv, **rv}) or default_name, None, tuple(rv.items()))
+                for rv in rl_variants
+            ],
+        )
+        for tv in task_variants
+    ]
 
 
 @dataclass(frozen=True)
@@ -79,8 +111,15 @@ def finished(out_dir: Path) -> dict[str, dict]:
     return out
 
 
-def _run_one(spec: RunSpec, condition: Condition, checkpoint: str, rl: RLSettings, n_eval: int, out_dir: str,
-             threads: int | None) -> dict:  # fmt: skip
+def _run_one(
+    spec: RunSpec,
+    condition: Condition,
+    checkpoint: str,
+    rl: RLSettings,
+    n_eval: int,
+    out_dir: str,
+    threads: int | None,
+) -> dict:
     """One run. In a worker process ``threads`` pins torch's threads (parallel runs must not oversubscribe);
     in the caller's process (``None``) its setting is left alone."""
     if threads is not None:  # a worker process of its own: quiet, pinned threads
@@ -95,16 +134,24 @@ def _run_one(spec: RunSpec, condition: Condition, checkpoint: str, rl: RLSetting
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         datasets.disable_progress_bars()
-    rl = replace(rl, **dict(condition.rl_overrides))
+    rl = with_overrides(rl, dict(condition.rl_overrides))
     out = Path(out_dir)
     metrics = out / "runs" / f"{spec.key}.jsonl"
     metrics.unlink(missing_ok=True)  # a run that did not finish is redone from the start
     held_out = condition.task.problems(n_eval, seed=30_000)
     summary = run_arm(
-        get_arm(spec.arm), checkpoint, condition.task, rl, held_out, out / "trainer", JsonlWriter(metrics),
-        seed=spec.seed, progress=False, tag={"condition": spec.condition, "key": spec.key},
+        get_arm(spec.arm),
+        checkpoint,
+        condition.task,
+        rl,
+        held_out,
+        out / "trainer",
+        JsonlWriter(metrics),
+        seed=spec.seed,
+        progress=False,
+        tag={"condition": spec.condition, "key": spec.key},
         evaluate_start=True,
-    )  # fmt: skip
+    )
     return {**summary, "rl": asdict(rl)}
 
 
@@ -133,10 +180,17 @@ def run_study(
             on_result(summary)
 
     args = [
-        (s, conditions[s.condition], plan.checkpoints[s.condition], plan.rl, plan.eval_problems, str(out_dir),
-         threads_per_worker)
+        (
+            s,
+            conditions[s.condition],
+            plan.checkpoints[s.condition],
+            plan.rl,
+            plan.eval_problems,
+            str(out_dir),
+            threads_per_worker,
+        )
         for s in todo
-    ]  # fmt: skip
+    ]
     start = time.perf_counter()
     if workers <= 1:
         for a in args:
@@ -151,9 +205,16 @@ def run_study(
     if todo:
         append_line(
             out_dir / "timing.jsonl",
-            json.dumps({"runs": len(todo), "seconds": time.perf_counter() - start, "workers": workers,
-                        "cpus": os.cpu_count(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}),
-        )  # fmt: skip
+            json.dumps(
+                {
+                    "runs": len(todo),
+                    "seconds": time.perf_counter() - start,
+                    "workers": workers,
+                    "cpus": os.cpu_count(),
+                    "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                }
+            ),
+        )
     return done
 
 

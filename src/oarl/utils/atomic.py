@@ -1,4 +1,5 @@
-"""Crash-safe output files: whole-file writes through a temp file + ``os.replace``, whole-line JSONL appends.
+"""Crash-safe output files: whole-file writes through a temp file + ``os.replace``, whole-line JSONL appends,
+new time-stamped run folders and atomically replaced symlinks.
 
 A run killed at any moment leaves either the old or the new version of a results file (never half of one)
 and a metrics JSONL whose lines are all complete; :func:`trim_jsonl` cleans one up before a resumed run
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,3 +75,27 @@ def trim_jsonl(path: str | Path, keep: Callable[[dict], bool]) -> int:
     if dropped:
         atomic_write_text(path, "".join(kept))
     return dropped
+
+
+def new_run_dir(root: Path) -> Path:
+    """``root/<YYYYmmdd-HHMMSS>`` (with a suffix if that exists already), created."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for i in range(1000):
+        path = root / (stamp if i == 0 else f"{stamp}-{i}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run folder under {root}")
+
+
+def link_latest(target: Path, link: Path) -> Path:
+    """Point ``link`` at ``target`` (atomically, made where ``link``'s folder does not exist yet): e.g. the warm
+    start just used, so commands can name it without its hash."""
+    link.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone uses a shipped warm start: no cache yet
+    tmp = link.with_name(link.name + f".tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target.resolve(), target_is_directory=True)
+    os.replace(tmp, link)
+    return link

@@ -110,7 +110,8 @@ class OARConfig(GRPOConfig):
         metadata={"help": "outcome probe: lt_logits, as_mean (paper's best) or as_joint"},
     )
     oar_probe_warmup_steps: int = field(
-        default=0, metadata={"help": "use lt_logits before this global step, then oar_probe"}
+        default=OARStep.probe_warmup_steps,
+        metadata={"help": "use lt_logits before this global step, then oar_probe"},
     )
     oar_tau: float = field(
         default=OARSettings.tau, metadata={"help": "gate quantile in (0, 1); low tau boosts more"}
@@ -120,7 +121,7 @@ class OARConfig(GRPOConfig):
         default=OARSettings.floor, metadata={"help": "least weight of a suppressed token, in [0, 1]"}
     )
     oar_noise_std: float | None = field(
-        default=None,
+        default=OARSettings.noise_std,
         metadata={
             "help": "embedding noise std >= 0 of the scorers that take noise_std (OAR-G); default: theirs"
         },
@@ -129,17 +130,24 @@ class OARConfig(GRPOConfig):
         default=None, metadata={"help": "OAR-P replacement token (text or id); default: the pad token"}
     )
     oar_skip_zero_advantage: bool = field(
-        default=True,
+        default=OARStep.skip_zero_advantage,
         metadata={"help": "do not score rows whose advantage is zero (e.g. a group rewarded alike)"},
     )
     oar_max_batch_tokens: int | None = field(
-        default=None,
+        default=OARSettings.max_batch_tokens,
         metadata={
             "help": "masking scorers (OAR-P): recomputed tokens per forward (memory bound; raise on GPUs); "
             "default: the scorer's"
         },
     )
 
+    oar_span_finders: list[str] | None = field(
+        default=OARSettings.span_finders,
+        metadata={
+            "help": "answer-span finders, some of boxed, hashes, answer_is, task_marker "
+            "(oarl.batch.spans.SPAN_FINDERS); default: all"
+        },
+    )
     oar_scorer_options: dict | str | None = field(
         default=None,
         metadata={
@@ -172,6 +180,7 @@ class OARConfig(GRPOConfig):
             noise_std=self.oar_noise_std,
             mask_token_id=mask_token_id,
             max_batch_tokens=self.oar_max_batch_tokens,
+            span_finders=self.oar_span_finders,
             scorer_options=self.oar_scorer_options,
         )
 
@@ -226,9 +235,11 @@ class OARGRPOTrainer(GRPOTrainer):
         backend = DistributedBackend(self.accelerator)
         self._oar_zero3 = backend.is_zero3
         check_sharding(
-            self.args.oar_method, backend.zero_stage, backend.fsdp_version is not None,
+            self.args.oar_method,
+            backend.zero_stage,
+            backend.fsdp_version is not None,
             self.args.ds3_gather_for_generation,
-        )  # fmt: skip
+        )
         limit = context_limit(self.accelerator.unwrap_model(self.model))
         if limit is not None and self.args.max_completion_length > limit:
             logger.warning(
@@ -245,9 +256,11 @@ class OARGRPOTrainer(GRPOTrainer):
         process's own number of forwards needs no collective."""
         if self._oar_zero3 and not model_free(method):
             with unwrap_model_for_generation(
-                self.model_wrapped, self.accelerator, gather_deepspeed3_params=True,
+                self.model_wrapped,
+                self.accelerator,
+                gather_deepspeed3_params=True,
                 gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
-            ) as model:  # fmt: skip
+            ) as model:
                 yield model
         else:
             yield self.accelerator.unwrap_model(self.model)
@@ -310,16 +323,25 @@ class OARGRPOTrainer(GRPOTrainer):
     def _oar_group_context(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """``group_ids[n]``, ``rewards[n]`` of this process's ``n`` rows (:func:`.context.local_groups`)."""
         return local_groups(
-            self._oar_rewards_per_func.to(device), self.reward_weights.to(device), self.accelerator.process_index,
-            n, self.num_generations, self.args.oar_method,
-        )  # fmt: skip
+            self._oar_rewards_per_func.to(device),
+            self.reward_weights.to(device),
+            self.accelerator.process_index,
+            n,
+            self.num_generations,
+            self.args.oar_method,
+        )
 
     def _oar_reward_fn(self, inputs: list[dict], prompt_mask: torch.Tensor) -> RewardFn:
         """``reward_fn(row, sequences)`` from TRL's reward functions (:func:`.context.trl_reward_fn`)."""
         return trl_reward_fn(
-            inputs, prompt_mask, self._tokenizer, self.reward_funcs, self.reward_weights, self.state,
+            inputs,
+            prompt_mask,
+            self._tokenizer,
+            self.reward_funcs,
+            self.reward_weights,
+            self.state,
             self.args.oar_method,
-        )  # fmt: skip
+        )
 
     def _log_oar(self, mode: str, values: dict[str, float]) -> None:
         """Append the step's ``oar/*`` metrics (already reduced over processes) to TRL's logged metrics."""

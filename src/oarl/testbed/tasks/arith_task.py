@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from oarl.testbed.tasks import arith
+from oarl.testbed.tasks.registry import TaskRecipe, TaskSpec, register_task
 
 
 @dataclass(frozen=True)
@@ -45,3 +46,24 @@ class ArithTask:
                 len(completion) - cut - len(arith.ANSWER_MARKER)
             )
         return roles
+
+
+def arith_recipe() -> TaskRecipe:
+    """Defaults of a run on the arithmetic task (the original demo's)."""
+    from oarl.batch.reshape import OARSettings
+    from oarl.testbed.settings import RLSettings
+    from oarl.testbed.warmstart import WarmStartConfig
+
+    rl = RLSettings(steps=100, learning_rate=3e-5, eval_every=20, oar=OARSettings(noise_std=0.1))
+    return TaskRecipe(arith.ArithConfig(), ArithTask, WarmStartConfig(), rl)
+
+
+register_task(
+    TaskSpec(
+        "arith",
+        "the original demo task: chained arithmetic with distractor steps (tiny model)",
+        arith.ArithConfig,
+        ArithTask,
+        arith_recipe,
+    )
+)

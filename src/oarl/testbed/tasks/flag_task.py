@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from oarl.testbed.tasks import flag, flag_labels
+from oarl.testbed.tasks.registry import TaskRecipe, TaskSpec, register_task
 
 
 @dataclass(frozen=True)
@@ -43,17 +44,37 @@ class FlagTask:
         return marks
 
 
-def flag_recipe():
+def flag_recipe() -> TaskRecipe:
     """Defaults of ``oarl study`` / ``oarl demo`` on the flag task."""
-    from oarl.testbed.experiment import RLSettings
-    from oarl.testbed.tasks import TaskRecipe
+    from oarl.batch.reshape import OARSettings
+    from oarl.testbed.settings import RLSettings
     from oarl.testbed.warmstart import WarmStartConfig
 
     # Measured (docs/study.md): the warm policy executes reliably and follows the flag ~65% of the time,
     # so RL has one thing to learn; the flagged distractor is a decision as uncertain as the causal one whose
     # value the answer never reads (entropy credit cannot tell them apart; outcome credit can).
-    config = flag.FlagConfig(decisions=1, flagged_distractors=1, num_constants=2, fidelity=0.65, modulus=None,
-                             value_max=18, chatter_style="mixed")  # fmt: skip
+    config = flag.FlagConfig(
+        decisions=1,
+        flagged_distractors=1,
+        num_constants=2,
+        fidelity=0.65,
+        modulus=None,
+        value_max=18,
+        chatter_style="mixed",
+    )
     ws = WarmStartConfig(train_problems=16000, epochs=1.0, max_steps=1500)
-    rl = RLSettings(steps=60, learning_rate=1e-4, eval_every=10, noise_std=0.1, max_completion_length=96)
+    rl = RLSettings(
+        steps=60, learning_rate=1e-4, eval_every=10, oar=OARSettings(noise_std=0.1), max_completion_length=96
+    )
     return TaskRecipe(config, FlagTask, ws, rl)
+
+
+register_task(
+    TaskSpec(
+        "flag",
+        "the study's task: a flag in the question picks an operator, with chatter (tiny model)",
+        flag.FlagConfig,
+        FlagTask,
+        flag_recipe,
+    )
+)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from oarl.testbed.tasks import wordop
+from oarl.testbed.tasks.registry import TaskRecipe, TaskSpec, register_task
 
 #: ``problems(n, seed)`` with ``seed >= HELD_OUT_SEED`` draws from the held-out split (the testbed's held-out
 #: sets use seeds 30_000 and 40_000; RL prompts 20_000 + seed, SFT rows 10_000), disjoint by construction.
@@ -81,12 +82,11 @@ def char_roles(completion: str) -> list[str]:
     return roles
 
 
-def wordop_recipe():
+def wordop_recipe() -> TaskRecipe:
     """Defaults of a run on the word-problem task with SmolLM2-135M (the warm start is a LoRA adapter:
     :mod:`oarl.testbed.lora_warmstart`)."""
-    from oarl.testbed.experiment import RLSettings
     from oarl.testbed.lora_warmstart import LoraSFTConfig, lora_warm_start
-    from oarl.testbed.tasks import TaskRecipe
+    from oarl.testbed.settings import RLSettings
 
     # Fresh LoRA r 16 q/v on the merged warm policy, bf16 autocast; lr 5e-4: GRPO 0.67 -> 0.99 held-out sampled
     # accuracy in 30 steps, one seed; 2e-3 collapsed (docs/real_model.md, "GRPO from it")
@@ -102,3 +102,14 @@ def wordop_recipe():
         bf16=True,
     )
     return TaskRecipe(wordop.WordOpConfig(), WordOpTask, LoraSFTConfig(), rl, warm=lora_warm_start)
+
+
+register_task(
+    TaskSpec(
+        "wordop",
+        "word problems whose words choose add or subtract (SmolLM2-135M + its shipped LoRA warm start)",
+        wordop.WordOpConfig,
+        WordOpTask,
+        wordop_recipe,
+    )
+)
