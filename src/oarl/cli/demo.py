@@ -203,12 +203,20 @@ def run(args: DemoArguments) -> int:
     table = markdown_table(results)
     atomic_write_text(run_dir / "table.md", table)
     console.print(table)
-    console.print(reading(results, name, len(run_seeds)))
+    console.print(reading(results, name, len(run_seeds), task.name))
     console.print(f"wrote {run_dir}/ (results.json, table.md, curves.png, entropy.png, attribution.png)")
     return 0
 
 
-def reading(results: dict, cond: str, n_seeds: int) -> str:
+#: Where each demo's powered comparison lives (said under a demo of fewer than 3 seeds).
+POWERED = {
+    "flag": "the powered comparison (5 seeds, CIs, three chatter levels) is `oarl study` (docs/study.md)",
+    "wordop": "the pre-registered comparison (7 arms, paired seeds, CIs) is `oarl study --task wordop` "
+    "(docs/real_lm_study.md)",
+}
+
+
+def reading(results: dict, cond: str, n_seeds: int, task: str = "flag") -> str:
     """A plain-words summary of the numbers (what moved, by how much, and how much that can mean)."""
     c = results["conditions"][cond]
     arms = c["arms"]
@@ -224,8 +232,8 @@ def reading(results: dict, cond: str, n_seeds: int) -> str:
         d = c["paired"][arm]["auc_sampled"]["diff"]["mean"]
         parts.append(f"{a['label']}: final {a['final_sampled']['mean']:.2f}, AUC {d:+.3f} vs GRPO.")
     caveat = (
-        "One seed: differences of a few points are within seed noise; the powered comparison (5 seeds, "
-        "CIs, three chatter levels) is `oarl study` (docs/study.md)."
+        f"{n_seeds} seed{'s' if n_seeds > 1 else ''}: differences of a few points are within seed noise; "
+        f"{POWERED.get(task, POWERED['flag'])}."
         if n_seeds < 5
         else ""
     )
