@@ -33,7 +33,11 @@ def attribution_strip(ckpt: str | Path, task: Any, rl: Any, path: Path) -> None:
     )
     batch = oracle.oracle_batch(tok, [prompts[pick]], [comps[pick]], task)
     keep = batch["attention_mask"][0].bool()
-    tokens = tok.convert_ids_to_tokens(batch["input_ids"][0][keep].tolist())
+    # byte-level BPE marks a leading space and a newline as Ġ / Ċ (SmolLM2): shown as · and ↵
+    tokens = [
+        t.replace("Ġ", "·").replace("Ċ", "↵")
+        for t in tok.convert_ids_to_tokens(batch["input_ids"][0][keep].tolist())
+    ]
     layout = Layout(*(batch[k] for k in LAYOUT_KEYS))
     oar = rl.oar
     gate = {"tau": oar.tau, "beta": oar.beta, "floor": oar.floor}
