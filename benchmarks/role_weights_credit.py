@@ -45,7 +45,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM
 
 from oarl.batch.credit import score_and_gate
 from oarl.batch.layout import encode_text_pairs
@@ -59,7 +58,6 @@ from oarl.testbed.tasks import get_task_recipe
 from oarl.testbed.tasks.base import completion_token_mask, token_roles
 from oarl.testbed.tasks.flag_task import flag_recipe
 from oarl.testbed.warmstart import find_warm_start
-from oarl.utils.checkpoint import load_tokenizer
 
 ROLES = ("decision", "causal", "distractor", "chatter", "format")
 METHODS = (
@@ -111,15 +109,15 @@ def load(level: str, a: argparse.Namespace):
     if a.task == "wordop":
         recipe = get_task_recipe("wordop")
         task = recipe.make(recipe.config)
-        model, tok = load_policy(recipe.checkpoint(task, recipe.warm_start, a.cache_dir))
-        # peft's merge leaves the base weights frozen; the GRPO-step timing backpropagates into all of them
-        return task, recipe.rl, model.eval().requires_grad_(True), tok
-    recipe = flag_recipe()
-    task = recipe.make(replace(recipe.config, chatter=level))
-    ckpt = find_warm_start(task, recipe.warm_start, a.cache_dir)
-    if ckpt is None:
-        return None
-    return task, recipe.rl, AutoModelForCausalLM.from_pretrained(ckpt).eval(), load_tokenizer(ckpt)
+        ckpt = recipe.checkpoint(task, recipe.warm_start, a.cache_dir)
+    else:
+        recipe = flag_recipe()
+        task = recipe.make(replace(recipe.config, chatter=level))
+        ckpt = find_warm_start(task, recipe.warm_start, a.cache_dir)
+        if ckpt is None:
+            return None
+    model, tok = load_policy(ckpt)
+    return task, recipe.rl, model.eval(), tok
 
 
 def fidelity(scores: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> dict:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import tempfile
 import time
@@ -27,7 +26,7 @@ from oarl.math.evaluation import generate_completions
 from oarl.testbed.experiment import JsonlWriter, get_arm, load_policy, run_arm
 from oarl.testbed.tasks import get_task_recipe
 from oarl.utils.autocast import autocast
-from oarl.utils.threads import set_threads
+from oarl.utils.threads import machine_description, set_threads
 
 ARMS = "grpo,oar_g,oar_p,perturbation_linear,info_gain,tree,entropy,oracle"
 
@@ -66,10 +65,7 @@ def sampling_times(adapter: str, task, rl, reps: int) -> dict:
     res = {}
     for bf16 in (False, True):
         for cache in ("dynamic", "static"):
-            if cache == "static":
-                model.generation_config.cache_implementation = "static"
-            else:
-                model.generation_config.cache_implementation = None
+            model.generation_config.cache_implementation = "static" if cache == "static" else None
             times = []
             key = f"{'bf16' if bf16 else 'fp32'}/{cache}"
             try:
@@ -131,8 +127,7 @@ def main() -> None:
     result = {
         "shape": {"rows": rl.prompts_per_step * rl.num_generations, "max_new_tokens": rl.max_completion_length,
                   "lora_rank": rl.lora_rank, "threads": a.threads, "steps": a.steps, "rounds": a.rounds},
-        "machine": {"cpus": torch.get_num_threads() and __import__("os").cpu_count(), "processor": platform.processor(),
-                    "torch": torch.__version__, "note": a.note},
+        "machine": {"description": machine_description(), "torch": torch.__version__, "note": a.note},
         "sampling_s": sampling, "steps": table, "raw": raw, "seconds": time.perf_counter() - t0,
     }  # fmt: skip
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

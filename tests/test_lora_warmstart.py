@@ -92,6 +92,7 @@ def test_run_arm_trains_lora_from_a_lora_warm_start(arith_model, tmp_path):
     (warm / "oarl_warmstart.json").write_text(json.dumps({"sft": {"model": str(arith_model)}}))
     merged, _ = load_warm_policy(warm)
     assert not any("lora" in n for n, _ in merged.named_parameters())
+    assert all(p.requires_grad for p in merged.parameters())  # merged: a plain model, every weight trains
     task = ArithTask(ArithConfig())
     rl = RLSettings(steps=1, prompts_per_step=2, num_generations=2, max_completion_length=8, eval_every=1)
     held_out, writer = task.problems(2, seed=30_000), JsonlWriter(tmp_path / "log.jsonl")

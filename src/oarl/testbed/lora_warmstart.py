@@ -108,7 +108,11 @@ def load_warm_policy(adapter_dir: str | Path, merge: bool = True):
     meta = json.loads((Path(adapter_dir) / "oarl_warmstart.json").read_text())
     base, tok = load_base(meta["sft"]["model"])
     model = PeftModel.from_pretrained(base, str(adapter_dir))
-    return (model.merge_and_unload() if merge else model), tok
+    if not merge:
+        return model, tok
+    # peft loads the base frozen (an inference adapter); merged, it is a plain model like any checkpoint's,
+    # so every weight trains unless a caller wraps it in fresh LoRA
+    return model.merge_and_unload().requires_grad_(True), tok
 
 
 def sft_batch(tok, rows: Sequence[dict]) -> dict[str, torch.Tensor]:
