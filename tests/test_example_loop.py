@@ -4,7 +4,6 @@ short run on the shipped flag warm start learns."""
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import sys
 from pathlib import Path
@@ -12,14 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import single_thread
+from test_oar_step import train_and_capture
 from test_trainer import COMMON, make_trainer, task  # noqa: F401  (task is a fixture)
-from trl import GRPOTrainer
 
 from oarl.batch.step import OARStep
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "grpo_oar.py"
-KEYS = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "advantages")
 
 
 @pytest.fixture(scope="module")
@@ -39,27 +37,7 @@ def test_the_loop_gives_the_trainers_advantages_on_its_batch(loop, task, tmp_pat
     (OAR-G with noise: the same generator seeding; ``tree``: the same groups and rewards)."""
     args = OARConfig(output_dir=str(tmp_path), oar_method=method, oar_noise_std=0.1, **COMMON)
     trainer = make_trainer(task, OARGRPOTrainer, args)
-    seen = {}
-    grpo_step = GRPOTrainer._generate_and_score_completions
-
-    def before_oar(self, inputs):  # TRL's batch, before OAR reshapes it, and the weights it is scored with
-        out = grpo_step(self, inputs)
-        seen["batch"] = {k: out[k].clone() for k in KEYS}
-        seen["rewards"] = self._oar_rewards_per_func[:, 0].clone()  # one reward function, weight 1
-        seen["model"] = copy.deepcopy(self.accelerator.unwrap_model(self.model))
-        return out
-
-    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", before_oar)
-    oar_step = trainer._generate_and_score_completions
-
-    def after_oar(inputs):
-        out = oar_step(inputs)
-        seen["trainer_adv"] = out["advantages"].clone()
-        return out
-
-    trainer._generate_and_score_completions = after_oar
-    with single_thread():
-        trainer.train()
+    seen = train_and_capture(trainer, monkeypatch)
     b, tok, G = seen["batch"], trainer._tokenizer, args.num_generations
     assert torch.equal(
         loop.completion_mask(b["completion_ids"], tok.eos_token_id), b["completion_mask"].int()

@@ -18,17 +18,17 @@ from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
 KEYS = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "advantages")
 
 
-@pytest.mark.parametrize("method", ["gradient", "perturbation"])
-def test_step_equals_trainer_on_the_same_batch(task, tmp_path, monkeypatch, method):  # noqa: F811
-    """What OARGRPOTrainer hands TRL's loss is what OARStep returns for TRL's batch and weights."""
-    args = OARConfig(output_dir=str(tmp_path), oar_method=method, oar_noise_std=0.1, **COMMON)
-    trainer = make_trainer(task, OARGRPOTrainer, args)
+def train_and_capture(trainer: OARGRPOTrainer, monkeypatch) -> dict:
+    """Train ``trainer`` and keep its (one) step's TRL batch before OAR (``batch``: :data:`KEYS`), the rewards
+    and a copy of the model it is scored with (``rewards``, ``model``), and the advantages OAR hands TRL's loss
+    (``trainer_adv``)."""
     seen = {}
     grpo_step = GRPOTrainer._generate_and_score_completions
 
     def before_oar(self, inputs):  # TRL's batch, before OAR reshapes it, and the weights it is scored with
         out = grpo_step(self, inputs)
         seen["batch"] = {k: out[k].clone() for k in KEYS}
+        seen["rewards"] = self._oar_rewards_per_func[:, 0].clone()  # one reward function, weight 1
         seen["model"] = copy.deepcopy(self.accelerator.unwrap_model(self.model))
         return out
 
@@ -43,6 +43,15 @@ def test_step_equals_trainer_on_the_same_batch(task, tmp_path, monkeypatch, meth
     trainer._generate_and_score_completions = after_oar
     with single_thread():
         trainer.train()
+    return seen
+
+
+@pytest.mark.parametrize("method", ["gradient", "perturbation"])
+def test_step_equals_trainer_on_the_same_batch(task, tmp_path, monkeypatch, method):  # noqa: F811
+    """What OARGRPOTrainer hands TRL's loss is what OARStep returns for TRL's batch and weights."""
+    args = OARConfig(output_dir=str(tmp_path), oar_method=method, oar_noise_std=0.1, **COMMON)
+    trainer = make_trainer(task, OARGRPOTrainer, args)
+    seen = train_and_capture(trainer, monkeypatch)
     step = OARStep(args.oar_settings(trainer._oar_mask_token_id), seed=args.seed)
     b = seen["batch"]
     with single_thread():
