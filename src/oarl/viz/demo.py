@@ -33,9 +33,9 @@ def attribution_strip(ckpt: str | Path, task: Any, rl: Any, path: Path) -> None:
     )
     batch = oracle.oracle_batch(tok, [prompts[pick]], [comps[pick]], task)
     keep = batch["attention_mask"][0].bool()
-    # byte-level BPE marks a leading space and a newline as Ġ / Ċ (SmolLM2): shown as · and ↵
+    # each token's own text (byte-level BPE's Ġ / Ċ become a space / newline), which the strip's labels show
     tokens = [
-        t.replace("Ġ", "·").replace("Ċ", "↵")
+        tok.convert_tokens_to_string([t])
         for t in tok.convert_ids_to_tokens(batch["input_ids"][0][keep].tolist())
     ]
     layout = Layout(*(batch[k] for k in LAYOUT_KEYS))
