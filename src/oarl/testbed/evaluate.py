@@ -31,6 +31,7 @@ def role_entropies(
     counts: dict[str, int] = defaultdict(int)
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     try:
         for i in range(0, len(prompts), 64):
             p_enc = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[i : i + 64]]
@@ -41,7 +42,6 @@ def role_entropies(
             for b, (p, c) in enumerate(zip(p_enc, c_enc, strict=True)):
                 ids[b, : len(p) + len(c)] = torch.tensor(p + c)
                 mask[b, : len(p) + len(c)] = 1
-            device = next(model.parameters()).device
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             logp = torch.log_softmax(logits.float(), -1).cpu()
             ent = -(logp.exp() * logp).sum(-1)  # [B, L]: entropy of the step that predicts position t + 1

@@ -246,7 +246,7 @@ class PolicyEval(TrainerCallback):
     def evaluate(self, model, step: int) -> dict:
         from oarl.testbed.evaluate import evaluate_policy
 
-        with autocast(self.rl.bf16):
+        with autocast(self.rl.bf16, next(model.parameters()).device.type):  # where the model is (CPU or GPU)
             self.last = evaluate_policy(
                 model,
                 self.tok,
