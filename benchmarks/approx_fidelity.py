@@ -28,7 +28,7 @@ import torch
 
 from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, naive_perturbation_scores, perturbation_scores
-from oarl.testbed.fidelity import PassCounter, row_fidelity, summarize
+from oarl.lab.testbed.fidelity import PassCounter, row_fidelity, summarize
 from oarl.utils.atomic import atomic_write_json
 
 # label -> (scorer name, options). Approximations: (a) span, (b) pre-rank, (c) refine and horizon.
@@ -141,9 +141,9 @@ def oracle(a: argparse.Namespace) -> dict:
 
     from transformers import AutoModelForCausalLM
 
-    from oarl.testbed.oracle import oracle_batch, row_metrics, scorable_rows
-    from oarl.testbed.tasks import flag
-    from oarl.testbed.tasks.flag_task import FlagTask, flag_recipe
+    from oarl.lab.testbed.oracle import oracle_batch, row_metrics, scorable_rows
+    from oarl.lab.testbed.tasks import flag
+    from oarl.lab.testbed.tasks.flag_task import FlagTask, flag_recipe
     from oarl.utils.checkpoint import load_tokenizer
 
     model = AutoModelForCausalLM.from_pretrained(a.model).eval()

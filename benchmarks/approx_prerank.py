@@ -22,7 +22,7 @@ from approx_trained import MODEL, _args, _batch  # noqa: E402
 
 from oarl.core.layout import Layout  # noqa: E402
 from oarl.core.scorers import SCORERS, perturbation_scores  # noqa: E402
-from oarl.testbed.fidelity import PassCounter, row_fidelity  # noqa: E402
+from oarl.lab.testbed.fidelity import PassCounter, row_fidelity  # noqa: E402
 from oarl.utils.atomic import atomic_write_json  # noqa: E402
 
 PRERANKERS = ("gradient", "gradient_rms", "linearized", "perturbation_linear")

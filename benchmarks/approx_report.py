@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from oarl.viz.plots import plt
+from oarl.lab.viz.plots import plt
 
 R = Path("benchmarks/results")
 

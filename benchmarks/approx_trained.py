@@ -25,16 +25,16 @@ import torch
 
 from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, perturbation_scores
-from oarl.testbed.fidelity import row_fidelity
+from oarl.lab.testbed.fidelity import row_fidelity
 from oarl.utils.atomic import atomic_write_json
 
 MODEL = "runs/cache/flag-sft-c72f97c9661a"
 
 
 def _batch(model_path: str, n: int, chatter: tuple[int, int]) -> dict:
-    from oarl.testbed.oracle import oracle_batch, scorable_rows
-    from oarl.testbed.tasks import flag
-    from oarl.testbed.tasks.flag_task import FlagTask, flag_recipe
+    from oarl.lab.testbed.oracle import oracle_batch, scorable_rows
+    from oarl.lab.testbed.tasks import flag
+    from oarl.lab.testbed.tasks.flag_task import FlagTask, flag_recipe
     from oarl.utils.checkpoint import load_tokenizer
 
     tok = load_tokenizer(model_path)

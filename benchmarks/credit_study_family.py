@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from oarl.testbed.contrasts import per_seed, write_contrasts
-from oarl.testbed.experiment import get_arm
-from oarl.testbed.study import finished
+from oarl.lab.testbed.contrasts import per_seed, write_contrasts
+from oarl.lab.testbed.experiment import get_arm
+from oarl.lab.testbed.study import finished
 
 
 def main() -> None:

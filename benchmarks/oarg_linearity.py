@@ -29,9 +29,9 @@ from transformers import AutoModelForCausalLM
 from oarl.core.model import full_logits, position_ids_from_mask
 from oarl.core.probes import probe_index
 from oarl.core.scorers.gradient.linearized import coarse_logits, fisher_quadratic
-from oarl.testbed.demo import checkpoint_task, demo_warm_start
-from oarl.testbed.fidelity import summarize
-from oarl.testbed.fidelity_study import task_batch
+from oarl.lab.testbed.demo import checkpoint_task, demo_warm_start
+from oarl.lab.testbed.fidelity import summarize
+from oarl.lab.testbed.fidelity_study import task_batch
 from oarl.utils.checkpoint import load_tokenizer
 
 

@@ -260,7 +260,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from oarl.models import resolve_model
+    from oarl.lab.models import resolve_model
 
     path = resolve_model(args.model)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()

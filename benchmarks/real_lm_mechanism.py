@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scipy import stats
 
-from oarl.testbed.study import finished, read_training
+from oarl.lab.testbed.study import finished, read_training
 
 #: Study arm -> the scorer name role_weights_credit.py reports it under.
 SCORER_OF = {"oracle": "oracle", "oar_g": "gradient", "oar_p": "perturbation", "info_gain": "info_gain",

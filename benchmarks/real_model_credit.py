@@ -2,7 +2,7 @@
 
 The rows: held-out easy-arithmetic problems (``docs/real_model/easy_arith_test.jsonl``) whose measured pass
 rate is in (0, 1) (``easy_arith_pass_rates.json``), ``--group`` completions each sampled at ``--temperature``
-with ``--max-new-tokens`` (the two-shot prompt of :mod:`oarl.math.easy_arith`), rewarded by the math reward
+with ``--max-new-tokens`` (the two-shot prompt of :mod:`oarl.lab.math.easy_arith`), rewarded by the math reward
 (math-verify of the final answer). Kept: the completions of groups whose rewards differ that have an answer
 span and at least ``--min-steps`` reasoning steps, at most ``--max-rows``. When fewer than ``--min-rows`` are
 found, the next held-out problems (pass rate not measured) are sampled too, ``--widen`` at a time.
@@ -48,11 +48,11 @@ from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer
 from oarl.core.scorers.information.info_gain import cut_points
 from oarl.core.scorers.resampling.resample import own_rewards, resample_credit, resample_values
-from oarl.math.easy_arith import INSTRUCTION, SYSTEM_PROMPT
-from oarl.math.evaluation import sample_completions
-from oarl.math.prompts import PromptTemplate, build_prompt, render_prompt
-from oarl.math.rewards import check_answer
-from oarl.testbed.fidelity import summarize, top_overlap
+from oarl.lab.math.easy_arith import INSTRUCTION, SYSTEM_PROMPT
+from oarl.lab.math.evaluation import sample_completions
+from oarl.lab.math.prompts import PromptTemplate, build_prompt, render_prompt
+from oarl.lab.math.rewards import check_answer
+from oarl.lab.testbed.fidelity import summarize, top_overlap
 from oarl.utils.atomic import atomic_write_json, atomic_write_text
 from oarl.utils.threads import machine_description
 
@@ -289,7 +289,7 @@ def main() -> None:
 
     from transformers import AutoModelForCausalLM
 
-    from oarl.models.resolve import resolve_model
+    from oarl.lab.models.resolve import resolve_model
     from oarl.utils.checkpoint import load_tokenizer
 
     torch.set_num_threads(1)

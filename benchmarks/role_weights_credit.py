@@ -51,13 +51,13 @@ from oarl.batch.layout import encode_text_pairs
 from oarl.core.diagnostics import oracle_recall
 from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, get_scorer, shared_options
-from oarl.math.evaluation import generate_completions
-from oarl.testbed.experiment import load_policy
-from oarl.testbed.fidelity import row_fidelity, summarize
-from oarl.testbed.tasks import get_task_recipe
-from oarl.testbed.tasks.base import completion_token_mask, token_roles
-from oarl.testbed.tasks.flag_task import flag_recipe
-from oarl.testbed.warmstart import find_warm_start
+from oarl.lab.math.evaluation import generate_completions
+from oarl.lab.testbed.experiment import load_policy
+from oarl.lab.testbed.fidelity import row_fidelity, summarize
+from oarl.lab.testbed.tasks import get_task_recipe
+from oarl.lab.testbed.tasks.base import completion_token_mask, token_roles
+from oarl.lab.testbed.tasks.flag_task import flag_recipe
+from oarl.lab.testbed.warmstart import find_warm_start
 
 ROLES = ("decision", "causal", "distractor", "chatter", "format")
 METHODS = (

@@ -22,8 +22,8 @@ CHILD = """
 import sys, tempfile, time, torch
 from dataclasses import replace
 torch.set_num_threads(int(sys.argv[1]))
-from oarl.testbed.tasks import get_task_recipe
-from oarl.testbed.warmstart import warm_start
+from oarl.lab.testbed.tasks import get_task_recipe
+from oarl.lab.testbed.warmstart import warm_start
 r = get_task_recipe("flag")
 ws = replace(r.warm_start, max_steps=int(sys.argv[2]), train_problems=4000)
 t = time.perf_counter()

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM
 
-from oarl.testbed.evaluate import evaluate_policy
-from oarl.testbed.tasks import get_task_recipe
-from oarl.testbed.warmstart import warm_start
+from oarl.lab.testbed.evaluate import evaluate_policy
+from oarl.lab.testbed.tasks import get_task_recipe
+from oarl.lab.testbed.warmstart import warm_start
 from oarl.utils.atomic import append_line
 from oarl.utils.checkpoint import load_tokenizer
 

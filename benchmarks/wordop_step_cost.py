@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from oarl.math.evaluation import generate_completions
-from oarl.testbed.experiment import JsonlWriter, get_arm, load_policy, run_arm
-from oarl.testbed.tasks import get_task_recipe
+from oarl.lab.math.evaluation import generate_completions
+from oarl.lab.testbed.experiment import JsonlWriter, get_arm, load_policy, run_arm
+from oarl.lab.testbed.tasks import get_task_recipe
 from oarl.utils.autocast import autocast
 from oarl.utils.threads import machine_description, set_threads
 

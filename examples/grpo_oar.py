@@ -4,7 +4,7 @@ Each step samples ``--prompts`` flag-task problems and ``--generations`` complet
 rewards them, group-normalises the rewards into ``A[B]``, lets :class:`oarl.batch.step.OARStep` reshape them
 into ``A_t[B, T]`` and takes ``--update-epochs`` optimizer steps on the clipped per-token surrogate (ratio per
 token, ``--clip-eps`` 0.2; summed over completion tokens and divided by their count, as TRL's default loss).
-It starts from the shipped flag warm start (``src/oarl/testbed/checkpoints/``). The OAR step is the only oarl
+It starts from the shipped flag warm start (``src/oarl/lab/testbed/checkpoints/``). The OAR step is the only oarl
 object the loop needs; a verl or OpenRLHF integration would call it the same way (docs/architecture.md). It
 imports no TRL (tests/test_task_registry.py).
 
@@ -24,9 +24,9 @@ from transformers import AutoModelForCausalLM
 
 from oarl.batch.reshape import OARSettings, methods
 from oarl.batch.step import OARStep
-from oarl.math.evaluation import accuracy
-from oarl.testbed.tasks import get_task_recipe
-from oarl.testbed.warmstart import find_warm_start
+from oarl.lab.math.evaluation import accuracy
+from oarl.lab.testbed.tasks import get_task_recipe
+from oarl.lab.testbed.warmstart import find_warm_start
 from oarl.utils.checkpoint import load_tokenizer
 
 

@@ -149,7 +149,7 @@ def copy_task_model():
 
 def has_benchmark_data() -> bool:
     """True when the local benchmark folder (``../shared/data`` or ``$OARL_DATA_DIR``) exists."""
-    from oarl.math.data import data_dir
+    from oarl.lab.math.data import data_dir
 
     try:
         data_dir()
@@ -165,8 +165,8 @@ def tiny_math_model(tmp_path_factory) -> Path:
     ``####`` answer span (about 2/3; the answers themselves are nonsense). Built in ~5 s from the first
     1000 GSM8K train rows; skipped without the local data.
     """
-    from oarl.math.data import data_dir
-    from oarl.testbed.tiny_math import TinyMathConfig, build_tiny_math_checkpoint
+    from oarl.lab.math.data import data_dir
+    from oarl.lab.testbed.tiny_math import TinyMathConfig, build_tiny_math_checkpoint
 
     if not has_benchmark_data():
         pytest.skip("no local benchmark data (../shared/data)")
@@ -182,7 +182,7 @@ def tiny_math_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def arith_model(tmp_path_factory):
     """A saved tiny arithmetic-task checkpoint (random weights, 1 layer): a model folder for CLI tests."""
-    from oarl.testbed.tasks import arith
+    from oarl.lab.testbed.tasks import arith
 
     d = tmp_path_factory.mktemp("arith")
     tok = arith.build_tokenizer()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from oarl.math.data import data_dir
+from oarl.lab.math.data import data_dir
 
 
 def _data_available() -> bool:

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oarl.batch.spans import _boxed_spans, find_answer_span
-from oarl.math import rewards
-from oarl.math.mathcheck import normalize_answer
-from oarl.math.rewards import MathCheckWorker, check_answer, extract_answer, make_math_reward
-from oarl.testbed.tasks import arith
+from oarl.lab.math import rewards
+from oarl.lab.math.mathcheck import normalize_answer
+from oarl.lab.math.rewards import MathCheckWorker, check_answer, extract_answer, make_math_reward
+from oarl.lab.testbed.tasks import arith
 
 PIECES = [
     "\\boxed{", "\\fbox {", "{", "}", "####", "#### ", "ANSWER", "ANSWER ", "The answer is", "the final answer is:",

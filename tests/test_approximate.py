@@ -11,7 +11,7 @@ from oarl.core.model import default_mask_token_id, full_logits
 from oarl.core.probes import outcome_probe, probe_divergence
 from oarl.core.scorers import SCORERS, gradient_scores, perturbation_scores
 from oarl.core.scorers.masking.kernel import group_divergences, reasoning_spans
-from oarl.testbed.fidelity import row_fidelity
+from oarl.lab.testbed.fidelity import row_fidelity
 
 ROWS = [(5, 30, 3), (3, 22, 2), (6, 17, 1)]
 ATOL = 1e-5
@@ -142,7 +142,7 @@ def test_bad_options_raise(model, batch):
 
 
 def test_exact_compute_limit_is_a_mac_ratio():
-    from oarl.bench.scorer import ScorerCase, exact_compute_limit
+    from oarl.lab.bench.scorer import ScorerCase, exact_compute_limit
 
     big = exact_compute_limit(ScorerCase(model="qwen2-30m"))
     tiny = exact_compute_limit(ScorerCase(model="tiny"))

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oarl.testbed.tasks.arith import (
+from oarl.lab.testbed.tasks.arith import (
     ALPHABET,
     ANSWER_MARKER,
     ArithConfig,

@@ -13,9 +13,9 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 from oarl import bilevel_weights, get_scorer
 from oarl.cli import attribute as attribute_cmd
 from oarl.core.scorers import shared_options
-from oarl.viz.attribution import attribute, encode_pairs, normalised_scores, token_pieces
-from oarl.viz.html_report import render_html
-from oarl.viz.plots import attribution_strip
+from oarl.lab.viz.attribution import attribute, encode_pairs, normalised_scores, token_pieces
+from oarl.lab.viz.html_report import render_html
+from oarl.lab.viz.plots import attribution_strip
 
 METHODS = ["perturbation", "gradient", "entropy", "random"]
 PROMPTS = ["q=<b>1</b> & 'x' \"y\"\n", "a=3;b=7;c=a+b;?c\n"]
@@ -251,7 +251,7 @@ def test_cli_text_without_newline_is_all_completion(saved_model, tmp_path, capsy
 
 
 def test_oracle_tokens_are_underlined(tiny):
-    from oarl.testbed.tasks import arith
+    from oarl.lab.testbed.tasks import arith
 
     model, tok = tiny
     (p,) = arith.generate_problems(1)
@@ -285,9 +285,9 @@ def test_cli_task_arith(saved_model, tmp_path):
 
 
 def test_png_and_html_share_one_colour_scale():
-    from oarl.viz.html_report import shade
-    from oarl.viz.palette import weight_rgb
-    from oarl.viz.plots import token_label, weight_cmap
+    from oarl.lab.viz.html_report import shade
+    from oarl.lab.viz.palette import weight_rgb
+    from oarl.lab.viz.plots import token_label, weight_cmap
 
     lo, hi = 0.2, 3.0
     cmap = weight_cmap(lo, hi)
@@ -301,7 +301,7 @@ def test_png_and_html_share_one_colour_scale():
 
 
 def test_cli_task_arith_gold_completions(saved_model, tmp_path):
-    from oarl.testbed.demo import checkpoint_task
+    from oarl.lab.testbed.demo import checkpoint_task
 
     out = tmp_path / "gold.html"
     argv = [

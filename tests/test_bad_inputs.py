@@ -10,7 +10,7 @@ from conftest import tiny_lm
 
 from oarl.batch.reshape import OARSettings, oar_token_advantages
 from oarl.batch.spans import completion_span_masks
-from oarl.math.data import DataError, load_records
+from oarl.lab.math.data import DataError, load_records
 
 # ---------------------------------------------------------------- data files
 

@@ -14,9 +14,9 @@ import torch
 
 from oarl.batch.layout import encode_text_pairs
 from oarl.core.scorers import get_scorer
-from oarl.testbed.fidelity import summarize
-from oarl.testbed.tasks import arith
-from oarl.testbed.tasks.arith_task import ArithTask
+from oarl.lab.testbed.fidelity import summarize
+from oarl.lab.testbed.tasks import arith
+from oarl.lab.testbed.tasks.arith_task import ArithTask
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 

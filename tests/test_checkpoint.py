@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from oarl.testbed.tasks import arith
+from oarl.lab.testbed.tasks import arith
 from oarl.utils.checkpoint import load_tokenizer
 
 

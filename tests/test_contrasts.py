@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from oarl.testbed.contrasts import contrasts, holm, markdown
+from oarl.lab.testbed.contrasts import contrasts, holm, markdown
 
 
 def test_holm_by_hand():

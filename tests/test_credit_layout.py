@@ -13,10 +13,10 @@ from oarl.batch.spans import completion_span_masks, trained_spans
 from oarl.core.gating import bilevel_weights
 from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer, shared_options
-from oarl.testbed import oracle
-from oarl.testbed.tasks import arith
-from oarl.testbed.tasks.arith_task import ArithTask
-from oarl.viz.attribution import attribute, encode_pairs, score_methods
+from oarl.lab.testbed import oracle
+from oarl.lab.testbed.tasks import arith
+from oarl.lab.testbed.tasks.arith_task import ArithTask
+from oarl.lab.viz.attribution import attribute, encode_pairs, score_methods
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,15 @@ import json
 import pytest
 from markers import needs_data
 
-from oarl.math.data import DataError, data_dir, gsm8k_final_answer, load_dataset_spec, load_records
-from oarl.math.prompts import DEFAULT_INSTRUCTION, PromptTemplate, add_prompts, build_prompt, render_prompt
-from oarl.testbed.tiny_math import CHATML_TEMPLATE, build_math_tokenizer
+from oarl.lab.math.data import DataError, data_dir, gsm8k_final_answer, load_dataset_spec, load_records
+from oarl.lab.math.prompts import (
+    DEFAULT_INSTRUCTION,
+    PromptTemplate,
+    add_prompts,
+    build_prompt,
+    render_prompt,
+)
+from oarl.lab.testbed.tiny_math import CHATML_TEMPLATE, build_math_tokenizer
 
 
 def write_jsonl(path, lines):

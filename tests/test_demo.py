@@ -47,9 +47,9 @@ def test_attribution_strip_gates_with_every_gate_setting(tmp_path, monkeypatch):
 
     import oarl.cli.demo as demo
     from oarl.batch import credit
-    from oarl.testbed.warmstart import warm_start
-    from oarl.viz import plots
-    from oarl.viz.demo import attribution_strip
+    from oarl.lab.testbed.warmstart import warm_start
+    from oarl.lab.viz import plots
+    from oarl.lab.viz.demo import attribution_strip
 
     task, ws, rl = demo.settings(DemoArguments())
     rl = replace(rl, oar=replace(rl.oar, tau=0.3, beta=1.5, floor=0.25))

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from oarl.math import easy_arith
-from oarl.math.pass_rates import summarise, wilson
+from oarl.lab.math import easy_arith
+from oarl.lab.math.pass_rates import summarise, wilson
 
 
 def _solve(q: str) -> int:
@@ -49,7 +49,7 @@ def test_bad_arguments_fail_loudly():
 
 
 def test_write_splits_reads_back_through_the_math_loader(tmp_path):
-    from oarl.math.data import load_records
+    from oarl.lab.math.data import load_records
 
     paths = easy_arith.write_splits(tmp_path, 20, 5)
     ds = load_records(paths["test"])

@@ -10,8 +10,8 @@ import pytest
 
 from oarl.cli import eval_cmd
 from oarl.cli import main as cli
-from oarl.math.evaluation import mean_pass_at_k, pass_at_k
-from oarl.math.rewards import check_answer
+from oarl.lab.math.evaluation import mean_pass_at_k, pass_at_k
+from oarl.lab.math.rewards import check_answer
 
 GEN_KEYS = {"row", "sample", "question", "reference", "completion", "answer", "correct", "reason"}
 REASONS = {"correct", "wrong", "no_answer", "bad_reference", "timeout"}
@@ -61,7 +61,7 @@ def check_files(out_dir, n_rows: int, n: int, ks: list[int]) -> tuple[list[dict]
 
 
 def test_eval_on_five_math_jsonl_rows(tiny_math_model, tmp_path):
-    from oarl.math.data import load_gsm8k
+    from oarl.lab.math.data import load_gsm8k
 
     gsm = load_gsm8k("test").select(range(5))
     data = tmp_path / "mine.jsonl"  # a user file with its own field names and numeric answers
@@ -84,7 +84,7 @@ def test_eval_on_five_math_jsonl_rows(tiny_math_model, tmp_path):
 
 
 def test_eval_on_the_arith_task_checkpoint(tmp_path):
-    from oarl.testbed.tasks import arith
+    from oarl.lab.testbed.tasks import arith
 
     tok = arith.build_tokenizer()
     model = arith.build_tiny_model(tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
@@ -109,7 +109,7 @@ def test_grading_and_pass_at_k_with_known_completions(tmp_path, monkeypatch):
     args = eval_cmd.EvalArguments(model=str(tmp_path / "unused"), data=str(data), n=4, k="1,2,4",
                                   out_dir=str(tmp_path / "eval"), progress=False, backend="hf")  # fmt: skip
     tok_dir = tmp_path / "unused"
-    from oarl.testbed.tiny_math import build_math_tokenizer
+    from oarl.lab.testbed.tiny_math import build_math_tokenizer
 
     build_math_tokenizer(["1+1? half?"], vocab_size=270).save_pretrained(tok_dir)
     summary = eval_cmd.run(args)
@@ -128,7 +128,7 @@ def test_grading_and_pass_at_k_with_known_completions(tmp_path, monkeypatch):
 
 
 def test_prompts_over_the_context_are_counted_and_skipped_truncated_or_refused(tmp_path, capsys):
-    from oarl.testbed.tasks import arith
+    from oarl.lab.testbed.tasks import arith
 
     tok = arith.build_tokenizer()
     model = arith.build_tiny_model(tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from oarl.testbed import experiment
-from oarl.testbed.experiment import RUN_FIELDS, Arm, RLSettings
+from oarl.lab.testbed import experiment
+from oarl.lab.testbed.experiment import RUN_FIELDS, Arm, RLSettings
 
 
 @pytest.mark.parametrize("key", ["oar_tau", "oar_method", "oar_scorer_options", "beta", "learning_rate"])

@@ -10,7 +10,7 @@ from scipy import stats
 
 from oarl import perturbation_scores
 from oarl.core.layout import Layout
-from oarl.testbed.fidelity import PassCounter, row_fidelity, scorer_fidelity, summarize, top_overlap
+from oarl.lab.testbed.fidelity import PassCounter, row_fidelity, scorer_fidelity, summarize, top_overlap
 
 
 def test_top_overlap_counts_shared_top_tokens():

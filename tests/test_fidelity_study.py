@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from oarl.cli import fidelity
-from oarl.testbed import fidelity_study as fs
+from oarl.lab.testbed import fidelity_study as fs
 
 
 def test_random_batch_layout():

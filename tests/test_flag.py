@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from oarl.testbed.tasks import flag, flag_labels
-from oarl.testbed.tasks.flag_task import FlagTask
+from oarl.lab.testbed.tasks import flag, flag_labels
+from oarl.lab.testbed.tasks.flag_task import FlagTask
 
 
 def test_problems_are_deterministic_and_gold_answers_follow_the_flags():

@@ -14,7 +14,7 @@ from conftest import layout, tiny_lm
 from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, perturbation_scores
 from oarl.core.scorers.masking.linear import fisher_directions, linear_perturbation_scores
-from oarl.testbed.fidelity import row_fidelity
+from oarl.lab.testbed.fidelity import row_fidelity
 
 ROWS = [(4, 12, 3), (3, 9, 2), (5, 7, 1)]
 V, TOKEN, MASK = 20, 5, 7

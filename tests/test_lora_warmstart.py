@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from oarl.testbed.lora_warmstart import (
+from oarl.lab.testbed.lora_warmstart import (
     GATE,
     LoraSFTConfig,
     adapter_name,
@@ -20,9 +20,9 @@ from oarl.testbed.lora_warmstart import (
     sft_batch,
     shipped_adapter,
 )
-from oarl.testbed.tasks import get_task_recipe
-from oarl.testbed.tasks.wordop import WordOpConfig
-from oarl.testbed.tasks.wordop_task import WordOpTask
+from oarl.lab.testbed.tasks import get_task_recipe
+from oarl.lab.testbed.tasks.wordop import WordOpConfig
+from oarl.lab.testbed.tasks.wordop_task import WordOpTask
 
 RECIPE = get_task_recipe("wordop")
 TASK = RECIPE.make(RECIPE.config)
@@ -82,9 +82,9 @@ def test_run_arm_trains_lora_from_a_lora_warm_start(arith_model, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from oarl.testbed.experiment import JsonlWriter, RLSettings, get_arm, run_arm
-    from oarl.testbed.lora_warmstart import load_warm_policy
-    from oarl.testbed.tasks import ArithConfig, ArithTask
+    from oarl.lab.testbed.experiment import JsonlWriter, RLSettings, get_arm, run_arm
+    from oarl.lab.testbed.lora_warmstart import load_warm_policy
+    from oarl.lab.testbed.tasks import ArithConfig, ArithTask
 
     lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
     warm = tmp_path / "warm"

@@ -7,7 +7,7 @@ import torch
 from conftest import tiny_lm
 
 from oarl.core.scorers import get_scorer
-from oarl.testbed.mask_study import masked_scores
+from oarl.lab.testbed.mask_study import masked_scores
 
 
 def _row(vocab: int, length: int = 14):

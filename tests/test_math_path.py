@@ -10,7 +10,7 @@ import torch
 import oarl.batch.step
 from oarl.cli.train import TaskArguments, build_trainer
 from oarl.integrations.trl.trainer import OARConfig
-from oarl.math.prompts import DEFAULT_INSTRUCTION
+from oarl.lab.math.prompts import DEFAULT_INSTRUCTION
 
 
 def test_one_oar_g_step_on_eight_gsm8k_rows(tiny_math_model, tmp_path, monkeypatch):

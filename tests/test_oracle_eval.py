@@ -15,7 +15,7 @@ from oarl.cli import oracle_eval
 from oarl.core.diagnostics import auroc, precision_at_k
 from oarl.core.layout import Layout
 from oarl.core.scorers import perturbation_scores
-from oarl.testbed.oracle import evaluate_scorer, mask_ablation, replacement_scores, scorer_metrics
+from oarl.lab.testbed.oracle import evaluate_scorer, mask_ablation, replacement_scores, scorer_metrics
 
 
 def test_auroc_extremes_ties_and_empty_rows():
@@ -164,6 +164,6 @@ def test_cli_oracle_eval_rejects_bad_input(arith_model, tmp_path):
     assert oracle_eval.main(["--models", f"m={tmp_path}", *base]) == 2  # not a model folder
     assert oracle_eval.main(["--models", f"m={arith_model}", "--masks", "zz", *base]) == 2  # not one token
     assert oracle_eval.main(["--models", f"m={arith_model}", "--methods", "nope", *base]) == 2
-    from oarl.testbed.demo import checkpoint_task, demo_task
+    from oarl.lab.testbed.demo import checkpoint_task, demo_task
 
     assert checkpoint_task(arith_model) == demo_task()

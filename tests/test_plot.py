@@ -1,4 +1,4 @@
-"""`oarl plot`: several runs' metrics.jsonl on one figure, via oarl.viz.plots.read_metrics / curves."""
+"""`oarl plot`: several runs' metrics.jsonl on one figure, via oarl.lab.viz.plots.read_metrics / curves."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_plot_errors(tmp_path, capsys):
 
 
 def test_rolling_mean_is_a_trailing_window():
-    from oarl.viz.plots import _rolling
+    from oarl.lab.viz.plots import _rolling
 
     values = [1.0, 3.0, 5.0, 7.0, 9.0]
     expect = [sum(values[max(0, i - 2) : i + 1]) / len(values[max(0, i - 2) : i + 1]) for i in range(5)]

@@ -10,7 +10,7 @@ import oarl.core.model as core_model
 from oarl.core.layout import Layout
 from oarl.core.model import float32_weights, head_logits
 from oarl.core.scorers import gradient_scores
-from oarl.testbed.precision import cast_copy, format_fidelity, precision_fidelity
+from oarl.lab.testbed.precision import cast_copy, format_fidelity, precision_fidelity
 
 
 @pytest.fixture(scope="module")

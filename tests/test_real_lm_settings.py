@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 
 from oarl.cli.demo import MODELS, DemoArguments, settings
-from oarl.testbed.experiment import RLSettings
-from oarl.testbed.lora_warmstart import LoraSFTConfig, shipped_adapter
-from oarl.testbed.tasks import get_task_recipe
+from oarl.lab.testbed.experiment import RLSettings
+from oarl.lab.testbed.lora_warmstart import LoraSFTConfig, shipped_adapter
+from oarl.lab.testbed.tasks import get_task_recipe
 
 
 def test_lora_rank_builds_the_peft_config_and_zero_trains_all_weights():

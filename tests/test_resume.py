@@ -15,7 +15,7 @@ import torch
 from conftest import single_thread
 
 from oarl.integrations.trl.resume import INTERRUPTED_EXIT_CODE, checkpoint_step, last_checkpoint
-from oarl.testbed.experiment import JsonlWriter
+from oarl.lab.testbed.experiment import JsonlWriter
 from oarl.utils.atomic import append_line, atomic_write_json, trim_jsonl
 
 STEPS = 6
@@ -24,7 +24,7 @@ STEPS = 6
 @pytest.fixture(scope="module")
 def tiny_arith_model(tmp_path_factory) -> Path:
     """A hidden-64, 2-layer arith model, briefly supervised so some completions are right (rewards vary)."""
-    from oarl.testbed.tasks import arith
+    from oarl.lab.testbed.tasks import arith
 
     out = tmp_path_factory.mktemp("tiny-arith")
     tok = arith.build_tokenizer()

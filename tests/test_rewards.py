@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from markers import needs_data
 
-from oarl.math import mathcheck
-from oarl.math.rewards import (
+from oarl.lab.math import mathcheck
+from oarl.lab.math.rewards import (
     MathCheckWorker,
     check_answer,
     format_reward,
@@ -175,7 +175,7 @@ def _reference_rates(solutions: list[str], answers: list[str]) -> tuple[float, f
 @needs_data
 @pytest.mark.parametrize("name", ["gsm8k", "math500"])
 def test_reference_solutions_score_one_and_shuffled_pairs_do_not(name):
-    from oarl.math.data import load_gsm8k, load_math500
+    from oarl.lab.math.data import load_gsm8k, load_math500
 
     ds = load_gsm8k("test") if name == "gsm8k" else load_math500()
     start = time.perf_counter()

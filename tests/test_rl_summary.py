@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from oarl.math.rl_summary import main, summarise
+from oarl.lab.math.rl_summary import main, summarise
 
 
 def _run(folder, times, rewards):

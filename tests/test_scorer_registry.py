@@ -115,7 +115,7 @@ def test_settings_defaults_are_written_once(tmp_path):
     """OARConfig's and the testbed's OAR defaults are OARSettings's (which reads the gate's from core.gating)."""
     from oarl import OARConfig
     from oarl.core import gating
-    from oarl.testbed.experiment import RLSettings
+    from oarl.lab.testbed.experiment import RLSettings
 
     assert OARConfig(output_dir=str(tmp_path), **CPU).oar_settings(None) == OARSettings()
     rl, oar = RLSettings(), OARSettings()

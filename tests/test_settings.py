@@ -14,7 +14,7 @@ import yaml
 from oarl.batch.reshape import OARSettings
 from oarl.batch.step import OARStep
 from oarl.integrations.trl.trainer import OARConfig
-from oarl.testbed.settings import OAR_KEYS, RLSettings, canonical_key, with_overrides
+from oarl.lab.testbed.settings import OAR_KEYS, RLSettings, canonical_key, with_overrides
 
 CPU = dict(use_cpu=True, bf16=False, report_to="none")
 #: OARSettings fields whose OARConfig field differs in name or type: the trainer resolves the id from a token.

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from oarl.testbed.stats import area_under_curve, paired, steps_to_reach, t_interval
+from oarl.lab.testbed.stats import area_under_curve, paired, steps_to_reach, t_interval
 
 
 def test_t_interval_matches_the_textbook_formula():

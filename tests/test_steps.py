@@ -1,7 +1,7 @@
 """Step delimiters found in a tokenizer's vocabulary (oarl.batch.steps)."""
 
 from oarl.batch.steps import SENTENCE_ENDS, step_token_ids
-from oarl.testbed.tasks import arith
+from oarl.lab.testbed.tasks import arith
 
 
 def test_step_token_ids_newline_and_sentence_ends():

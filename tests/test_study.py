@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from oarl.batch.reshape import OARSettings
-from oarl.testbed.experiment import ARMS, RLSettings, get_arm
-from oarl.testbed.report import summarize
-from oarl.testbed.study import Condition, StudyPlan, finished, run_study
-from oarl.testbed.tasks import arith
-from oarl.testbed.tasks.arith_task import ArithTask
-from oarl.testbed.tasks.base import completion_token_mask, token_roles
-from oarl.testbed.warmstart import WarmStartConfig, warm_start
+from oarl.lab.testbed.experiment import ARMS, RLSettings, get_arm
+from oarl.lab.testbed.report import summarize
+from oarl.lab.testbed.study import Condition, StudyPlan, finished, run_study
+from oarl.lab.testbed.tasks import arith
+from oarl.lab.testbed.tasks.arith_task import ArithTask
+from oarl.lab.testbed.tasks.base import completion_token_mask, token_roles
+from oarl.lab.testbed.warmstart import WarmStartConfig, warm_start
 
 TINY_WS = WarmStartConfig(
     train_problems=64, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_steps=4
@@ -97,7 +97,7 @@ def test_study_runs_resumes_and_reports(warm, tmp_path):
     assert plain["paired"]["oracle"]["auc_sampled"]["n"] == 2
     fewer = StudyPlan(plan.conditions, ["grpo", "oracle"], [1], TINY_RL, 4, plan.checkpoints)
     assert set(fewer.finished_in(out)) == {r.key for r in fewer.runs()} and len(fewer.runs()) == 4
-    from oarl.viz.study import learning_curves, role_entropy_curves, sweep_heatmaps
+    from oarl.lab.viz.study import learning_curves, role_entropy_curves, sweep_heatmaps
 
     assert learning_curves(res, tmp_path / "c.png").stat().st_size > 0
     assert role_entropy_curves(res, tmp_path / "e.png").stat().st_size > 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from oarl.testbed.tasks import TASKS, TaskSpec, get_task, register_task, task_from_identity
+from oarl.lab.testbed.tasks import TASKS, TaskSpec, get_task, register_task, task_from_identity
 
 
 def test_one_entry_per_task_and_a_name_registered_twice_raises():
@@ -36,8 +36,8 @@ def test_one_entry_per_task_and_a_name_registered_twice_raises():
 def test_the_commands_read_their_task_choices_from_the_registry():
     from oarl.cli.demo import MODELS
     from oarl.cli.study import build_parser
-    from oarl.testbed.train import TASKS as TRAIN_TASKS
-    from oarl.testbed.train import TaskArguments
+    from oarl.lab.testbed.train import TASKS as TRAIN_TASKS
+    from oarl.lab.testbed.train import TaskArguments
 
     study_task = next(a for a in build_parser()._actions if a.dest == "task")
     assert list(study_task.choices) == list(TASKS)
@@ -51,14 +51,14 @@ def test_the_flag_recipe_and_the_single_file_loop_load_without_trl():
     examples = Path(__file__).resolve().parents[1] / "examples"
     code = (
         f"import sys; sys.path.insert(0, {str(examples)!r}); import grpo_oar; "
-        "from oarl.testbed.tasks import get_task_recipe; r = get_task_recipe('flag'); "
+        "from oarl.lab.testbed.tasks import get_task_recipe; r = get_task_recipe('flag'); "
         "assert r.rl.oar.noise_std == 0.1; assert 'trl' not in sys.modules, 'trl imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_train_task_config_applies_to_testbed_tasks_only():
-    from oarl.testbed.train import TaskArguments
+    from oarl.lab.testbed.train import TaskArguments
 
     assert TaskArguments(task="flag", task_config='{"chatter": "heavy"}').task_config == {"chatter": "heavy"}
     with pytest.raises(ValueError, match="not valid JSON"):

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import torch
 
-from oarl.viz.token_classes import CLASSES, class_shares, markdown, token_class
+from oarl.lab.viz.token_classes import CLASSES, class_shares, markdown, token_class
 
 
 def test_token_class():

@@ -11,7 +11,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from oarl.core.scorers import SCORERS
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
-from oarl.testbed.tasks import arith
+from oarl.lab.testbed.tasks import arith
 
 COMMON = dict(
     use_cpu=True,

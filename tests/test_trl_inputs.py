@@ -10,7 +10,7 @@ from trl import GRPOTrainer
 import oarl.batch.step as step_module
 from oarl.integrations.trl.modes import check_batch_images, check_vision
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
-from oarl.testbed.tasks import arith
+from oarl.lab.testbed.tasks import arith
 
 COMMON = dict(
     use_cpu=True,

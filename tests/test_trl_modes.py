@@ -18,7 +18,7 @@ from trl import GRPOConfig
 
 from oarl.integrations.trl.modes import SEQUENCE_RATIO_LOSSES, check_loss_mode
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
-from oarl.testbed.tasks import arith
+from oarl.lab.testbed.tasks import arith
 
 _HELP = next(f for f in dataclasses.fields(GRPOConfig) if f.name == "loss_type").metadata["help"]
 LOSS_TYPES = re.findall(r"'(\w+)'", re.search(r"Supported values are (.*?)\.", _HELP).group(1))

@@ -12,9 +12,9 @@ from dataclasses import replace
 
 import pytest
 
-from oarl.testbed.tasks import get_task_recipe
-from oarl.testbed.tasks.flag import CHATTER_LEVELS
-from oarl.testbed.warmstart import SHIPPED_DIR, cache_key, checkpoint_name, find_warm_start, warm_start
+from oarl.lab.testbed.tasks import get_task_recipe
+from oarl.lab.testbed.tasks.flag import CHATTER_LEVELS
+from oarl.lab.testbed.warmstart import SHIPPED_DIR, cache_key, checkpoint_name, find_warm_start, warm_start
 
 RECIPE = get_task_recipe("flag")
 

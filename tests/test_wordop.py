@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from oarl.batch.spans import find_answer_span
-from oarl.models.resolve import is_fetched, model_dir
-from oarl.testbed.tasks import get_task_recipe, task_from_identity, wordop
-from oarl.testbed.tasks.base import completion_token_mask, token_roles
-from oarl.testbed.tasks.wordop_task import HELD_OUT_SEED, WordOpTask, char_roles
+from oarl.lab.models.resolve import is_fetched, model_dir
+from oarl.lab.testbed.tasks import get_task_recipe, task_from_identity, wordop
+from oarl.lab.testbed.tasks.base import completion_token_mask, token_roles
+from oarl.lab.testbed.tasks.wordop_task import HELD_OUT_SEED, WordOpTask, char_roles
 
 TASK = WordOpTask()
 

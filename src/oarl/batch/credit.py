@@ -2,7 +2,7 @@
 over the reasoning tokens, with the non-finite fallback.
 
 Every path calls it: the trainer (:func:`oarl.batch.reshape.oar_token_advantages`), the testbed, the viewer
-(:func:`oarl.viz.attribution.score_methods`), the demo's attribution strip and the benchmarks. A row whose
+(:func:`oarl.lab.viz.attribution.score_methods`), the demo's attribution strip and the benchmarks. A row whose
 scores (or weights) are not finite keeps uniform weights and is flagged, wherever it is scored.
 """
 

@@ -73,7 +73,7 @@ def settings(items: list[str]) -> dict[str, Any]:
 
 def parse_models(specs: list[str]) -> dict[str, str]:
     """``NAME=PATH`` (or a bare ``PATH``, named after its folder; a short name is resolved) -> ``{name: path}``."""
-    from oarl.models.resolve import resolve_model
+    from oarl.lab.models.resolve import resolve_model
 
     out = {}
     for spec in specs:

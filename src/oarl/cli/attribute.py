@@ -4,7 +4,7 @@ Sources (one of): ``--prompt P --completion C`` (repeatable), ``--text T`` (spli
 ``--data FILE.jsonl --index N ...`` (fields ``--prompt-field``/``--completion-field``; GSM8K's
 ``question``/``answer`` are found by themselves), or ``--task arith`` (held-out problems of the embedded task
 with the model's own greedy or sampled completions or the gold ones, ``--completions``; oracle causal tokens
-underlined). The PNGs (one per pair) use the HTML page's colour scale (:mod:`oarl.viz.palette`).
+underlined). The PNGs (one per pair) use the HTML page's colour scale (:mod:`oarl.lab.viz.palette`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from oarl.cli._args import PROBE_CHOICES, names, run_main
-from oarl.models.resolve import resolve_model
+from oarl.lab.models.resolve import resolve_model
 
 FIELD_PAIRS = (("prompt", "completion"), ("question", "answer"))
 
@@ -138,8 +138,8 @@ def collect_pairs(args, model, tok) -> tuple[list[str], list[str], list[str], ob
         pairs = read_jsonl_rows(args.data, args.index, args.prompt_field, args.completion_field)
         titles = [f"{Path(args.data).name} row {i}" for i in args.index]
         return [p for p, _ in pairs], [c for _, c in pairs], titles, False
-    from oarl.math.evaluation import generate_completions
-    from oarl.testbed.demo import checkpoint_task
+    from oarl.lab.math.evaluation import generate_completions
+    from oarl.lab.testbed.demo import checkpoint_task
 
     task = checkpoint_task(args.model, default=args.task)
     problems = task.problems(args.num, seed=30_000)
@@ -150,7 +150,7 @@ def collect_pairs(args, model, tok) -> tuple[list[str], list[str], list[str], ob
         sample = args.completions == "sample"
         completions = generate_completions(model, tok, prompts, args.max_new_tokens, do_sample=sample)
     titles = []
-    from oarl.testbed.tasks.arith import extract_answer
+    from oarl.lab.testbed.tasks.arith import extract_answer
 
     for i, (p, c) in enumerate(zip(problems, completions, strict=True)):
         got = extract_answer(c)
@@ -170,8 +170,8 @@ def png_paths(args, n: int) -> list[Path]:
 def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
     """One PNG heatmap per row of ``att`` (its completion tokens, every method), on the HTML page's scale."""
     from oarl.batch.reshape import method_label
-    from oarl.viz.html_report import weight_range
-    from oarl.viz.plots import attribution_strip
+    from oarl.lab.viz.html_report import weight_range
+    from oarl.lab.viz.plots import attribution_strip
 
     vrange = weight_range(att)
     for b, (row, path) in enumerate(zip(att.rows, paths, strict=True)):
@@ -195,10 +195,10 @@ def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
 
 
 def write_classes(att, args: argparse.Namespace, path: Path) -> None:
-    """Each scorer's share of credit per token class (:mod:`oarl.viz.token_classes`), JSON + markdown."""
+    """Each scorer's share of credit per token class (:mod:`oarl.lab.viz.token_classes`), JSON + markdown."""
+    from oarl.lab.viz.attribution import METHOD_LABELS
+    from oarl.lab.viz.token_classes import class_shares, markdown
     from oarl.utils.atomic import atomic_write_json, atomic_write_text
-    from oarl.viz.attribution import METHOD_LABELS
-    from oarl.viz.token_classes import class_shares, markdown
 
     shares = class_shares(att)
     meta = {"command": "oarl attribute " + " ".join(sys.argv[2:]), "rows": len(att.rows), "args": vars(args)}
@@ -213,9 +213,9 @@ def run(args: argparse.Namespace) -> int:
     from transformers import AutoModelForCausalLM
 
     from oarl.batch.reshape import method_label
+    from oarl.lab.viz.attribution import attribute
+    from oarl.lab.viz.html_report import render_html
     from oarl.utils.checkpoint import load_tokenizer
-    from oarl.viz.attribution import attribute
-    from oarl.viz.html_report import render_html
 
     args.model = resolve_model(args.model)
     methods = names(args.method)

@@ -52,7 +52,7 @@ def run(a: argparse.Namespace) -> int:
     from rich.console import Console
     from tqdm.auto import tqdm
 
-    from oarl.bench.scorer import ScorerCase, peak_memory, time_scorers
+    from oarl.lab.bench.scorer import ScorerCase, peak_memory, time_scorers
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     if a.quick:
@@ -104,9 +104,9 @@ def run(a: argparse.Namespace) -> int:
 
 
 def _step_bench(a: argparse.Namespace) -> dict:
-    from oarl.bench.step import step_times
-    from oarl.testbed.tasks import arith
-    from oarl.testbed.warmstart import WarmStartConfig, warm_start
+    from oarl.lab.bench.step import step_times
+    from oarl.lab.testbed.tasks import arith
+    from oarl.lab.testbed.warmstart import WarmStartConfig, warm_start
 
     ws = WarmStartConfig(train_problems=256, hidden_size=64, num_layers=2) if a.quick else WarmStartConfig()
     task = arith.ArithConfig(
@@ -118,7 +118,7 @@ def _step_bench(a: argparse.Namespace) -> dict:
 
 
 def _plot(curve: dict, path: Path, machine: str) -> None:
-    from oarl.viz.plots import plt
+    from oarl.lab.viz.plots import plt
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for name, by_t in curve.items():
@@ -155,7 +155,7 @@ def _limit_cells(res: dict) -> str:
 
 
 def _markdown(r: dict) -> str:
-    from oarl.bench.scorer import ScorerCase, exact_compute_limit
+    from oarl.lab.bench.scorer import ScorerCase, exact_compute_limit
 
     lines = [f"Machine: {r['machine']}, torch {r['torch']}, {r['date']}", ""]
     lines += [

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from oarl.cli._args import names, seeds
-from oarl.testbed.demo import MODELS, QUICK
-from oarl.testbed.tasks import TASKS
+from oarl.lab.testbed.demo import MODELS, QUICK
+from oarl.lab.testbed.tasks import TASKS
 from oarl.utils.threads import THREADS_HELP
 
 #: Fields that, when given, count something (>= 1); left out (None), they take the model's or recipe's default.
@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
 def settings(args: DemoArguments):
     """(task, warm-start config, RL settings) of the demo: the model's recipe with the given overrides
     (fills the fields left at None with the model's defaults, :data:`MODELS`)."""
-    from oarl.testbed.tasks import get_task_recipe
+    from oarl.lab.testbed.tasks import get_task_recipe
 
     if args.model not in MODELS:
         raise ValueError(f"unknown --model {args.model!r}; expected one of {sorted(MODELS)}")
@@ -148,14 +148,14 @@ def run(args: DemoArguments) -> int:
     from rich.console import Console
     from transformers.utils import logging as hf_logging
 
-    from oarl.testbed.experiment import get_arm
-    from oarl.testbed.report import markdown_table, summarize
-    from oarl.testbed.study import Condition, StudyPlan, finished, run_study
-    from oarl.testbed.tasks import get_task_recipe
+    from oarl.lab.testbed.experiment import get_arm
+    from oarl.lab.testbed.report import markdown_table, summarize
+    from oarl.lab.testbed.study import Condition, StudyPlan, finished, run_study
+    from oarl.lab.testbed.tasks import get_task_recipe
+    from oarl.lab.viz.demo import attribution_strip
+    from oarl.lab.viz.study import learning_curves, role_entropy_curves
     from oarl.utils.atomic import atomic_write_json, atomic_write_text, link_latest, new_run_dir
     from oarl.utils.threads import set_threads
-    from oarl.viz.demo import attribution_strip
-    from oarl.viz.study import learning_curves, role_entropy_curves
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers v6 deprecation notices
     hf_logging.disable_progress_bar()

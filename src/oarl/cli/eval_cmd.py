@@ -1,7 +1,7 @@
 """pass@1 / pass@k of a local model: ``oarl eval --model PATH --data FILE|gsm8k|math500|arith [--n 8 --k 1,8]``.
 
 Generates ``n`` completions per question (transformers ``generate``, batched; vLLM when it is installed and
-a GPU is present), grades each with :func:`oarl.math.rewards.check_answer` (final answer vs reference with
+a GPU is present), grades each with :func:`oarl.lab.math.rewards.check_answer` (final answer vs reference with
 math-verify) and reports the unbiased pass@k. Writes ``<out_dir>/generations.jsonl`` (every completion with
 its extracted answer and verdict) and ``<out_dir>/summary.json``. ``--data arith`` evaluates a demo
 checkpoint on the demo's held-out problems (prompts used as they are).
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from oarl.cli._args import numbers, usage_error
-from oarl.models.resolve import resolve_model
+from oarl.lab.models.resolve import resolve_model
 from oarl.utils.atomic import atomic_write_json, new_run_dir
 
 LONG_PROMPTS = ("skip", "truncate", "error")
@@ -145,14 +145,14 @@ def fit_context(
 def load_questions(args: EvalArguments) -> tuple[list[str], list[str], str]:
     """Questions, reference answers and the prompt style to use (``arith`` prompts are complete already)."""
     if args.data == "arith":
-        from oarl.testbed.tasks import arith
+        from oarl.lab.testbed.tasks import arith
 
         problems = arith.generate_problems(
             args.limit or 200, arith.ArithConfig(seed=30_000)
         )  # demo's held-out
         style = "raw" if args.prompt_style == "auto" else args.prompt_style
         return [p.prompt for p in problems], [str(p.answer) for p in problems], style
-    from oarl.math.data import load_dataset_spec
+    from oarl.lab.math.data import load_dataset_spec
 
     ds = load_dataset_spec(args.data, args.data_dir, args.question_field, args.answer_field, args.limit)
     return list(ds["question"]), list(ds["answer"]), args.prompt_style
@@ -162,9 +162,9 @@ def run(args: EvalArguments) -> dict:
     """Evaluate; returns the summary (also written to ``summary.json``)."""
     from tqdm.auto import tqdm
 
-    from oarl.math.evaluation import mean_pass_at_k
-    from oarl.math.prompts import PromptTemplate, build_prompt, render_prompt
-    from oarl.math.rewards import check_answer
+    from oarl.lab.math.evaluation import mean_pass_at_k
+    from oarl.lab.math.prompts import PromptTemplate, build_prompt, render_prompt
+    from oarl.lab.math.rewards import check_answer
     from oarl.utils.checkpoint import load_tokenizer
 
     ks = args.ks()
@@ -252,7 +252,7 @@ def _generate_hf(args: EvalArguments, tok, texts: list[str], add_special_tokens:
     import torch
     from transformers import AutoModelForCausalLM, set_seed
 
-    from oarl.math.evaluation import sample_completions
+    from oarl.lab.math.evaluation import sample_completions
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.dtype == "auto":

@@ -76,11 +76,11 @@ def main(argv: list[str]) -> int:
 
 def pairs_batch(tokenizer, path: str) -> dict:
     """The rows of a ``prompt``/``completion`` JSONL file (e.g. a real model's own completions) that have an
-    answer span, laid out as :func:`oarl.viz.attribution.encode_pairs` does. No oracle tokens: real text has
+    answer span, laid out as :func:`oarl.lab.viz.attribution.encode_pairs` does. No oracle tokens: real text has
     none, so only agreement with exact OAR-P and cost are measured."""
     import json
 
-    from oarl.viz.attribution import encode_pairs
+    from oarl.lab.viz.attribution import encode_pairs
 
     with open(path) as f:
         rows = [json.loads(line) for line in f if line.strip()]
@@ -165,10 +165,10 @@ def run(args: argparse.Namespace) -> int:
     from transformers import AutoModelForCausalLM
 
     from oarl.core.scorers import SCORERS
-    from oarl.testbed import fidelity_study as fs
-    from oarl.testbed.demo import checkpoint_task, demo_warm_start
+    from oarl.lab.testbed import fidelity_study as fs
+    from oarl.lab.testbed.demo import checkpoint_task, demo_warm_start
+    from oarl.lab.viz.fidelity import fidelity_vs_cost, noise_curves
     from oarl.utils.checkpoint import load_tokenizer
-    from oarl.viz.fidelity import fidelity_vs_cost, noise_curves
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     console = Console() if sys.stdout.isatty() else Console(width=150)

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from oarl.cli._args import names, usage_error
-from oarl.models.registry import DEFAULT_MODEL
-from oarl.models.resolve import resolve_model
+from oarl.lab.models.registry import DEFAULT_MODEL
+from oarl.lab.models.resolve import resolve_model
 
 ARMS = {"grpo": "none", "oar-g": "gradient", "oar-p": "perturbation"}
 NO_GPU = (
@@ -86,7 +86,7 @@ def main(argv: list[str]) -> int:
     if not args.skip_precision:
         results["precision"] = precision_check(args)
         print(f"\n## bf16 vs float32 scores ({results['device']})\n")
-        from oarl.testbed.precision import format_fidelity
+        from oarl.lab.testbed.precision import format_fidelity
 
         print(format_fidelity(results["precision"]))
     if not (args.skip_train or args.cpu):
@@ -109,15 +109,15 @@ def device_name(cpu: bool) -> str:
 def scorer_rows(args, tokenizer) -> tuple[list[str], list[str]]:
     """Prompts (as the policy sees them) and completions whose reasoning ends in an answer span."""
     if args.data == "flag":
-        from oarl.testbed.tasks import flag
-        from oarl.testbed.tasks.flag_task import FlagTask
+        from oarl.lab.testbed.tasks import flag
+        from oarl.lab.testbed.tasks.flag_task import FlagTask
 
         info = json.loads((Path(args.model) / "oarl_warmstart.json").read_text())["task"]
         info.pop("task")
         problems = FlagTask(flag.FlagConfig(**info)).problems(args.rows, seed=555)
         return [p.prompt for p in problems], [p.completion for p in problems]
-    from oarl.math.data import load_gsm8k
-    from oarl.math.prompts import PromptTemplate, build_prompt, render_prompt
+    from oarl.lab.math.data import load_gsm8k
+    from oarl.lab.math.prompts import PromptTemplate, build_prompt, render_prompt
 
     ds = load_gsm8k("test", args.data_dir).select(range(args.rows))
     template = PromptTemplate()
@@ -131,8 +131,8 @@ def precision_check(args) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from oarl.testbed.oracle import text_batch
-    from oarl.testbed.precision import precision_fidelity
+    from oarl.lab.testbed.oracle import text_batch
+    from oarl.lab.testbed.precision import precision_fidelity
     from oarl.utils.checkpoint import load_tokenizer
 
     device = "cpu" if args.cpu else "cuda"
@@ -216,7 +216,7 @@ def train_arm(args, out: Path) -> int:
     from transformers import TrainerCallback
 
     from oarl.integrations.trl.trainer import OARConfig
-    from oarl.testbed.train import TaskArguments, build_trainer
+    from oarl.lab.testbed.train import TaskArguments, build_trainer
 
     class StepTimer(TrainerCallback):
         def __init__(self) -> None:

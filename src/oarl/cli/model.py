@@ -12,7 +12,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from oarl.models.registry import DEFAULT_MODEL
+    from oarl.lab.models.registry import DEFAULT_MODEL
 
     p = argparse.ArgumentParser(prog="oarl model", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="action", required=True)
@@ -27,12 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from oarl.models.registry import MODELS
-    from oarl.models.resolve import is_fetched, model_dir, resolve_model
+    from oarl.lab.models.registry import MODELS
+    from oarl.lab.models.resolve import is_fetched, model_dir, resolve_model
 
     try:
         if args.action == "fetch":
-            from oarl.models.fetch import fetch
+            from oarl.lab.models.fetch import fetch
 
             fetch(args.name, force=args.force, say=lambda m: print(f"oarl model fetch: {m}", flush=True))
         elif args.action == "list":

@@ -7,7 +7,7 @@ tokens), precision@k (k = the top ``--precision-frac`` of the reasoning tokens),
 half); mean and normal 95% interval over rows. The mask ablation re-runs OAR-P with other replacement
 tokens: ``pad`` (the default, never seen inside a sequence: out of distribution), a fixed token such as
 ``0``, or ``digits`` (the mean over the ten digits other than the token itself, see
-:func:`oarl.testbed.oracle.replacement_scores`). Prints tables and writes JSON.
+:func:`oarl.lab.testbed.oracle.replacement_scores`). Prints tables and writes JSON.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from oarl.cli._args import PROBE_CHOICES, names, parse_models, run_main
-from oarl.testbed.demo import checkpoint_task, demo_warm_start
+from oarl.lab.testbed.demo import checkpoint_task, demo_warm_start
 from oarl.utils.atomic import atomic_write_json
 
 DIGITS = [str(d) for d in range(10)]
@@ -70,8 +70,8 @@ def evaluate_model(path: str, args: argparse.Namespace, methods: list[str]) -> d
     import torch
     from transformers import AutoModelForCausalLM
 
-    from oarl.math.evaluation import generate_completions
-    from oarl.testbed import oracle
+    from oarl.lab.math.evaluation import generate_completions
+    from oarl.lab.testbed import oracle
     from oarl.utils.checkpoint import load_tokenizer
 
     t0 = time.perf_counter()

@@ -5,7 +5,7 @@ Each RUN_DIR is an ``oarl train`` folder (its ``metrics.jsonl``), an ``oarl demo
 and a study's conditions stay apart as ``<condition>/<arm>``), or one ``.jsonl`` file. Lines are labelled by
 run and method (``<run>/<method>``) when several folders are given, so equal method names of different runs
 stay apart; ``--merge`` pools them instead (mean over runs, band = min..max, e.g. for seeds in separate folders).
-Drawn by :func:`oarl.viz.plots.curves`, the code behind the demo's ``curves.png``.
+Drawn by :func:`oarl.lab.viz.plots.curves`, the code behind the demo's ``curves.png``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _study_label(record: dict, conditions: set[str]) -> str:
 def load_runs(paths: Sequence[str | Path], merge: bool = False) -> list[dict]:
     """Records of every run (:func:`metric_files`); labels get a ``<run>/`` prefix unless ``merge`` or a single
     run is given."""
-    from oarl.viz.plots import read_metrics
+    from oarl.lab.viz.plots import read_metrics
 
     paths = [Path(p) for p in paths]
     files = {p: metric_files(p) for p in paths}
@@ -76,7 +76,7 @@ def load_runs(paths: Sequence[str | Path], merge: bool = False) -> list[dict]:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from oarl.viz.plots import curves
+    from oarl.lab.viz.plots import curves
 
     out = Path(args.out)
     try:

@@ -25,8 +25,8 @@ DEFAULT_ARMS = "grpo,oar_g,oar_p,entropy,trl_entropy,random,oracle"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from oarl.testbed.settings import RLSettings
-    from oarl.testbed.tasks import TASKS, tasks_help
+    from oarl.lab.testbed.settings import RLSettings
+    from oarl.lab.testbed.tasks import TASKS, tasks_help
     from oarl.utils.threads import THREADS_HELP
 
     rl = RLSettings()
@@ -95,11 +95,11 @@ def main(argv: list[str]) -> int:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from oarl.testbed.experiment import get_arm
-    from oarl.testbed.report import markdown_table, summarize
-    from oarl.testbed.settings import canonical_key, with_overrides
-    from oarl.testbed.study import StudyPlan, condition_grid, run_study
-    from oarl.testbed.tasks import get_task_recipe
+    from oarl.lab.testbed.experiment import get_arm
+    from oarl.lab.testbed.report import markdown_table, summarize
+    from oarl.lab.testbed.settings import canonical_key, with_overrides
+    from oarl.lab.testbed.study import StudyPlan, condition_grid, run_study
+    from oarl.lab.testbed.tasks import get_task_recipe
     from oarl.utils.atomic import atomic_write_json, atomic_write_text
 
     recipe = get_task_recipe(args.task)
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(out / "table.md", table)
     print(table)
     if tested:
-        from oarl.testbed.contrasts import per_seed, write_contrasts
+        from oarl.lab.testbed.contrasts import per_seed, write_contrasts
 
         print(write_contrasts(out, per_seed(out, done), tested, refs, {a: get_arm(a).label for a in tested}))
     print(
@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _figures(results: dict, out: Path, sweep) -> None:
-    from oarl.viz.study import gap_plot, learning_curves, role_entropy_curves, sweep_heatmaps
+    from oarl.lab.viz.study import gap_plot, learning_curves, role_entropy_curves, sweep_heatmaps
 
     if not results["conditions"]:
         return

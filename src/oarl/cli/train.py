@@ -5,12 +5,12 @@ command-line flags override it. Tasks: the testbed's (``flag``, the study's task
 ``arith``, the original demo's, ``recipes/demo_arith.yaml``; ``wordop``), each from its recipe's warm start,
 ``gsm8k`` / ``math500`` (the local benchmark copies) and ``jsonl`` (any JSONL/Parquet file of questions and
 answers). Math tasks need ``model_path`` (a local model folder), are rewarded by
-:func:`oarl.math.rewards.make_math_reward` and are evaluated afterwards with ``oarl eval``. Runs under
+:func:`oarl.lab.math.rewards.make_math_reward` and are evaluated afterwards with ``oarl eval``. Runs under
 ``accelerate launch`` as they are (see ``recipes/``). ``--use_peft`` trains LoRA adapters (flags as in TRL's
 scripts, :mod:`oarl.integrations.trl.lora`); ``final`` then holds the merged model and ``final/adapter`` the
 adapters. SIGTERM stops after the current step with a checkpoint (exit code 143); ``--resume`` continues from
 the last complete checkpoint (see :mod:`oarl.integrations.trl.resume`). The trainer itself is built by
-:func:`oarl.testbed.train.build_trainer`.
+:func:`oarl.lab.testbed.train.build_trainer`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from oarl.cli._args import usage_error
-from oarl.models.resolve import resolve_model
-from oarl.testbed.train import TASKS, MetricsLog, TaskArguments, build_trainer
+from oarl.lab.models.resolve import resolve_model
+from oarl.lab.testbed.train import TASKS, MetricsLog, TaskArguments, build_trainer
 
 __all__ = ["TASKS", "MetricsLog", "TaskArguments", "build_trainer", "main", "resume_checkpoint", "run"]
 
@@ -48,7 +48,7 @@ def resume_checkpoint(task_args: TaskArguments, config) -> str | None:
     The metrics JSONL is trimmed back to that checkpoint's step, so the resumed run's lines continue it.
     """
     from oarl.integrations.trl.resume import checkpoint_step, last_checkpoint
-    from oarl.testbed.experiment import JsonlWriter
+    from oarl.lab.testbed.experiment import JsonlWriter
 
     ckpt = config.resume_from_checkpoint
     if task_args.resume and ckpt is None:

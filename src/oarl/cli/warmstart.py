@@ -4,7 +4,7 @@
 
 For each chatter level: the recipe's SFT warm start (1 torch thread: the shipped procedure), its held-out
 greedy and sampled accuracy (the study's 64 held-out problems x 4 samples), and with ``--ship`` a copy in
-``src/oarl/testbed/checkpoints/`` (what ``oarl demo`` and ``oarl study`` use before training anything).
+``src/oarl/lab/testbed/checkpoints/`` (what ``oarl demo`` and ``oarl study`` use before training anything).
 ``tests/test_warmstart.py`` fails when the task's data no longer matches a shipped checkpoint.
 
     oarl warmstart --task wordop --ship      # SmolLM2's LoRA adapter: what the shipped one was made with (2 threads, ~15 min)
@@ -13,7 +13,7 @@ greedy and sampled accuracy (the study's 64 held-out problems x 4 samples), and 
 ``--cache-dir``'s), measures the held-out gate (sampled at the RL temperature: format >= 0.95, execution given
 the chosen operation >= 0.90, right choice in [0.55, 0.75]) and with ``--ship`` copies
 adapter_model.safetensors, adapter_config.json and oarl_warmstart.json (task identity, data fingerprint, the
-gate's numbers) into ``src/oarl/testbed/checkpoints/``, refusing one that misses it. ``--time-bf16`` first times
+gate's numbers) into ``src/oarl/lab/testbed/checkpoints/``, refusing one that misses it. ``--time-bf16`` first times
 one forward + backward of a batch in float32 and under bfloat16 autocast.
 """
 
@@ -61,10 +61,10 @@ def main(argv: list[str]) -> int:
 def run(args: argparse.Namespace) -> int:
     from transformers import AutoModelForCausalLM
 
-    from oarl.testbed.evaluate import evaluate_policy
-    from oarl.testbed.tasks import get_task_recipe
-    from oarl.testbed.tasks.flag import CHATTER_LEVELS
-    from oarl.testbed.warmstart import SHIPPED_DIR, warm_start
+    from oarl.lab.testbed.evaluate import evaluate_policy
+    from oarl.lab.testbed.tasks import get_task_recipe
+    from oarl.lab.testbed.tasks.flag import CHATTER_LEVELS
+    from oarl.lab.testbed.warmstart import SHIPPED_DIR, warm_start
     from oarl.utils.checkpoint import load_tokenizer
     from oarl.utils.threads import set_threads
 
@@ -128,7 +128,7 @@ def run_lora(args: argparse.Namespace) -> int:
     """``--task wordop``: the LoRA SFT warm start of SmolLM2-135M on the word-problem task (module docstring)."""
     import torch
 
-    from oarl.testbed.lora_warmstart import (
+    from oarl.lab.testbed.lora_warmstart import (
         GATE,
         LoraSFTConfig,
         adapter_name,
@@ -139,8 +139,8 @@ def run_lora(args: argparse.Namespace) -> int:
         time_step,
         train_adapter,
     )
-    from oarl.testbed.tasks import get_task_recipe
-    from oarl.testbed.warmstart import SHIPPED_DIR
+    from oarl.lab.testbed.tasks import get_task_recipe
+    from oarl.lab.testbed.warmstart import SHIPPED_DIR
     from oarl.utils.threads import set_threads
 
     set_threads(args.threads)
@@ -169,7 +169,7 @@ def run_lora(args: argparse.Namespace) -> int:
 
     timing = {}
     if args.time_bf16:
-        from oarl.testbed.lora_warmstart import load_base
+        from oarl.lab.testbed.lora_warmstart import load_base
 
         base, tok = load_base(cfg.model)
         from peft import LoraConfig, get_peft_model
@@ -191,14 +191,14 @@ def run_lora(args: argparse.Namespace) -> int:
         del model, base
     if (out / "oarl_warmstart.json").exists():
         say(f"reusing {out}")
-        from oarl.testbed.lora_warmstart import load_warm_policy
+        from oarl.lab.testbed.lora_warmstart import load_warm_policy
 
         model, tok = load_warm_policy(out, merge=False)
         meta = json.loads((out / "oarl_warmstart.json").read_text())
     else:
         from transformers import AutoTokenizer
 
-        from oarl.models.resolve import resolve_model
+        from oarl.lab.models.resolve import resolve_model
 
         tok = AutoTokenizer.from_pretrained(resolve_model(cfg.model))
         start = time.perf_counter()

@@ -1,0 +1,9 @@
+"""Real pretrained models by short name: where they come from, how they are fetched, how a name resolves.
+
+This is I/O (package files, a cache folder), so it sits beside ``cli/``, never under ``core/``.
+"""
+
+from oarl.lab.models.registry import MODELS, ModelSpec
+from oarl.lab.models.resolve import ModelNotFetched, model_home, resolve_model
+
+__all__ = ["MODELS", "ModelSpec", "ModelNotFetched", "model_home", "resolve_model"]

@@ -1,0 +1,115 @@
+"""The word-problem task as a :class:`~oarl.lab.testbed.tasks.base.TestbedTask`: per-character roles of any
+completion (gold or model-written) and the decision an oracle arm weights (the operation word)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from oarl.lab.testbed.tasks import wordop
+from oarl.lab.testbed.tasks.registry import TaskRecipe, TaskSpec, register_task
+
+#: ``problems(n, seed)`` with ``seed >= HELD_OUT_SEED`` draws from the held-out split (the testbed's held-out
+#: sets use seeds 30_000 and 40_000; RL prompts 20_000 + seed, SFT rows 10_000), disjoint by construction.
+HELD_OUT_SEED = 30_000
+
+
+@dataclass(frozen=True)
+class WordOpTask:
+    """Decisions: the operation word after ``Operation:``; causal: it, the sign and the result it produces."""
+
+    config: wordop.WordOpConfig = field(default_factory=wordop.WordOpConfig)
+    name: str = "wordop"
+
+    def identity(self) -> dict[str, Any]:
+        return {"task": self.name, **asdict(self.config)}
+
+    def source_files(self) -> list[Path]:
+        return [Path(wordop.__file__), Path(__file__)]
+
+    def problems(self, n: int, seed: int) -> list[wordop.WordOpProblem]:
+        split = "test" if seed >= HELD_OUT_SEED else "train"
+        return wordop.generate_problems(n, replace(self.config, seed=self.config.seed + seed), split)
+
+    def sft_dataset(self, n: int, seed: int):
+        from datasets import Dataset
+
+        cfg = replace(self.config, seed=self.config.seed + seed)
+        probs = wordop.generate_problems(n, cfg, "train", for_sft=True)
+        return Dataset.from_dict(
+            {
+                "prompt": [p.prompt for p in probs],
+                "completion": [p.completion for p in probs],
+                "answer": [p.answer for p in probs],
+            }
+        )
+
+    def reward(self, prompts: list, completions: list, answer: list, **kwargs: Any) -> list[float]:
+        return wordop.wordop_reward(prompts, completions, answer)
+
+    def char_roles(self, prompt: str, completion: str) -> list[str]:
+        return char_roles(completion)
+
+    def decision_chars(self, prompt: str, completion: str) -> list[bool]:
+        marks = [False] * len(completion)
+        span = wordop.parse_completion(completion)["op_span"]
+        if span is not None:
+            for i in range(*span):
+                marks[i] = True
+        return marks
+
+
+def char_roles(completion: str) -> list[str]:
+    """One role per character: ``causal`` (operation word, sign, result), ``chatter`` (text between the
+    operation and the equation), ``answer`` (the value after ``The answer is``), else ``format``."""
+    roles = ["format"] * len(completion)
+    parsed = wordop.parse_completion(completion)
+    if parsed["op_span"] is not None:
+        s, e = parsed["op_span"]
+        roles[s:e] = ["causal"] * (e - s)
+        eq = parsed["eq"]
+        chatter_end = eq.start() if eq is not None else len(completion)
+        for i in range(e + 1, chatter_end):  # after the operation's "."
+            if not completion[i].isspace():
+                roles[i] = "chatter"
+        if eq is not None:
+            for g in (2, 4):
+                roles[eq.start(g) : eq.end(g)] = ["causal"] * (eq.end(g) - eq.start(g))
+    hit = wordop.find_answer(completion, wordop.ANSWER_FINDERS)
+    if hit is not None:
+        roles[hit[1] : hit[2]] = ["answer"] * (hit[2] - hit[1])
+    return roles
+
+
+def wordop_recipe() -> TaskRecipe:
+    """Defaults of a run on the word-problem task with SmolLM2-135M (the warm start is a LoRA adapter:
+    :mod:`oarl.lab.testbed.lora_warmstart`)."""
+    from oarl.lab.testbed.lora_warmstart import LoraSFTConfig, lora_warm_start
+    from oarl.lab.testbed.settings import RLSettings
+
+    # Fresh LoRA r 16 q/v on the merged warm policy, bf16 autocast; lr 5e-4: GRPO 0.67 -> 0.99 held-out sampled
+    # accuracy in 30 steps, one seed; 2e-3 collapsed (docs/real_model.md, "GRPO from it")
+    rl = RLSettings(
+        steps=30,
+        prompts_per_step=4,
+        num_generations=4,
+        learning_rate=5e-4,
+        eval_every=5,
+        max_completion_length=32,
+        eval_samples=4,
+        lora_rank=16,
+        bf16=True,
+    )
+    return TaskRecipe(wordop.WordOpConfig(), WordOpTask, LoraSFTConfig(), rl, warm=lora_warm_start)
+
+
+register_task(
+    TaskSpec(
+        "wordop",
+        "word problems whose words choose add or subtract (SmolLM2-135M + its shipped LoRA warm start)",
+        wordop.WordOpConfig,
+        WordOpTask,
+        wordop_recipe,
+    )
+)

@@ -1,9 +1,0 @@
-"""Real pretrained models by short name: where they come from, how they are fetched, how a name resolves.
-
-This is I/O (package files, a cache folder), so it sits beside ``cli/``, never under ``core/``.
-"""
-
-from oarl.models.registry import MODELS, ModelSpec
-from oarl.models.resolve import ModelNotFetched, model_home, resolve_model
-
-__all__ = ["MODELS", "ModelSpec", "ModelNotFetched", "model_home", "resolve_model"]
