@@ -108,7 +108,7 @@ def build() -> tuple:
     model.eval()
     probs = arith.generate_problems(4, arith.ArithConfig(seed=1))
     prompts, comps = [], []
-    for i, p in enumerate(probs):
+    for p in probs:
         reasoning, _, _ = p.completion.partition("ANSWER")
         wrong = f"{reasoning}ANSWER {p.answer + 1}"
         prompts += [p.prompt, p.prompt]
