@@ -22,8 +22,10 @@ import sys
 import torch
 
 from oarl.batch.credit import score_and_gate
-from oarl.batch.layout import encode_text_pairs
-from oarl.batch.reshape import OARSettings, oar_token_advantages
+from oarl.batch.reshape import oar_token_advantages
+from oarl.batch.rollout import Rollout
+from oarl.batch.rollout_layout import encode_text_pairs
+from oarl.batch.settings import OARSettings
 from oarl.batch.step import OARStep
 from oarl.core.scorers import SCORERS
 from oarl.lab.testbed.tasks import arith
@@ -34,66 +36,52 @@ OPTIONS = {"resample": {"k": 2, "max_new_tokens": 6}, "info_gain": {"max_copies"
 
 
 # ---------------------------------------------------------------- adapters: the only code that calls the step API
+# Written for the API of commit "Rollout / OARSettings" (issue 33); the snapshot in /work/notes/snapshot_before.pt
+# was taken with the adapters of the commit before it (method strings, positional tensors).
 
 
 def methods() -> list[str]:
-    """Every method the snapshot runs (plain GRPO included)."""
+    """Every method the snapshot runs (plain GRPO, a registered scorer since issue 33, first)."""
     return ["none", *[m for m in SCORERS if m != "none"]]
 
 
-def make_settings(method: str, mask_token_id: int) -> OARSettings:
-    return OARSettings(
-        method=method, noise_std=0.1, mask_token_id=mask_token_id, scorer_options=OPTIONS.get(method)
-    )
+def make_settings(method: str, mask_token_id: int, **kw) -> OARSettings:
+    options = OPTIONS.get(method)
+    return OARSettings(method=method, noise_std=0.1, mask_token_id=mask_token_id, scorer_options=options, **kw)
 
 
 def run_score_and_gate(model, layout, method, settings, gen, oracle, reward_fn, start):
-    """``Credit`` of ``method`` on ``layout`` (None where the API has no such scorer)."""
-    if method == "none":
-        return None
+    """``Credit`` of ``method`` on ``layout``."""
     return score_and_gate(
-        model,
-        layout,
-        method,
-        settings.resolved_options(),
-        tau=settings.tau,
-        beta=settings.beta,
-        floor=settings.floor,
-        generator=gen,
-        oracle_mask=oracle,
+        model, layout, settings, generator=gen, oracle_mask=oracle, reward_fn=reward_fn, start=start
+    )
+
+
+def rollout_of(b: dict, advantages, reward_fn, **kw) -> Rollout:
+    return Rollout(
+        b["prompt_ids"],
+        b["prompt_mask"],
+        b["completion_ids"],
+        b["completion_mask"],
+        advantages,
+        rewards=b["rewards"],
+        loss_mask=b["loss_mask"],
         reward_fn=reward_fn,
-        start=start,
+        **kw,
     )
 
 
 def run_reshape(model, tok, b, settings, gen, reward_fn):
     """``OARBatchResult`` of ``oar_token_advantages`` on the batch (zero-advantage rows skipped)."""
-    adv = b["advantages_nan"]
-    return oar_token_advantages(
-        model,
-        tok,
-        b["prompt_ids"],
-        b["prompt_mask"],
-        b["completion_ids"],
-        b["completion_mask"],
-        adv,
-        settings,
-        skip_rows=adv == 0,
-        generator=gen,
-        oracle_mask=b["oracle"],
-        group_ids=b["group_ids"],
-        rewards=b["rewards"],
-        reward_fn=reward_fn,
-        loss_mask=b["loss_mask"],
-    )
+    rollout = rollout_of(b, b["advantages_nan"], reward_fn, group_ids=b["group_ids"], oracle_labels=b["oracle"])
+    return oar_token_advantages(model, tok, rollout, settings, gen)
 
 
 def run_step(model, tok, b, method, mask_token_id, labeler, reward_fn):
     """Two ``OARStep`` calls with a one-step probe warm-up: ``[(adv, metrics), (adv, metrics)]``."""
-    step = OARStep(make_settings(method, mask_token_id), seed=0, probe_warmup_steps=1, token_labeler=labeler)
-    ids = (b["prompt_ids"], b["prompt_mask"], b["completion_ids"], b["completion_mask"], b["advantages"])
-    kw = dict(rewards=b["rewards"], num_generations=2, reward_fn=reward_fn, loss_mask=b["loss_mask"])
-    return [step(model, tok, *ids, **kw) for _ in range(2)]
+    step = OARStep(make_settings(method, mask_token_id, probe_warmup_steps=1), seed=0, token_labeler=labeler)
+    rollout = rollout_of(b, b["advantages"], reward_fn, num_generations=2)
+    return [step(model, tok, rollout) for _ in range(2)]
 
 
 # ---------------------------------------------------------------- the fixed batch

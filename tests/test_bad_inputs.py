@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import tiny_lm
 
-from oarl.batch.reshape import OARSettings, oar_token_advantages
+from oarl.batch.reshape import oar_token_advantages
+from oarl.batch.settings import OARSettings
 from oarl.batch.spans import completion_span_masks
 from oarl.lab.math.data import DataError, load_records
 

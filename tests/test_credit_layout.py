@@ -1,4 +1,4 @@
-"""One layout builder and one score-and-gate (``oarl.batch.layout``, ``oarl.batch.credit``): bit-identical to
+"""One layout builder and one score-and-gate (``oarl.batch.rollout_layout``, ``oarl.batch.credit``): bit-identical to
 slow references written out as the trainer, the testbed and the viewer wrote them before they shared them."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from oarl.batch.credit import gate_scores, score_and_gate
-from oarl.batch.layout import encode_text_pairs
-from oarl.batch.reshape import OARSettings, oar_token_advantages
+from oarl.batch.reshape import oar_token_advantages
+from oarl.batch.rollout_layout import encode_text_pairs
+from oarl.batch.settings import OARSettings
 from oarl.batch.spans import completion_span_masks, trained_spans
 from oarl.core.gating import bilevel_weights
 from oarl.core.layout import Layout

@@ -10,7 +10,8 @@ from test_bad_inputs import PieceTokenizer, batch
 from test_trainer import COMMON, make_trainer, task  # noqa: F401  (task is a fixture)
 
 import oarl.batch.step as step_module
-from oarl.batch.reshape import OARSettings, oar_token_advantages
+from oarl.batch.reshape import oar_token_advantages
+from oarl.batch.settings import OARSettings
 from oarl.core.layout import Layout
 from oarl.core.scorers import ScorerSpec, register_scorer, unregister_scorer
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer

@@ -8,7 +8,8 @@ import torch
 from conftest import tiny_lm
 from test_bad_inputs import PieceTokenizer, batch
 
-from oarl.batch.reshape import OARSettings, oar_token_advantages
+from oarl.batch.reshape import oar_token_advantages
+from oarl.batch.settings import OARSettings
 from oarl.batch.spans import completion_span_masks
 from oarl.core.layout import Layout
 from oarl.core.scorers import ScorerSpec, get_scorer, register_scorer, unregister_scorer

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oarl.batch.credit import gate_scores
-from oarl.batch.reshape import OARSettings, finite_advantages, oar_token_advantages
+from oarl.batch.reshape import finite_advantages, oar_token_advantages
+from oarl.batch.settings import OARSettings
 from oarl.core.gating import bilevel_weights
 from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, gradient_scores, perturbation_scores

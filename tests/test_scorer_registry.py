@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import layout, tiny_lm
 
-from oarl.batch.reshape import OARSettings
+from oarl.batch.settings import OARSettings
 from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, get_scorer, model_free_scorers, shared_options, upcast_scorers
 

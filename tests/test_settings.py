@@ -11,7 +11,7 @@ from dataclasses import asdict, fields
 import pytest
 import yaml
 
-from oarl.batch.reshape import OARSettings
+from oarl.batch.settings import OARSettings
 from oarl.batch.step import OARStep
 from oarl.integrations.trl.trainer import OARConfig
 from oarl.lab.testbed.settings import OAR_KEYS, RLSettings, canonical_key, with_overrides
