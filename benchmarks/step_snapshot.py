@@ -47,7 +47,9 @@ def methods() -> list[str]:
 
 def make_settings(method: str, mask_token_id: int, **kw) -> OARSettings:
     options = OPTIONS.get(method)
-    return OARSettings(method=method, noise_std=0.1, mask_token_id=mask_token_id, scorer_options=options, **kw)
+    return OARSettings(
+        method=method, noise_std=0.1, mask_token_id=mask_token_id, scorer_options=options, **kw
+    )
 
 
 def run_score_and_gate(model, layout, method, settings, gen, oracle, reward_fn, start):
@@ -73,7 +75,9 @@ def rollout_of(b: dict, advantages, reward_fn, **kw) -> Rollout:
 
 def run_reshape(model, tok, b, settings, gen, reward_fn):
     """``OARBatchResult`` of ``oar_token_advantages`` on the batch (zero-advantage rows skipped)."""
-    rollout = rollout_of(b, b["advantages_nan"], reward_fn, group_ids=b["group_ids"], oracle_labels=b["oracle"])
+    rollout = rollout_of(
+        b, b["advantages_nan"], reward_fn, group_ids=b["group_ids"], oracle_labels=b["oracle"]
+    )
     return oar_token_advantages(model, tok, rollout, settings, gen)
 
 

@@ -12,8 +12,8 @@ from conftest import single_thread
 from test_trainer import COMMON, make_trainer, task  # noqa: F401  (task is a fixture)
 from trl import GRPOTrainer
 
-from oarl.batch.settings import OARSettings
 from oarl.batch.rollout import Rollout
+from oarl.batch.settings import OARSettings
 from oarl.batch.step import OARStep
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer, config_settings
 

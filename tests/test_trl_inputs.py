@@ -77,7 +77,7 @@ def test_env_mask_tokens_are_never_scored_nor_the_answer_and_weights_keep_the_tr
 
     def spy(*args, **kwargs):
         res = real(*args, **kwargs)
-        seen.update(completion_mask=args[5], loss_mask=kwargs["loss_mask"], res=res)
+        seen.update(completion_mask=args[2].completion_mask, loss_mask=args[2].loss_mask, res=res)
         return res
 
     monkeypatch.setattr(step_module, "oar_token_advantages", spy)

@@ -188,7 +188,14 @@ def oar_token_advantages(
         row_fn = None if reward_fn is None else partial(_batch_row_reward, reward_fn, context.tolist())
         # the context rows of group scorers are read, not scored; the gate runs over the completion columns
         credit = score_and_gate(
-            model, layout, settings, generator=generator, oracle_mask=oracle, reward_fn=row_fn, rows=own, start=P
+            model,
+            layout,
+            settings,
+            generator=generator,
+            oracle_mask=oracle,
+            reward_fn=row_fn,
+            rows=own,
+            start=P,
         )
         w, bad = credit.weights, credit.nonfinite
         weights[rows] = w.to(weights.dtype)

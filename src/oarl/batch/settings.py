@@ -80,7 +80,9 @@ class OARSettings:
     noise_std: float | None = _knob(
         None, "embedding noise std >= 0 of the scorers that take noise_std (OAR-G); default: theirs"
     )
-    mask_token_id: int | None = _knob(None, "OAR-P replacement token id; default: the scorer's (the pad token)")
+    mask_token_id: int | None = _knob(
+        None, "OAR-P replacement token id; default: the scorer's (the pad token)"
+    )
     max_batch_tokens: int | None = _knob(
         None,
         "masking scorers (OAR-P): recomputed tokens per forward (memory bound; raise on GPUs); default: the "
@@ -105,7 +107,9 @@ class OARSettings:
             raise ValueError(f"unknown OAR method {self.method!r}; expected one of {methods()}")
         check_probe(self.probe)
         if not (isinstance(self.probe_warmup_steps, int) and self.probe_warmup_steps >= 0):
-            raise ValueError(f"probe_warmup_steps must be a whole number >= 0, got {self.probe_warmup_steps!r}")
+            raise ValueError(
+                f"probe_warmup_steps must be a whole number >= 0, got {self.probe_warmup_steps!r}"
+            )
         check_gate_params(self.tau, self.beta, self.floor)
         if self.noise_std is not None and not self.noise_std >= 0:
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")

@@ -76,7 +76,9 @@ class ScorerSpec:
     def __post_init__(self) -> None:
         unknown = set(self.needs) - set(NEEDS)
         if self.uniform and (self.needs or self.cost != "none"):
-            raise ValueError(f"scorer {self.name!r}: a uniform scorer reads nothing (needs empty, cost 'none')")
+            raise ValueError(
+                f"scorer {self.name!r}: a uniform scorer reads nothing (needs empty, cost 'none')"
+            )
         if unknown or self.status not in STATUSES or self.cost not in COSTS:
             raise ValueError(
                 f"scorer {self.name!r}: needs {sorted(unknown)} not in {list(NEEDS)}, or status {self.status!r} "

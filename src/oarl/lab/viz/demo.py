@@ -39,7 +39,13 @@ def attribution_strip(ckpt: str | Path, task: Any, rl: Any, path: Path) -> None:
     ]
     layout = Layout(*(batch[k] for k in LAYOUT_KEYS))
     oar = rl.oar
-    shared = {"probe": oar.probe, "noise_std": oar.noise_std, "tau": oar.tau, "beta": oar.beta, "floor": oar.floor}
+    shared = {
+        "probe": oar.probe,
+        "noise_std": oar.noise_std,
+        "tau": oar.tau,
+        "beta": oar.beta,
+        "floor": oar.floor,
+    }
     weights = {}
     for m in ("perturbation", "gradient", "entropy", "random"):
         settings = OARSettings(method=m, **shared)
