@@ -1,8 +1,9 @@
 """GRPO with OAR token advantages in one file, without TRL's trainer (cleanRL style).
 
 Each step samples ``--prompts`` flag-task problems and ``--generations`` completions of each from the policy,
-rewards them, group-normalises the rewards into ``A[B]``, lets :class:`oarl.batch.step.OARStep` reshape them
-into ``A_t[B, T]`` and takes ``--update-epochs`` optimizer steps on the clipped per-token surrogate (ratio per
+rewards them, group-normalises the rewards into the ``A[B]`` of its :class:`oarl.batch.rollout.Rollout`, hands that
+rollout as it is to :class:`oarl.batch.step.OARStep` (which reshapes ``A`` into ``A_t[B, T]``) and takes
+``--update-epochs`` optimizer steps on the clipped per-token surrogate (ratio per
 token, ``--clip-eps`` 0.2; summed over completion tokens and divided by their count, as TRL's default loss).
 It starts from the shipped flag warm start (``src/oarl/lab/testbed/checkpoints/``). The OAR step is the only oarl
 object the loop needs; a verl or OpenRLHF integration would call it the same way (docs/architecture.md). It

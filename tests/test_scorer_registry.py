@@ -118,7 +118,9 @@ def test_no_method_name_is_special_cased_outside_the_registry():
     from pathlib import Path
 
     src = Path(__file__).resolve().parents[1] / "src" / "oarl"
-    pattern = re.compile(r"""(method|oar_method)\w*\s*[!=]=\s*["']none["']|["']none["']\s*[!=]=\s*\w*method""")
+    pattern = re.compile(
+        r"""(method|oar_method)\w*\s*[!=]=\s*["']none["']|["']none["']\s*[!=]=\s*\w*method"""
+    )
     hits = [
         f"{p.relative_to(src)}:{i}"
         for p in src.rglob("*.py")
