@@ -45,7 +45,7 @@ def test_oar_config_fields_are_the_settings_field_for_field_and_default_for_defa
     for name, f in expected.items():
         assert config[name].default == f.default, name
         if f.name not in RENAMED:  # help written once, next to the OARSettings field
-            assert config[name].metadata["help"] == f.metadata["help"], name
+            assert config[name].metadata.get("help") == f.metadata.get("help"), name
 
 
 def test_every_oar_setting_reaches_the_settings_the_trainer_builds(tmp_path):
