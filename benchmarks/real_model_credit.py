@@ -7,7 +7,7 @@ with ``--max-new-tokens`` (the two-shot prompt of :mod:`oarl.lab.math.easy_arith
 span and at least ``--min-steps`` reasoning steps, at most ``--max-rows``. When fewer than ``--min-rows`` are
 found, the next held-out problems (pass rate not measured) are sampled too, ``--widen`` at a time.
 
-Steps: runs of reasoning tokens ending at a newline token of the tokenizer (:func:`oarl.batch.steps.step_token_ids`);
+Steps: runs of reasoning tokens ending at a newline token of the tokenizer (:func:`oarl.lab.bench.step_ends.step_token_ids`);
 with ``--steps auto``, sentence ends (``.``, ``!``, ``?``) too when fewer than half of the candidate rows have
 two newline steps.
 
@@ -42,12 +42,12 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
-from oarl.batch.layout import encode_text_pairs
-from oarl.batch.steps import SENTENCE_ENDS, step_token_ids
+from oarl.batch.rollout_layout import encode_text_pairs
 from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer
 from oarl.core.scorers.information.info_gain import cut_points
 from oarl.core.scorers.resampling.resample import own_rewards, resample_credit, resample_values
+from oarl.lab.bench.step_ends import SENTENCE_ENDS, step_token_ids
 from oarl.lab.math.easy_arith import INSTRUCTION, SYSTEM_PROMPT
 from oarl.lab.math.evaluation import sample_completions
 from oarl.lab.math.prompts import PromptTemplate, build_prompt, render_prompt

@@ -47,10 +47,11 @@ from pathlib import Path
 import torch
 
 from oarl.batch.credit import score_and_gate
-from oarl.batch.layout import encode_text_pairs
+from oarl.batch.rollout_layout import encode_text_pairs
+from oarl.batch.settings import OARSettings
 from oarl.core.diagnostics import oracle_recall
 from oarl.core.layout import Layout
-from oarl.core.scorers import SCORERS, get_scorer, shared_options
+from oarl.core.scorers import SCORERS, get_scorer
 from oarl.lab.math.evaluation import generate_completions
 from oarl.lab.testbed.experiment import load_policy
 from oarl.lab.testbed.fidelity import row_fidelity, summarize
@@ -184,26 +185,32 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
         if method == "resample":  # the first rows only (k continuations from every prefix or step)
             few = keep & (keep.cumsum(0) <= a.resample_rows)
             lay = layout.replace(reasoning_mask=rm & few[:, None], answer_mask=an & few[:, None])
-        opts = shared_options(method, probe=rl.oar.probe, noise_std=rl.oar.noise_std)
+        own: dict = {}
         if method == "resample":
-            opts |= {
+            own = {
                 "k": a.k,
                 "max_new_tokens": rl.max_completion_length,
                 "eos_token_id": tok.eos_token_id,
                 "temperature": rl.temperature,
             }
         if name == "resample_step":
-            opts["step_token_ids"] = (tok.convert_tokens_to_ids(";"),)
+            own["step_token_ids"] = (tok.convert_tokens_to_ids(";"),)
+        oar = rl.oar
+        settings = OARSettings(
+            method=method,
+            probe=oar.probe,
+            noise_std=oar.noise_std,
+            tau=oar.tau,
+            beta=oar.beta,
+            floor=oar.floor,
+            scorer_options=own or None,
+        )
         with token_passes(model) as passes:
             t0 = time.perf_counter()
             credit = score_and_gate(
                 model,
                 lay,
-                method,
-                opts,
-                tau=rl.oar.tau,
-                beta=rl.oar.beta,
-                floor=rl.oar.floor,
+                settings,
                 generator=torch.Generator().manual_seed(0),
                 oracle_mask=decision,  # read by the ceiling arm (oracle) only: the decision tokens
                 reward_fn=reward_fn,
@@ -230,7 +237,11 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
             fid = {"vs_exact_oar_p": fidelity(scores, reference, mask)}
             if "randomness" in SCORERS[method].needs:  # a second draw: the scorer's own noise
                 again = get_scorer(method)(
-                    model, lay, generator=torch.Generator().manual_seed(1), reward_fn=reward_fn, **opts
+                    model,
+                    lay,
+                    generator=torch.Generator().manual_seed(1),
+                    reward_fn=reward_fn,
+                    **settings.resolved_options(),
                 )
                 fid["vs_itself_seed1"] = fidelity(again, scores, mask)
             out["scorers"][name]["fidelity"] = fid

@@ -1,8 +1,9 @@
 """GRPO with OAR token advantages in one file, without TRL's trainer (cleanRL style).
 
 Each step samples ``--prompts`` flag-task problems and ``--generations`` completions of each from the policy,
-rewards them, group-normalises the rewards into ``A[B]``, lets :class:`oarl.batch.step.OARStep` reshape them
-into ``A_t[B, T]`` and takes ``--update-epochs`` optimizer steps on the clipped per-token surrogate (ratio per
+rewards them, group-normalises the rewards into the ``A[B]`` of its :class:`oarl.batch.rollout.Rollout`, hands that
+rollout as it is to :class:`oarl.batch.step.OARStep` (which reshapes ``A`` into ``A_t[B, T]``) and takes
+``--update-epochs`` optimizer steps on the clipped per-token surrogate (ratio per
 token, ``--clip-eps`` 0.2; summed over completion tokens and divided by their count, as TRL's default loss).
 It starts from the shipped flag warm start (``src/oarl/lab/testbed/checkpoints/``). The OAR step is the only oarl
 object the loop needs; a verl or OpenRLHF integration would call it the same way (docs/architecture.md). It
@@ -15,30 +16,20 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from transformers import AutoModelForCausalLM
 
-from oarl.batch.reshape import OARSettings, methods
+from oarl.batch.rollout import Rollout
+from oarl.batch.settings import OARSettings, methods
 from oarl.batch.step import OARStep
 from oarl.lab.math.evaluation import accuracy
 from oarl.lab.testbed.tasks import get_task_recipe
 from oarl.lab.testbed.warmstart import find_warm_start
 from oarl.utils.checkpoint import load_tokenizer
-
-
-@dataclass
-class Rollout:
-    """One generation batch of ``B = prompts * generations`` rows, each prompt's completions consecutive."""
-
-    prompt_ids: Tensor  # [B, P], left-padded
-    prompt_mask: Tensor  # [B, P]
-    completion_ids: Tensor  # [B, T], right-padded
-    completion_mask: Tensor  # [B, T], 1 up to and including the first EOS
-    rewards: Tensor  # [B]
 
 
 def load_policy(chatter: str = "none", cache_dir: str = "runs/cache") -> tuple[nn.Module, Any, Any]:
@@ -62,7 +53,8 @@ def completion_mask(completion_ids: Tensor, eos_id: int) -> Tensor:
 
 @torch.no_grad()
 def rollout(model: nn.Module, tok, task, problems: list, args: argparse.Namespace) -> Rollout:
-    """Sample ``--generations`` completions per problem and reward them (``task.reward``: 1.0 right, else 0)."""
+    """Sample ``--generations`` completions per problem (each prompt's consecutive), reward them (``task.reward``:
+    1.0 right, else 0) and group-normalise the rewards into the rollout's advantages."""
     prompts = [p.prompt for p in problems for _ in range(args.generations)]
     answers = [p.answer for p in problems for _ in range(args.generations)]
     enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
@@ -73,22 +65,16 @@ def rollout(model: nn.Module, tok, task, problems: list, args: argparse.Namespac
     mask = completion_mask(comp, tok.eos_token_id)
     texts = tok.batch_decode(comp.masked_fill(mask == 0, tok.pad_token_id), skip_special_tokens=True)
     rewards = torch.tensor(task.reward(prompts, texts, answer=answers), dtype=torch.float32)
-    return Rollout(enc.input_ids, enc.attention_mask, comp, mask, rewards)
+    adv = group_advantages(rewards, args.generations)
+    return Rollout(
+        enc.input_ids, enc.attention_mask, comp, mask, adv, rewards=rewards, num_generations=args.generations
+    )
 
 
 def group_advantages(rewards: Tensor, generations: int) -> Tensor:
     """``A[B] = (r - mean_group) / (std_group + 1e-4)`` (unbiased std), as TRL's ``scale_rewards="group"``."""
     r = rewards.view(-1, generations)
     return ((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-4)).flatten()
-
-
-def token_advantages(
-    step: OARStep, model: nn.Module, tok, batch: Rollout, generations: int
-) -> tuple[Tensor, dict[str, float]]:
-    """``A_t[B, T]`` and the ``oar/*`` metrics: group-normalise, then the OAR step (the only OAR call)."""
-    adv = group_advantages(batch.rewards, generations)
-    ids = (batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask)
-    return step(model, tok, *ids, adv, rewards=batch.rewards, num_generations=generations)
 
 
 def per_token_logps(model: nn.Module, batch: Rollout, temperature: float) -> Tensor:
@@ -138,7 +124,7 @@ def train(args: argparse.Namespace) -> list[dict[str, float]]:
     for i in range(args.steps):
         start = time.perf_counter()
         batch = rollout(model, tok, task, problems[i * args.prompts : (i + 1) * args.prompts], args)
-        token_adv, metrics = token_advantages(step, model, tok, batch, args.generations)
+        token_adv, metrics = step(model, tok, batch)  # the OAR step: the loop's only oarl call
         model.train()
         old_logps = None
         for _ in range(args.update_epochs):

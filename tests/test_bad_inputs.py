@@ -8,7 +8,9 @@ import pytest
 import torch
 from conftest import tiny_lm
 
-from oarl.batch.reshape import OARSettings, oar_token_advantages
+from oarl.batch.reshape import oar_token_advantages
+from oarl.batch.rollout import Rollout
+from oarl.batch.settings import OARSettings
 from oarl.batch.spans import completion_span_masks
 from oarl.lab.math.data import DataError, load_records
 
@@ -89,7 +91,7 @@ def test_odd_completions_fall_back_to_uniform_weights_and_are_counted(method):
     pids, pmask, cids, cmask = batch(list(COMPLETIONS.values()))
     adv = torch.linspace(-1.0, 1.0, len(names))
     res = oar_token_advantages(
-        tiny_lm(), PieceTokenizer(), pids, pmask, cids, cmask, adv, OARSettings(method=method)
+        tiny_lm(), PieceTokenizer(), Rollout(pids, pmask, cids, cmask, adv), OARSettings(method=method)
     )
     row = {n: i for i, n in enumerate(names)}
     assert torch.isfinite(res.advantages).all()
@@ -116,7 +118,7 @@ def test_rows_longer_than_the_context_are_not_scored():
     model.config.max_position_embeddings = 6
     pids, pmask, cids, cmask = batch([[4, 5, 7], [1, 2, 3, 4, 5, 6, 7]])  # 3 + 3 fits, 3 + 7 does not
     res = oar_token_advantages(
-        model, PieceTokenizer(), pids, pmask, cids, cmask, torch.tensor([1.0, -1.0]), OARSettings()
+        model, PieceTokenizer(), Rollout(pids, pmask, cids, cmask, torch.tensor([1.0, -1.0])), OARSettings()
     )
     assert res.too_long.tolist() == [False, True] and res.scored.tolist() == [True, False]
     # Bit-exact: an unscored row's weights are written as ones.
@@ -185,7 +187,9 @@ def test_scorer_options_reach_the_scorer_and_named_settings_are_set_once():
     try:
         pids, pmask, cids, cmask = batch([COMPLETIONS["normal"]])
         settings = OARSettings(method="_spy", probe="lt_logits", scorer_options={"window": 4})
-        oar_token_advantages(tiny_lm(), PieceTokenizer(), pids, pmask, cids, cmask, torch.ones(1), settings)
+        oar_token_advantages(
+            tiny_lm(), PieceTokenizer(), Rollout(pids, pmask, cids, cmask, torch.ones(1)), settings
+        )
         assert seen == {"window": 4, "probe": "lt_logits"}
         with pytest.raises(ValueError, match=r"\['probe'\] are also named settings"):
             OARSettings(method="_spy", scorer_options={"probe": "lt_logits"})
@@ -204,7 +208,7 @@ def test_oar_scorer_options_json_string(tmp_path):
     args = OARConfig(
         output_dir=str(tmp_path), oar_method="perturbation_span", oar_scorer_options='{"window": 8}', **CPU
     )
-    assert args.oar_settings(None).scorer_options == {"window": 8}
+    assert args.oar_scorer_options == {"window": 8}
     with pytest.raises(ValueError, match="not valid JSON"):
         OARConfig(output_dir=str(tmp_path), oar_scorer_options="{window", **CPU)
 
@@ -215,10 +219,10 @@ def test_plain_grpo_counts_answerless_rows_like_every_arm():
     pids, pmask, cids, cmask = batch(list(COMPLETIONS.values()))
     adv = torch.linspace(-1.0, 1.0, len(names))
     grpo = oar_token_advantages(
-        tiny_lm(), PieceTokenizer(), pids, pmask, cids, cmask, adv, OARSettings(method="none")
+        tiny_lm(), PieceTokenizer(), Rollout(pids, pmask, cids, cmask, adv), OARSettings(method="none")
     )
     oar = oar_token_advantages(
-        tiny_lm(), PieceTokenizer(), pids, pmask, cids, cmask, adv, OARSettings(method="entropy")
+        tiny_lm(), PieceTokenizer(), Rollout(pids, pmask, cids, cmask, adv), OARSettings(method="entropy")
     )
     assert grpo.no_span.tolist() == oar.no_span.tolist() == [n in ("empty", "no span") for n in names]
     assert grpo.no_reasoning.tolist() == oar.no_reasoning.tolist()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from oarl.batch.layout import encode_text_pairs
+from oarl.batch.rollout_layout import encode_text_pairs
 from oarl.core.scorers import get_scorer
 from oarl.lab.testbed.fidelity import summarize
 from oarl.lab.testbed.tasks import arith

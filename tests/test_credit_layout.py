@@ -1,4 +1,4 @@
-"""One layout builder and one score-and-gate (``oarl.batch.layout``, ``oarl.batch.credit``): bit-identical to
+"""One layout builder and one score-and-gate (``oarl.batch.rollout_layout``, ``oarl.batch.credit``): bit-identical to
 slow references written out as the trainer, the testbed and the viewer wrote them before they shared them."""
 
 from __future__ import annotations
@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from oarl.batch.credit import gate_scores, score_and_gate
-from oarl.batch.layout import encode_text_pairs
-from oarl.batch.reshape import OARSettings, oar_token_advantages
+from oarl.batch.reshape import oar_token_advantages
+from oarl.batch.rollout import Rollout
+from oarl.batch.rollout_layout import encode_text_pairs
+from oarl.batch.settings import OARSettings
 from oarl.batch.spans import completion_span_masks, trained_spans
 from oarl.core.gating import bilevel_weights
 from oarl.core.layout import Layout
@@ -82,18 +84,8 @@ def test_the_trainer_gate_equals_the_written_out_path(pairs):
     adv = torch.tensor([1.0, -0.5, 0.3, 0.0, 0.7, -1.0])
     for method in ("gradient", "perturbation", "entropy", "random"):
         settings = OARSettings(method=method, tau=0.3, floor=0.15)
-        res = oar_token_advantages(
-            model,
-            tok,
-            p["input_ids"],
-            p["attention_mask"],
-            c["input_ids"],
-            c["attention_mask"],
-            adv,
-            settings,
-            skip_rows=adv == 0,
-            generator=torch.Generator().manual_seed(5),
-        )
+        rollout = Rollout(p["input_ids"], p["attention_mask"], c["input_ids"], c["attention_mask"], adv)
+        res = oar_token_advantages(model, tok, rollout, settings, torch.Generator().manual_seed(5))
         spans = trained_spans(
             completion_span_masks(tok, c["input_ids"], c["attention_mask"]), c["attention_mask"]
         )
@@ -128,9 +120,8 @@ def test_the_viewer_and_the_testbed_gate_equal_the_written_out_path(pairs):
         scores = get_scorer(method)(model, *four, generator=torch.Generator().manual_seed(3), **opts).float()
         assert torch.equal(r.scores, scores), method
         assert torch.equal(r.weights, bilevel_weights(scores, batch["reasoning_mask"], **gate)), method
-        credit = score_and_gate(
-            model, Layout(*four), method, opts, generator=torch.Generator().manual_seed(3), **gate
-        )
+        settings = OARSettings(method=method, probe="as_joint", **gate)
+        credit = score_and_gate(model, Layout(*four), settings, generator=torch.Generator().manual_seed(3))
         assert torch.equal(credit.weights, r.weights) and not credit.nonfinite.any()
     # the viewer's oracle tokens come from the same encoding as its layout (no second builder to disagree)
     att = attribute(model, tok, prompts, comps, ["random"], oracle=True)

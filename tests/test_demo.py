@@ -55,7 +55,7 @@ def test_attribution_strip_gates_with_every_gate_setting(tmp_path, monkeypatch):
     rl = replace(rl, oar=replace(rl.oar, tau=0.3, beta=1.5, floor=0.25))
     seen = []
     real = credit.score_and_gate
-    monkeypatch.setattr(credit, "score_and_gate", lambda *a, **k: seen.append(k) or real(*a, **k))
+    monkeypatch.setattr(credit, "score_and_gate", lambda *a, **k: seen.append(a[2]) or real(*a, **k))
     monkeypatch.setattr(plots, "attribution_strip", lambda *a, **k: None)
     attribution_strip(warm_start(task, ws, str(tmp_path)), task, rl, tmp_path / "a.png")
-    assert seen and all((k["tau"], k["beta"], k["floor"]) == (0.3, 1.5, 0.25) for k in seen)
+    assert seen and all((s.tau, s.beta, s.floor) == (0.3, 1.5, 0.25) for s in seen)

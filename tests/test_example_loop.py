@@ -14,8 +14,9 @@ from conftest import single_thread
 from test_oar_step import train_and_capture
 from test_trainer import COMMON, make_trainer, task  # noqa: F401  (task is a fixture)
 
+from oarl.batch.rollout import Rollout
 from oarl.batch.step import OARStep
-from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
+from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer, config_settings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "grpo_oar.py"
 
@@ -43,12 +44,18 @@ def test_the_loop_gives_the_trainers_advantages_on_its_batch(loop, task, tmp_pat
         loop.completion_mask(b["completion_ids"], tok.eos_token_id), b["completion_mask"].int()
     )
     torch.testing.assert_close(loop.group_advantages(seen["rewards"], G), b["advantages"])
-    batch = loop.Rollout(
-        b["prompt_ids"], b["prompt_mask"], b["completion_ids"], b["completion_mask"], seen["rewards"]
-    )
-    step = OARStep(args.oar_settings(trainer._oar_mask_token_id), seed=args.seed)
+    batch = Rollout(
+        b["prompt_ids"],
+        b["prompt_mask"],
+        b["completion_ids"],
+        b["completion_mask"],
+        loop.group_advantages(seen["rewards"], G),
+        rewards=seen["rewards"],
+        num_generations=G,
+    )  # as the loop's rollout() builds it
+    step = OARStep(config_settings(args, trainer._oar_mask_token_id), seed=args.seed)
     with single_thread():
-        adv, metrics = loop.token_advantages(step, seen["model"], tok, batch, G)
+        adv, metrics = step(seen["model"], tok, batch)
     assert adv.shape == b["completion_ids"].shape
     torch.testing.assert_close(adv, seen["trainer_adv"], rtol=1e-5, atol=1e-6)
     assert metrics["oar/scored_frac"] > 0

@@ -4,11 +4,13 @@ TypeError, 'multiple values', when the run started; or, for oar_scorer_options, 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import textwrap
 
 import pytest
 
+from oarl.batch.settings import OARSettings, config_name
 from oarl.lab.testbed import experiment
 from oarl.lab.testbed.experiment import RUN_FIELDS, Arm, RLSettings
 
@@ -22,7 +24,9 @@ def test_a_field_run_arm_sets_is_refused_where_it_is_given(key):
 
 
 def test_other_fields_pass():
-    assert RLSettings(extra={"top_entropy_quantile": 0.2, "oar_skip_zero_advantage": False}).extra
+    assert RLSettings(extra={"top_entropy_quantile": 0.2}).extra
+    with pytest.raises(ValueError, match="RLSettings.extra sets"):  # every OAR field is RLSettings.oar's
+        RLSettings(extra={"oar_skip_zero_advantage": False})
     assert Arm("x", "X", "none", (("top_entropy_quantile", 0.2),)).trl_fields
 
 
@@ -33,4 +37,5 @@ def test_run_fields_are_the_keywords_run_arm_passes():
     ]
     assert len(calls) == 1
     passed = {k.arg for k in calls[0].keywords if k.arg is not None}
-    assert passed | {"oar_scorer_options"} == RUN_FIELDS
+    derived = {config_name(f.name) for f in dataclasses.fields(OARSettings)}  # passed as **config_fields(oar)
+    assert not passed & derived and passed | derived == RUN_FIELDS

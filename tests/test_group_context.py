@@ -10,7 +10,9 @@ from test_bad_inputs import PieceTokenizer, batch
 from test_trainer import COMMON, make_trainer, task  # noqa: F401  (task is a fixture)
 
 import oarl.batch.step as step_module
-from oarl.batch.reshape import OARSettings, oar_token_advantages
+from oarl.batch.reshape import oar_token_advantages
+from oarl.batch.rollout import Rollout
+from oarl.batch.settings import OARSettings
 from oarl.core.layout import Layout
 from oarl.core.scorers import ScorerSpec, register_scorer, unregister_scorer
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
@@ -43,11 +45,8 @@ def test_the_batch_step_passes_whole_groups(recorder):
     groups = torch.tensor([0, 0, 0, 1, 1, 2, 2])
     rewards = torch.tensor([1.0, 0.5, 0.0, 1.0, 1.0, 2.0, float("nan")])
     adv = torch.tensor([1.0, 0.0, -1.0, 0.0, 0.0, 1.0, 0.0])
-    skip = adv == 0
-    res = oar_token_advantages(
-        tiny_lm(), PieceTokenizer(), pids, pmask, cids, cmask, adv, OARSettings(method="group_probe"),
-        skip_rows=skip, group_ids=groups, rewards=rewards,
-    )  # fmt: skip
+    rollout = Rollout(pids, pmask, cids, cmask, adv, rewards=rewards, group_ids=groups)
+    res = oar_token_advantages(tiny_lm(), PieceTokenizer(), rollout, OARSettings(method="group_probe"))
     assert res.scored.tolist() == [True, False, False, False, False, True, False]
     (lay,) = recorder
     assert lay.group_ids.tolist() == [0, 0, 0, 2, 2]  # group 1 has no scored row: not passed
@@ -65,15 +64,11 @@ def test_the_batch_step_passes_whole_groups(recorder):
 
 def test_the_batch_step_refuses_a_group_scorer_without_groups(recorder):
     pids, pmask, cids, cmask = batch([NORMAL, NORMAL])
-    with pytest.raises(ValueError, match="group_ids= and rewards="):
+    with pytest.raises(ValueError, match="rewards= and group_ids="):
         oar_token_advantages(
             tiny_lm(),
             PieceTokenizer(),
-            pids,
-            pmask,
-            cids,
-            cmask,
-            torch.ones(2),
+            Rollout(pids, pmask, cids, cmask, torch.ones(2)),
             OARSettings(method="group_probe"),
         )
 
@@ -90,10 +85,16 @@ def test_other_scorers_see_the_scored_rows_only(recorder):
         return layout.reasoning_mask.float()
 
     try:
-        oar_token_advantages(
-            tiny_lm(), PieceTokenizer(), pids, pmask, cids, cmask, torch.ones(3), OARSettings(method="rows_probe"),
-            group_ids=torch.tensor([0, 0, 0]), rewards=torch.tensor([1.0, 0.0, 1.0]),
-        )  # fmt: skip
+        rollout = Rollout(
+            pids,
+            pmask,
+            cids,
+            cmask,
+            torch.ones(3),
+            group_ids=torch.tensor([0, 0, 0]),
+            rewards=torch.tensor([1.0, 0.0, 1.0]),
+        )
+        oar_token_advantages(tiny_lm(), PieceTokenizer(), rollout, OARSettings(method="rows_probe"))
     finally:
         unregister_scorer("rows_probe")
     assert len(seen[0].input_ids) == 2 and seen[0].group_ids.tolist() == [0, 0]
@@ -104,7 +105,8 @@ def test_the_trainer_gives_trl_rewards_and_groups(recorder, task, tmp_path, monk
     real = step_module.oar_token_advantages
 
     def spy(*args, **kwargs):
-        calls.append((args[6].clone(), kwargs["group_ids"], kwargs["rewards"]))
+        rollout = args[2]
+        calls.append((rollout.advantages.clone(), rollout.groups, rollout.rewards))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(step_module, "oar_token_advantages", spy)

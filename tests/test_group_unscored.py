@@ -8,7 +8,9 @@ import torch
 from conftest import tiny_lm
 from test_bad_inputs import PieceTokenizer, batch
 
-from oarl.batch.reshape import OARSettings, oar_token_advantages
+from oarl.batch.reshape import oar_token_advantages
+from oarl.batch.rollout import Rollout
+from oarl.batch.settings import OARSettings
 from oarl.batch.spans import completion_span_masks
 from oarl.core.layout import Layout
 from oarl.core.scorers import ScorerSpec, get_scorer, register_scorer, unregister_scorer
@@ -51,10 +53,10 @@ def test_unscored_rows_do_not_change_a_group_scorers_values(method):
         return seen[-1][1]
 
     try:
-        res = oar_token_advantages(
-            tiny_lm(), PieceTokenizer(), pids, pmask, cids, cmask, torch.tensor([1.0, 0, -1, -1, 1, -1]),
-            OARSettings(method="spy"), skip_rows=SKIP, group_ids=GROUPS, rewards=REWARDS,
-        )  # fmt: skip
+        adv = torch.tensor([1.0, 0, -1, -1, 1, -1])
+        assert torch.equal(adv == 0, SKIP)  # the zero-advantage skip is the rows SKIP names
+        rollout = Rollout(pids, pmask, cids, cmask, adv, group_ids=GROUPS, rewards=REWARDS)
+        res = oar_token_advantages(tiny_lm(), PieceTokenizer(), rollout, OARSettings(method="spy"))
     finally:
         unregister_scorer("spy")
     assert res.scored.tolist() == [True, False, True, False, True, True]

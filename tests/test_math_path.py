@@ -58,7 +58,7 @@ def test_one_oar_g_step_on_eight_gsm8k_rows(tiny_math_model, tmp_path, monkeypat
     assert set(call["out"]) <= {0.0, 0.5, 1.5} and len(set(call["out"])) > 1
     # OAR weights: rows with an answer span and a non-zero advantage were scored, and their weights vary.
     ((args, res),) = results
-    completion_mask, seq_adv = args[5].bool(), args[6]
+    completion_mask, seq_adv = args[2].completion_mask.bool(), args[2].advantages
     assert res.advantages.shape == completion_mask.shape and res.scored.any()
     scored_weights = res.weights[res.scored][completion_mask[res.scored]]
     assert scored_weights.std() > 0 and scored_weights.max() > 1

@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oarl.batch.credit import gate_scores
-from oarl.batch.reshape import OARSettings, finite_advantages, oar_token_advantages
+from oarl.batch.reshape import finite_advantages, oar_token_advantages
+from oarl.batch.rollout import Rollout
+from oarl.batch.settings import OARSettings
 from oarl.core.gating import bilevel_weights
 from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, gradient_scores, perturbation_scores
@@ -118,7 +120,9 @@ def test_nan_or_inf_logits_never_reach_the_advantages(method, poison):
         model.lm_head.weight[5:9] = float(poison)  # NaN / inf logits at a few vocabulary entries
     pids, pmask, cids, cmask = rollouts()
     adv = torch.tensor([1.0, -1.0, 0.5, -0.5])
-    res = oar_token_advantages(model, CharTok(), pids, pmask, cids, cmask, adv, OARSettings(method=method))
+    res = oar_token_advantages(
+        model, CharTok(), Rollout(pids, pmask, cids, cmask, adv), OARSettings(method=method)
+    )
     assert torch.isfinite(res.advantages).all() and torch.isfinite(res.weights).all()
     assert res.nonfinite.all() and not res.scored.any()  # every row fell back, and it is counted
     torch.testing.assert_close(res.advantages, adv.unsqueeze(-1).expand_as(res.advantages))
@@ -133,9 +137,8 @@ def test_a_scorer_returning_nan_in_one_row_only_affects_that_row(monkeypatch):
 
     monkeypatch.setitem(SCORERS, "gradient", dataclasses.replace(SCORERS["gradient"], fn=half_nan))
     pids, pmask, cids, cmask = rollouts()
-    res = oar_token_advantages(
-        tiny_lm(), CharTok(), pids, pmask, cids, cmask, torch.tensor([1.0, float("nan"), 1, 1]), OARSettings()
-    )
+    rollout = Rollout(pids, pmask, cids, cmask, torch.tensor([1.0, float("nan"), 1, 1]))
+    res = oar_token_advantages(tiny_lm(), CharTok(), rollout, OARSettings())
     assert torch.isfinite(res.advantages).all()
     assert res.nonfinite.tolist() == [False, True, False, False]
     assert res.nonfinite_advantage.tolist() == [False, True, False, False]

@@ -4,6 +4,7 @@ its generator state round-trips, the probe warm-up, the zero-advantage skip and 
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -11,9 +12,10 @@ from conftest import single_thread
 from test_trainer import COMMON, make_trainer, task  # noqa: F401  (task is a fixture)
 from trl import GRPOTrainer
 
-from oarl.batch.reshape import OARSettings
+from oarl.batch.rollout import Rollout
+from oarl.batch.settings import OARSettings
 from oarl.batch.step import OARStep
-from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
+from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer, config_settings
 
 KEYS = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "advantages")
 
@@ -52,13 +54,10 @@ def test_step_equals_trainer_on_the_same_batch(task, tmp_path, monkeypatch, meth
     args = OARConfig(output_dir=str(tmp_path), oar_method=method, oar_noise_std=0.1, **COMMON)
     trainer = make_trainer(task, OARGRPOTrainer, args)
     seen = train_and_capture(trainer, monkeypatch)
-    step = OARStep(args.oar_settings(trainer._oar_mask_token_id), seed=args.seed)
+    step = OARStep(config_settings(args, trainer._oar_mask_token_id), seed=args.seed)
     b = seen["batch"]
     with single_thread():
-        adv, metrics = step(
-            seen["model"], trainer._tokenizer, b["prompt_ids"], b["prompt_mask"], b["completion_ids"],
-            b["completion_mask"], b["advantages"],
-        )  # fmt: skip
+        adv, metrics = step(seen["model"], trainer._tokenizer, Rollout(*(b[k] for k in KEYS)))
     assert adv.shape == b["completion_ids"].shape
     torch.testing.assert_close(adv, seen["trainer_adv"], rtol=1e-5, atol=1e-6)
     assert metrics["oar/scored_frac"] > 0
@@ -80,46 +79,48 @@ def _batch(task):  # noqa: F811
     comp = out[:, enc.input_ids.shape[1] :]
     cmask = torch.ones_like(comp)
     adv = torch.tensor([1.0, -1.0, 0.0, 0.5])
-    return model, tok, enc.input_ids, enc.attention_mask, comp, cmask, adv
+    return model, tok, Rollout(enc.input_ids, enc.attention_mask, comp, cmask, adv)
 
 
 def test_generator_state_round_trips(task):  # noqa: F811
-    model, tok, *batch = _batch(task)
+    model, tok, batch = _batch(task)
     first = OARStep(OARSettings(method="random"), seed=3)
-    first(model, tok, *batch)
+    first(model, tok, batch)
     state = first.state_dict()
-    a, _ = first(model, tok, *batch)
+    a, _ = first(model, tok, batch)
     resumed = OARStep(OARSettings(method="random"), seed=99)
     resumed.load_state_dict(state)
-    b, _ = resumed(model, tok, *batch)
+    b, _ = resumed(model, tok, batch)
     assert torch.equal(a, b)  # bit-identical: the same generator state draws the same random scores
     assert resumed.calls == 2
 
 
 def test_zero_advantage_rows_are_skipped_and_counted(task):  # noqa: F811
-    model, tok, *batch = _batch(task)
-    adv, metrics = OARStep(OARSettings(method="random"))(model, tok, *batch)
+    model, tok, batch = _batch(task)
+    adv, metrics = OARStep(OARSettings(method="random"))(model, tok, batch)
     assert metrics["oar/zero_adv_skipped_frac"] == 0.25  # exact: 1 row of 4
     assert metrics["oar/zero_adv_scored"] == 0.0  # exact: a count of rows
     assert torch.all(adv[2] == 0)
 
 
 def test_probe_warmup_and_refusals():
-    step = OARStep(OARSettings(method="gradient"), probe_warmup_steps=2)
+    step = OARStep(OARSettings(method="gradient", probe_warmup_steps=2))
     assert step.settings_at(0).probe == "lt_logits" and step.settings_at(2).probe == "as_mean"
     with pytest.raises(ValueError, match="token_labeler"):
         OARStep(OARSettings(method="oracle"))
     with pytest.raises(ValueError, match="probe_warmup_steps"):
-        OARStep(OARSettings(method="gradient"), probe_warmup_steps=-1)
+        OARSettings(method="gradient", probe_warmup_steps=-1)
 
 
 def test_group_ids_from_num_generations(task):  # noqa: F811
-    model, tok, *batch = _batch(task)
+    model, tok, batch = _batch(task)
     rewards = torch.tensor([1.0, 0.0, 0.0, 1.0])
-    adv, _ = OARStep(OARSettings(method="tree"))(model, tok, *batch, rewards=rewards, num_generations=2)
+    grouped = dataclasses.replace(batch, rewards=rewards, num_generations=2)
+    assert grouped.groups.tolist() == [0, 0, 1, 1]
+    adv, _ = OARStep(OARSettings(method="tree"))(model, tok, grouped)
     assert torch.isfinite(adv).all()
     with pytest.raises(ValueError, match="groups of 3"):
-        OARStep(OARSettings(method="tree"))(model, tok, *batch, rewards=rewards, num_generations=3)
+        dataclasses.replace(batch, rewards=rewards, num_generations=3)
 
 
 def test_trainer_checkpoints_the_steps_generator(task, tmp_path):  # noqa: F811

@@ -9,9 +9,10 @@ import pytest
 import yaml
 from trl import TrlParser
 
+from oarl.batch.step import OARStep
 from oarl.cli.train import TaskArguments
 from oarl.integrations.trl.lora import LoraArguments, lora_config
-from oarl.integrations.trl.trainer import OARConfig
+from oarl.integrations.trl.trainer import OARConfig, config_settings
 from oarl.lab.math import easy_arith
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -59,8 +60,9 @@ def test_paper_recipes(size):
         # Exact: the YAML literals 0.4 and 2.0 parse to the same doubles as these.
         assert (config.oar_tau, config.oar_beta, config.oar_probe) == (0.4, 2.0, "as_mean")
         warm = config.oar_probe_warmup_steps
-        assert warm > 0 and config.oar_settings(None, step=0).probe == "lt_logits"
-        assert config.oar_settings(None, step=warm).probe == "as_mean"
+        step = OARStep(config_settings(config, None))
+        assert warm > 0 and step.settings_at(0).probe == "lt_logits"
+        assert step.settings_at(warm).probe == "as_mean"
         assert config.bf16 and config.gradient_checkpointing and config.num_generations == 8
         # Generation with TRL's vLLM, one engine per training GPU; full fine-tuning (no LoRA).
         assert config.use_vllm and config.vllm_mode == "colocate" and not lora.use_peft

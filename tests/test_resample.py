@@ -143,12 +143,18 @@ def test_the_trainers_reward_fn_gives_trls_rewards(task, tmp_path, monkeypatch):
     seen = []
     real = step_module.oar_token_advantages
 
-    def spy(model, tok, pids, pmask, cids, cmask, *args, **kwargs):
+    def spy(model, tok, rollout, *args, **kwargs):
+        pids, pmask, cids, cmask = (
+            rollout.prompt_ids,
+            rollout.prompt_mask,
+            rollout.completion_ids,
+            rollout.completion_mask,
+        )
         own = [
             pids[b][pmask[b].bool()].tolist() + cids[b][cmask[b].bool()].tolist() for b in range(len(cids))
         ]
-        seen.append([kwargs["reward_fn"](b, [own[b]])[0] for b in range(len(own))])
-        return real(model, tok, pids, pmask, cids, cmask, *args, **kwargs)
+        seen.append([rollout.reward_fn(b, [own[b]])[0] for b in range(len(own))])
+        return real(model, tok, rollout, *args, **kwargs)
 
     keywords = []
 

@@ -6,9 +6,18 @@ import pytest
 import torch
 from conftest import layout, tiny_lm
 
-from oarl.batch.reshape import OARSettings
+from oarl.batch.credit import score_and_gate
+from oarl.batch.settings import OARSettings, methods
+from oarl.batch.step import OARStep
 from oarl.core.layout import Layout
-from oarl.core.scorers import SCORERS, get_scorer, model_free_scorers, shared_options, upcast_scorers
+from oarl.core.scorers import (
+    SCORERS,
+    ScorerSpec,
+    get_scorer,
+    model_free_scorers,
+    shared_options,
+    upcast_scorers,
+)
 
 CPU = dict(use_cpu=True, bf16=False, report_to="none")
 
@@ -59,7 +68,7 @@ def test_nested_prerank_options_and_values_are_checked_at_config_time():
         OARSettings(method="perturbation_span", scorer_options={"prerank": "perturbation"})
     with pytest.raises(ValueError, match="spread must be one of"):
         OARSettings(method="perturbation_refine", scorer_options={"spread": "nope"})
-    with pytest.raises(ValueError, match="takes no scorer options"):
+    with pytest.raises(ValueError, match=r"'none' has no option\(s\) \['window'\]"):
         OARSettings(method="none", scorer_options={"window": 4})
 
 
@@ -73,7 +82,7 @@ def test_inputs_reach_only_the_scorers_that_need_them():
 
 
 def test_specs_are_consistent():
-    assert set(model_free_scorers()) == {"random", "uniform", "oracle", "tree", "ktae"}
+    assert set(model_free_scorers()) == {"none", "random", "uniform", "oracle", "tree", "ktae"}
     for name, spec in SCORERS.items():
         assert spec.name == name and spec.doc, name
         assert (spec.status == "experimental") == bool(spec.why), name
@@ -90,6 +99,37 @@ def test_specs_are_consistent():
     assert shared_options("gradient", probe="lt_logits", noise_std=None) == {"probe": "lt_logits"}
 
 
+def test_plain_grpo_is_the_registered_uniform_scorer_none():
+    """'none' is a scorer like any other; what is special about it is declared (``uniform``), not its name."""
+    spec = get_scorer("none")
+    assert spec.uniform and spec.model_free and spec.display == "GRPO" and not spec.needs
+    assert [n for n, s in SCORERS.items() if s.uniform] == ["none"]
+    assert methods()[0] == "none" and set(methods()) == set(SCORERS)
+    with pytest.raises(ValueError, match="a uniform scorer reads nothing"):
+        ScorerSpec("_bad", "controls", frozenset({"model"}), "control", "forward", uniform=True)
+    ids, am, rm, an = layout([(2, 5, 1), (3, 4, 2)])
+    credit = score_and_gate(None, Layout(ids, am, rm, an), OARSettings(method="none"), start=2)
+    assert torch.equal(credit.weights, torch.ones_like(credit.weights)) and not credit.nonfinite.any()
+
+
+def test_no_method_name_is_special_cased_outside_the_registry():
+    """No ``== "none"`` / ``!= "none"`` branch on a method anywhere in src/ (plain GRPO is read from its spec)."""
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "oarl"
+    pattern = re.compile(
+        r"""(method|oar_method)\w*\s*[!=]=\s*["']none["']|["']none["']\s*[!=]=\s*\w*method"""
+    )
+    hits = [
+        f"{p.relative_to(src)}:{i}"
+        for p in src.rglob("*.py")
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert hits == []
+
+
 def test_registered_scorers_score_through_the_spec_call():
     model = tiny_lm()
     ids, am, rm, an = layout([(2, 5, 1), (3, 4, 2)])
@@ -103,21 +143,22 @@ def test_registered_scorers_score_through_the_spec_call():
 def test_the_trainer_refuses_a_scorer_whose_needs_it_cannot_meet():
     from oarl.integrations.trl.trainer import check_needs
 
-    check_needs("oracle", get_scorer("oracle").needs, has_labeler=True)
+    check_needs("oracle", get_scorer("oracle").needs)
     with pytest.raises(ValueError, match="needs token_labeler="):
-        check_needs("oracle", get_scorer("oracle").needs, has_labeler=False)
-    check_needs("tree", get_scorer("tree").needs, has_labeler=False)
+        OARStep(OARSettings(method="oracle"))  # the step refuses the oracle without labels, once
+    check_needs("tree", get_scorer("tree").needs)
     with pytest.raises(ValueError, match=r"needs \['reference_answer'\]"):
-        check_needs("future", frozenset({"model", "reference_answer"}), has_labeler=True)
+        check_needs("future", frozenset({"model", "reference_answer"}))
 
 
 def test_settings_defaults_are_written_once(tmp_path):
     """OARConfig's and the testbed's OAR defaults are OARSettings's (which reads the gate's from core.gating)."""
     from oarl import OARConfig
     from oarl.core import gating
+    from oarl.integrations.trl.trainer import config_settings
     from oarl.lab.testbed.experiment import RLSettings
 
-    assert OARConfig(output_dir=str(tmp_path), **CPU).oar_settings(None) == OARSettings()
+    assert config_settings(OARConfig(output_dir=str(tmp_path), **CPU), None) == OARSettings()
     rl, oar = RLSettings(), OARSettings()
     assert (
         rl.oar == oar and rl.oar.noise_std is None

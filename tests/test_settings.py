@@ -11,23 +11,19 @@ from dataclasses import asdict, fields
 import pytest
 import yaml
 
-from oarl.batch.reshape import OARSettings
-from oarl.batch.step import OARStep
-from oarl.integrations.trl.trainer import OARConfig
+from oarl.batch.settings import OARSettings
+from oarl.integrations.trl.trainer import OARConfig, config_settings
 from oarl.lab.testbed.settings import OAR_KEYS, RLSettings, canonical_key, with_overrides
 
 CPU = dict(use_cpu=True, bf16=False, report_to="none")
 #: OARSettings fields whose OARConfig field differs in name or type: the trainer resolves the id from a token.
 RENAMED = {"mask_token_id": "oar_mask_token"}
-#: OARConfig fields that are OARStep's parameters, not OARSettings'.
-STEP_FIELDS = {
-    "oar_probe_warmup_steps": "probe_warmup_steps",
-    "oar_skip_zero_advantage": "skip_zero_advantage",
-}
 #: A value other than the default for every OARSettings field, valid together.
 OTHER = dict(
     method="perturbation",
     probe="lt_logits",
+    probe_warmup_steps=3,
+    skip_zero_advantage=False,
     tau=0.2,
     beta=1.5,
     floor=0.25,
@@ -45,17 +41,16 @@ def _oar_fields(cls) -> dict[str, dataclasses.Field]:
 def test_oar_config_fields_are_the_settings_field_for_field_and_default_for_default():
     config = _oar_fields(OARConfig)
     expected = {RENAMED.get(f.name, f"oar_{f.name}"): f for f in fields(OARSettings)}
-    assert set(config) == set(expected) | set(STEP_FIELDS)
+    assert set(config) == set(expected)
     for name, f in expected.items():
         assert config[name].default == f.default, name
-    step = {f.name: f for f in fields(OARStep)}
-    for name, param in STEP_FIELDS.items():
-        assert config[name].default == step[param].default, name
+        if f.name not in RENAMED:  # help written once, next to the OARSettings field
+            assert config[name].metadata.get("help") == f.metadata.get("help"), name
 
 
 def test_every_oar_setting_reaches_the_settings_the_trainer_builds(tmp_path):
     given = {f"oar_{k}": v for k, v in OTHER.items()}
-    settings = OARConfig(output_dir=str(tmp_path), **CPU, **given).oar_settings(mask_token_id=7)
+    settings = config_settings(OARConfig(output_dir=str(tmp_path), **CPU, **given), mask_token_id=7)
     assert settings == OARSettings(**OTHER, mask_token_id=7)
     assert set(OTHER) | {"mask_token_id"} == {f.name for f in fields(OARSettings)}  # OTHER covers every field
 
@@ -106,7 +101,7 @@ def test_the_arm_owns_the_method_and_its_options():
     with pytest.raises(ValueError, match="Arm.scorer_options"):
         RLSettings(oar=OARSettings(scorer_options={"upcast": True}))
     with pytest.raises(ValueError, match="probe_warmup_steps"):
-        RLSettings(probe_warmup_steps=-1)
+        RLSettings(oar=OARSettings(probe_warmup_steps=-1))
 
 
 def test_study_sweeps_by_flat_name_or_path_and_refuses_unknown_keys(tmp_path, capsys):

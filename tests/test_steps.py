@@ -1,6 +1,6 @@
-"""Step delimiters found in a tokenizer's vocabulary (oarl.batch.steps)."""
+"""Step delimiters found in a tokenizer's vocabulary (oarl.lab.bench.step_ends)."""
 
-from oarl.batch.steps import SENTENCE_ENDS, step_token_ids
+from oarl.lab.bench.step_ends import SENTENCE_ENDS, step_token_ids
 from oarl.lab.testbed.tasks import arith
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from oarl.batch.reshape import OARSettings
+from oarl.batch.settings import OARSettings
 from oarl.lab.testbed.experiment import ARMS, RLSettings, get_arm
 from oarl.lab.testbed.report import summarize
 from oarl.lab.testbed.study import Condition, StudyPlan, finished, run_study

@@ -9,8 +9,9 @@ import torch
 from conftest import single_thread
 from trl import GRPOConfig, GRPOTrainer
 
+from oarl.batch.step import OARStep
 from oarl.core.scorers import SCORERS
-from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
+from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer, config_settings
 from oarl.lab.testbed.tasks import arith
 
 COMMON = dict(
@@ -168,8 +169,9 @@ def test_probe_warmup_uses_lt_logits(tmp_path):
     args = OARConfig(
         output_dir=str(tmp_path), oar_probe="as_mean", oar_probe_warmup_steps=5, use_cpu=True, bf16=False
     )
-    assert args.oar_settings(None, step=0).probe == "lt_logits"
-    assert args.oar_settings(None, step=5).probe == "as_mean"
+    step = OARStep(config_settings(args, None))  # the step decides the settings in force at a step
+    assert step.settings_at(0).probe == "lt_logits"
+    assert step.settings_at(5).probe == "as_mean"
 
 
 def test_nonfinite_scores_fall_back_to_grpo_and_are_counted(task, tmp_path, monkeypatch, caplog):

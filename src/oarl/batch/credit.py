@@ -8,13 +8,14 @@ scores (or weights) are not finite keeps uniform weights and is flagged, whereve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from oarl.batch.settings import OARSettings
 from oarl.core.gating import BETA, FLOOR, TAU, bilevel_weights
 from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer
@@ -52,42 +53,45 @@ def gate_scores(
 def score_and_gate(
     model: nn.Module | None,
     layout: Layout,
-    method: str,
-    options: Mapping[str, Any] | None = None,
+    settings: OARSettings,
     *,
-    tau: float = TAU,
-    beta: float = BETA,
-    floor: float = FLOOR,
     generator: torch.Generator | None = None,
     oracle_mask: Tensor | None = None,
     reward_fn: Callable[..., Any] | None = None,
     rows: Tensor | None = None,
     start: int = 0,
 ) -> Credit:
-    """Score ``layout`` with the registered scorer ``method`` and gate the scores over its reasoning tokens.
+    """Score ``layout`` with ``settings.method`` and gate the scores over its reasoning tokens.
 
     Args:
         model: the policy (None for a model-free scorer).
-        layout: ``[B, L]`` rows (:func:`oarl.batch.layout.rollout_layout` / ``encode_text_pairs``).
-        method: a registered scorer name.
-        options: the scorer's options, passed as they are (validated by the scorer); see
-            :func:`oarl.core.scorers.shared_options` for settings shared by several scorers.
-        tau, beta, floor: the gate (:func:`oarl.core.gating.bilevel_weights`).
+        layout: ``[B, L]`` rows (:func:`oarl.batch.rollout_layout.rollout_layout` / ``encode_text_pairs``).
+        settings: the scorer, its options (:meth:`OARSettings.resolved_options`) and the gate (``tau``, ``beta``,
+            ``floor``: :func:`oarl.core.gating.bilevel_weights`).
         generator, oracle_mask, reward_fn: passed to a scorer that needs them.
         rows: the layout rows to keep (``[B]`` bool or ``[n]`` long; None: all): a group scorer reads
             context rows that are not scored.
         start: the first column gated (the trainer gates the completion columns, ``start = P``).
 
     Returns:
-        :class:`Credit`, its tensors ``[n, L - start]``.
+        :class:`Credit`, its tensors ``[n, L - start]``. A ``uniform`` scorer (plain GRPO) is not gated: its
+        weights are 1 by definition.
     """
-    scorer = get_scorer(method)
+    scorer = get_scorer(settings.method)
     scores = scorer(
-        model, layout, generator=generator, oracle_mask=oracle_mask, reward_fn=reward_fn, **(options or {})
+        model,
+        layout,
+        generator=generator,
+        oracle_mask=oracle_mask,
+        reward_fn=reward_fn,
+        **settings.resolved_options(),
     )
     mask = layout.reasoning_mask
     if rows is not None:
         scores, mask = scores[rows], mask[rows]
     scores, mask = scores[:, start:], mask[:, start:].contiguous()
-    weights, nonfinite = gate_scores(scores, mask, tau, beta, floor)
+    if scorer.uniform:
+        ones = torch.ones(scores.shape, dtype=torch.float32, device=scores.device)
+        return Credit(scores, ones, torch.zeros(len(scores), dtype=torch.bool, device=scores.device))
+    weights, nonfinite = gate_scores(scores, mask, settings.tau, settings.beta, settings.floor)
     return Credit(scores, weights, nonfinite)

@@ -169,7 +169,7 @@ def png_paths(args, n: int) -> list[Path]:
 
 def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
     """One PNG heatmap per row of ``att`` (its completion tokens, every method), on the HTML page's scale."""
-    from oarl.batch.reshape import method_label
+    from oarl.batch.settings import method_label
     from oarl.lab.viz.html_report import weight_range
     from oarl.lab.viz.plots import attribution_strip
 
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from oarl.batch.reshape import method_label
+    from oarl.batch.settings import method_label
     from oarl.lab.viz.attribution import attribute
     from oarl.lab.viz.html_report import render_html
     from oarl.utils.checkpoint import load_tokenizer

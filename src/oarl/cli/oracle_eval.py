@@ -112,7 +112,7 @@ def print_tables(results: dict, console) -> None:
     """One table of scorers (with a chance row) and one of the mask ablation, over all models."""
     from rich.table import Table
 
-    from oarl.batch.reshape import method_label
+    from oarl.batch.settings import method_label
 
     cols = ("model", "scorer", "recall@k", "precision@k", "AUROC", "weight on chatter", "rows")
     for key, title in (("scorers", "scorers vs oracle causal tokens"), ("mask_ablation", "OAR-P mask token")):

@@ -1,1 +1,2 @@
-"""Trainer integrations: each calls ``oarl.batch.reshape.oar_token_advantages`` from one hook. TRL today."""
+"""Trainer integrations: each builds a :class:`oarl.batch.rollout.Rollout` from its batch and calls
+:class:`oarl.batch.step.OARStep` with it, from one hook. TRL today."""

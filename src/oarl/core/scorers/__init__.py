@@ -12,6 +12,7 @@ from __future__ import annotations
 
 # Imported for their registrations, family by family: the registry (and every list made from it) keeps this order.
 # isort: off
+from oarl.core.scorers.controls.grpo import grpo_scores  # "none" (plain GRPO) first: methods() lists it first
 from oarl.core.scorers.masking.exact import perturbation_scores
 from oarl.core.scorers.masking.span import (
     prerank_perturbation_scores,
@@ -57,6 +58,7 @@ __all__ = [
     "gradient_avg_scores",
     "gradient_rms_scores",
     "gradient_scores",
+    "grpo_scores",
     "info_gain_scores",
     "horizon_perturbation_scores",
     "linear_perturbation_scores",

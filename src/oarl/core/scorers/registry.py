@@ -66,12 +66,19 @@ class ScorerSpec:
     cost: str
     why: str = ""  # experimental: the measurement it lost; shown in docs/scorers.md
     label: str = ""  # display name in tables and figures (default: the name)
+    #: True for plain GRPO (``"none"``): every weight is 1 by definition, so a caller neither scores nor gates
+    #: (no row counts as scored, ESS 1, no scorer time, no loss mode or sharding to refuse).
+    uniform: bool = False
     check: Callable[[Any], None] | None = None
     options: type | None = None
     fn: Callable[..., Tensor] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.needs) - set(NEEDS)
+        if self.uniform and (self.needs or self.cost != "none"):
+            raise ValueError(
+                f"scorer {self.name!r}: a uniform scorer reads nothing (needs empty, cost 'none')"
+            )
         if unknown or self.status not in STATUSES or self.cost not in COSTS:
             raise ValueError(
                 f"scorer {self.name!r}: needs {sorted(unknown)} not in {list(NEEDS)}, or status {self.status!r} "

@@ -48,17 +48,31 @@ def lora_config(args: LoraArguments | None):
     """The ``peft.LoraConfig`` the flags describe, or None without ``--use_peft``."""
     if args is None or not args.use_peft:
         return None
+    return peft_lora_config(
+        args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_target_modules, args.lora_modules_to_save
+    )
+
+
+def peft_lora_config(
+    rank: int,
+    alpha: float,
+    dropout: float,
+    target_modules: list[str] | str | None,
+    modules_to_save: list[str] | None = None,
+):
+    """The one ``peft.LoraConfig`` builder (a causal LM's adapters, no bias): ``oarl train``'s flags and the
+    testbed's ``RLSettings.lora_config`` both build theirs here."""
     try:
         from peft import LoraConfig
     except ImportError:
-        raise ImportError("--use_peft needs the peft package: pip install -e '.[peft]'") from None
+        raise ImportError("LoRA needs the peft package: pip install -e '.[peft]'") from None
     return LoraConfig(
         task_type="CAUSAL_LM",
-        r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        target_modules=args.lora_target_modules,
-        modules_to_save=args.lora_modules_to_save,
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=target_modules,
+        modules_to_save=modules_to_save,
         bias="none",
     )
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from oarl.core.scorers import get_scorer
+
 #: TRL 1.16's loss types, each checked by tests/test_trl_modes.py; OAR refuses one it has not been checked with.
 CHECKED_LOSSES = frozenset({"grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"})
 #: Loss types whose policy term, at ``importance_sampling_level="sequence"`` (GSPO), is one ratio per row
@@ -33,8 +35,8 @@ VISION_KEYS = (
 
 def check_loss_mode(method: str, loss_type: str, importance_sampling_level: str) -> None:
     """Refuse, at config time, a TRL loss under which OAR's per-token advantages cannot change the update."""
-    if method == "none":
-        return  # plain GRPO: every TRL mode
+    if get_scorer(method).uniform:
+        return  # plain GRPO: uniform weights change nothing, every TRL mode is fine
     if loss_type not in CHECKED_LOSSES:
         raise ValueError(
             f"oar_method={method!r} is not checked with loss_type={loss_type!r} (a TRL loss oarl does not know: "
@@ -62,14 +64,14 @@ def _refuse_vision(method: str, what: str) -> None:
 def check_vision(method: str, is_vlm: bool, model_free: bool) -> None:
     """Refuse, at trainer init, a scorer that runs the model when the processing class is a multimodal processor
     (TRL's ``_is_vlm``): the scorers never pass ``pixel_values`` or the other image inputs to the model."""
-    if is_vlm and not model_free and method != "none":
+    if is_vlm and not model_free:
         _refuse_vision(method, "processing_class is a multimodal processor")
 
 
 def check_batch_images(method: str, batch: Mapping, model_free: bool) -> None:
     """Refuse a generated batch that carries image inputs (TRL's :data:`VISION_KEYS`) for a model scorer."""
     keys = [k for k in VISION_KEYS if batch.get(k) is not None]
-    if keys and not model_free and method != "none":
+    if keys and not model_free:
         _refuse_vision(method, f"the batch has {', '.join(keys)}")
 
 

@@ -18,11 +18,13 @@ scored: ``A_t = A * w_t`` is zero for any weights.
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import logging
 import os
-from collections.abc import Callable, Iterator
+import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,9 +32,10 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.distributed import DistributedBackend
 from trl.models.utils import unwrap_model_for_generation
 
-from oarl.batch.reshape import OARSettings, context_limit, methods, model_free
+from oarl.batch.reshape import context_limit
+from oarl.batch.rollout import Rollout, TokenLabeler
+from oarl.batch.settings import TOKENIZER_FIELDS, OARSettings, config_name, model_free
 from oarl.batch.step import OARStep
-from oarl.core.scorers import get_scorer
 from oarl.integrations.trl.context import RewardFn, check_reward_funcs, local_groups, trl_reward_fn
 from oarl.integrations.trl.modes import (
     check_batch_images,
@@ -42,8 +45,6 @@ from oarl.integrations.trl.modes import (
 )
 
 logger = logging.getLogger(__name__)
-#: ``(tokenizer, prompt_ids [B, P], completion_ids [B, T], completion_mask [B, T]) -> [B, T] bool``
-TokenLabeler = Callable[..., torch.Tensor]
 #: Saved next to transformers' ``rng_state.pth`` in each checkpoint (one per process, ``_{rank}.pth``):
 #: ``OARStep.state_dict()``, the state of the OAR-G noise / random-score generator (older checkpoints: the
 #: generator's state tensor alone).
@@ -57,15 +58,12 @@ OAR_RNG_PREFIX = "oar_rng_state"
 PROVIDED = frozenset({"model", "gradients", "randomness", "oracle_labels", "group_rewards", "generation"})
 
 
-def check_needs(method: str, needs: frozenset[str], has_labeler: bool) -> None:
-    """Refuse, before training, a scorer that reads something this trainer does not provide."""
+def check_needs(method: str, needs: frozenset[str]) -> None:
+    """Refuse, before training, a scorer that reads something this trainer does not provide (``OARStep`` itself
+    refuses ``oracle_labels`` without a ``token_labeler``)."""
     missing = sorted(needs - PROVIDED)
     if missing:
         raise ValueError(f"oar_method={method!r} needs {missing}, which OARGRPOTrainer does not provide yet")
-    if "oracle_labels" in needs and not has_labeler:
-        raise ValueError(
-            f"oar_method={method!r} needs token_labeler= (known decisive tokens; testbed tasks only)"
-        )
 
 
 def check_sharding(method: str, zero_stage: int, fsdp: bool, gather_zero3: bool) -> None:
@@ -92,97 +90,50 @@ def check_sharding(method: str, zero_stage: int, fsdp: bool, gather_zero3: bool)
         )
 
 
-@dataclass
-class OARConfig(GRPOConfig):
-    """GRPOConfig plus OAR's settings (all validated at construction, before any model is loaded)."""
+def _with_oar_fields(cls: type) -> type:
+    """Add an ``oar_<name>`` field for every :class:`OARSettings` field (same type, default and help), before
+    ``@dataclass`` reads the class: a new knob of OARSettings is a new ``OARConfig`` field without an edit here.
+    ``mask_token_id`` is the exception (:data:`~oarl.batch.settings.TOKENIZER_FIELDS`): see ``oar_mask_token``."""
+    hints = typing.get_type_hints(OARSettings)
+    for f in dataclasses.fields(OARSettings):
+        if f.name in TOKENIZER_FIELDS:
+            continue
+        name = config_name(f.name)
+        cls.__annotations__[name] = hints[f.name]
+        setattr(cls, name, field(default=f.default, metadata=dict(f.metadata)))
+    return cls
 
-    oar_method: str = field(
-        default=OARSettings.method,
-        # choices: the scorer registry as it is when this module is imported (the CLI's argparse check);
-        # __post_init__ re-validates against the registry at construction, so later registrations work too.
-        metadata={
-            "help": "token scorer: 'none' (plain GRPO) or any name in oarl.core.scorers.SCORERS",
-            "choices": list(methods()),
-        },
-    )
-    oar_probe: str = field(
-        default=OARSettings.probe,
-        metadata={"help": "outcome probe: lt_logits, as_mean (paper's best) or as_joint"},
-    )
-    oar_probe_warmup_steps: int = field(
-        default=OARStep.probe_warmup_steps,
-        metadata={"help": "use lt_logits before this global step, then oar_probe"},
-    )
-    oar_tau: float = field(
-        default=OARSettings.tau, metadata={"help": "gate quantile in (0, 1); low tau boosts more"}
-    )
-    oar_beta: float = field(default=OARSettings.beta, metadata={"help": "boost strength >= 0"})
-    oar_floor: float = field(
-        default=OARSettings.floor, metadata={"help": "least weight of a suppressed token, in [0, 1]"}
-    )
-    oar_noise_std: float | None = field(
-        default=OARSettings.noise_std,
-        metadata={
-            "help": "embedding noise std >= 0 of the scorers that take noise_std (OAR-G); default: theirs"
-        },
-    )
+
+@dataclass
+@_with_oar_fields
+class OARConfig(GRPOConfig):
+    """GRPOConfig plus OAR's settings: an ``oar_<name>`` field for each field of
+    :class:`~oarl.batch.settings.OARSettings` (its default and help), all validated at construction, before any
+    model is loaded."""
+
+    # Trainer-only: OARSettings.mask_token_id is a token id, which needs the tokenizer; a config is written before
+    # the tokenizer loads, so it names the token by text or id here and the trainer resolves it
+    # (resolve_mask_token). It cannot be an OARSettings field without OARSettings depending on a tokenizer.
     oar_mask_token: str | None = field(
         default=None, metadata={"help": "OAR-P replacement token (text or id); default: the pad token"}
     )
-    oar_skip_zero_advantage: bool = field(
-        default=OARStep.skip_zero_advantage,
-        metadata={"help": "do not score rows whose advantage is zero (e.g. a group rewarded alike)"},
-    )
-    oar_max_batch_tokens: int | None = field(
-        default=OARSettings.max_batch_tokens,
-        metadata={
-            "help": "masking scorers (OAR-P): recomputed tokens per forward (memory bound; raise on GPUs); "
-            "default: the scorer's"
-        },
-    )
-
-    oar_span_finders: list[str] | None = field(
-        default=OARSettings.span_finders,
-        metadata={
-            "help": "answer-span finders, some of boxed, hashes, answer_is, task_marker "
-            "(oarl.batch.spans.SPAN_FINDERS); default: all"
-        },
-    )
-    oar_scorer_options: dict | str | None = field(
-        default=None,
-        metadata={
-            "help": "the scorer's own options, a dict or a JSON string (e.g. '{\"window\": 8}'); checked against "
-            "the scorer (docs/scorers.md lists each scorer's options)"
-        },
-    )
 
     def __post_init__(self) -> None:
-        if isinstance(self.oar_scorer_options, str):
-            try:
-                self.oar_scorer_options = json.loads(self.oar_scorer_options)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"oar_scorer_options is not valid JSON: {e}") from None
-        self.oar_settings(mask_token_id=None)  # validates every oar_* field first
+        settings = config_settings(self, mask_token_id=None)  # validates every oar_* field first
+        self.oar_scorer_options = settings.scorer_options  # a JSON string read once, as a dict
         check_loss_mode(self.oar_method, self.loss_type, self.importance_sampling_level)
-        if self.oar_probe_warmup_steps < 0:
-            raise ValueError(f"oar_probe_warmup_steps must be >= 0, got {self.oar_probe_warmup_steps}")
         super().__post_init__()
 
-    def oar_settings(self, mask_token_id: int | None, step: int | None = None) -> OARSettings:
-        """The settings in force at global ``step`` (LT-Logits during the probe warm-up)."""
-        warm = step is not None and step < self.oar_probe_warmup_steps
-        return OARSettings(
-            method=self.oar_method,
-            probe="lt_logits" if warm else self.oar_probe,
-            tau=self.oar_tau,
-            beta=self.oar_beta,
-            floor=self.oar_floor,
-            noise_std=self.oar_noise_std,
-            mask_token_id=mask_token_id,
-            max_batch_tokens=self.oar_max_batch_tokens,
-            span_finders=self.oar_span_finders,
-            scorer_options=self.oar_scorer_options,
-        )
+
+def config_settings(args: OARConfig, mask_token_id: int | None) -> OARSettings:
+    """The :class:`OARSettings` an ``OARConfig`` describes (``mask_token_id``: ``oar_mask_token`` resolved)."""
+    given = {f.name: getattr(args, config_name(f.name)) for f in dataclasses.fields(OARSettings)}
+    return OARSettings(**{**given, "mask_token_id": mask_token_id})
+
+
+def config_fields(settings: OARSettings) -> dict[str, Any]:
+    """The ``OARConfig`` keyword arguments of ``settings`` (``mask_token_id`` as ``oar_mask_token``, an id)."""
+    return {config_name(f.name): getattr(settings, f.name) for f in dataclasses.fields(OARSettings)}
 
 
 def resolve_mask_token(tokenizer, mask_token: str | int | None) -> int | None:
@@ -213,25 +164,21 @@ class OARGRPOTrainer(GRPOTrainer):
         self.token_labeler = token_labeler
         if not isinstance(self.args, OARConfig):
             raise TypeError("OARGRPOTrainer needs args=OARConfig(...) (a GRPOConfig with the oar_* fields)")
-        self._oar_needs = (
-            frozenset() if self.args.oar_method == "none" else get_scorer(self.args.oar_method).needs
+        self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
+        self._oar_step = OARStep(
+            config_settings(self.args, self._oar_mask_token_id),
+            seed=self.args.seed,
+            process_index=self.accelerator.process_index,
+            token_labeler=token_labeler,
         )
-        check_needs(self.args.oar_method, self._oar_needs, token_labeler is not None)
+        self._oar_needs = self._oar_step.needs
+        check_needs(self.args.oar_method, self._oar_needs)
         check_vision(self.args.oar_method, self._is_vlm, model_free(self.args.oar_method))
         if "generation" in self._oar_needs:
             check_reward_funcs(self.args.oar_method, self.reward_funcs)
             check_generation_rollouts(
                 self.args.oar_method, self.tools, self.environment_factories, self.rollout_func
             )
-        self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
-        self._oar_step = OARStep(
-            self.args.oar_settings(self._oar_mask_token_id),
-            seed=self.args.seed,
-            process_index=self.accelerator.process_index,
-            skip_zero_advantage=self.args.oar_skip_zero_advantage,
-            probe_warmup_steps=self.args.oar_probe_warmup_steps,
-            token_labeler=token_labeler,
-        )
         backend = DistributedBackend(self.accelerator)
         self._oar_zero3 = backend.is_zero3
         check_sharding(
@@ -295,21 +242,20 @@ class OARGRPOTrainer(GRPOTrainer):
         reward_fn = (
             self._oar_reward_fn(inputs, out["prompt_mask"]) if "generation" in self._oar_needs else None
         )
+        rollout = Rollout(
+            out["prompt_ids"],
+            out["prompt_mask"],
+            out["completion_ids"],
+            out["completion_mask"],
+            out["advantages"],
+            rewards=rewards,
+            group_ids=group_ids,
+            loss_mask=out.get("tool_mask"),  # tool calling / rollout_func's env_mask: 0 on their output
+            reward_fn=reward_fn,
+        )
         with self._oar_scoring_model(self.args.oar_method) as model:
             out["advantages"], metrics = self._oar_step(
-                model,
-                self._tokenizer,
-                out["prompt_ids"],
-                out["prompt_mask"],
-                out["completion_ids"],
-                out["completion_mask"],
-                out["advantages"],
-                rewards=rewards,
-                group_ids=group_ids,
-                reward_fn=reward_fn,
-                loss_mask=out.get("tool_mask"),  # tool calling / rollout_func's env_mask: 0 on their output
-                step=self.state.global_step,
-                gather=self.accelerator.gather,
+                model, self._tokenizer, rollout, step=self.state.global_step, gather=self.accelerator.gather
             )
         self._log_oar(mode, metrics)
         return out

@@ -19,8 +19,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
 
-from oarl.batch.reshape import method_label, methods
-from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
+from oarl.batch.settings import method_label, methods
+from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer, config_fields
 from oarl.lab.math.evaluation import accuracy
 from oarl.lab.testbed.settings import RUN_FIELDS, RLSettings, check_trl_fields  # noqa: F401  (re-exported)
 from oarl.lab.testbed.tasks import arith
@@ -317,21 +317,11 @@ def run_arm(
             f"{both} set both in RLSettings.extra and in arm {arm.name!r}'s trl_fields; set each once"
         )
     fields = {**rl.extra, **dict(arm.trl_fields)}
-    if arm.scorer_options is not None:
-        fields["oar_scorer_options"] = arm.scorer_options(tok, rl)
-    oar = rl.arm_settings(arm.oar_method)
+    options = None if arm.scorer_options is None else arm.scorer_options(tok, rl)
+    oar = rl.arm_settings(arm.oar_method, options)
     args = OARConfig(
         output_dir=str(out_dir / f"{arm.name}-seed{seed}"),
-        oar_method=oar.method,
-        oar_probe=oar.probe,
-        oar_probe_warmup_steps=rl.probe_warmup_steps,
-        oar_tau=oar.tau,
-        oar_beta=oar.beta,
-        oar_floor=oar.floor,
-        oar_noise_std=oar.noise_std,
-        oar_mask_token=oar.mask_token_id,
-        oar_max_batch_tokens=oar.max_batch_tokens,
-        oar_span_finders=oar.span_finders,
+        **config_fields(oar),  # every OAR field, derived (oar_mask_token: the id)
         use_cpu=rl.device == "cpu",
         bf16=rl.bf16,
         report_to="none",

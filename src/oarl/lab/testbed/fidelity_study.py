@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from oarl.batch.layout import LAYOUT_KEYS
+from oarl.batch.rollout_layout import LAYOUT_KEYS
 from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer, perturbation_scores, shared_options
 from oarl.core.scorers.gradient.variants import reasoning_rms

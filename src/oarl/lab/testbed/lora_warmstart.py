@@ -155,20 +155,13 @@ def train_adapter(
 ):
     """LoRA SFT for ``cfg.steps`` steps of ``cfg.batch_size`` rows (AdamW, a short warm-up then linear decay to lr/10);
     the adapter (peft's files) is saved in ``out_dir``. Returns the peft model and its tokenizer."""
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
+
+    from oarl.integrations.trl.lora import peft_lora_config
 
     torch.manual_seed(cfg.seed)
     base, tok = load_base(cfg.model)
-    model = get_peft_model(
-        base,
-        LoraConfig(
-            r=cfg.rank,
-            lora_alpha=cfg.alpha,
-            lora_dropout=0.0,
-            target_modules=list(cfg.target_modules),
-            task_type="CAUSAL_LM",
-        ),
-    )
+    model = get_peft_model(base, peft_lora_config(cfg.rank, cfg.alpha, 0.0, list(cfg.target_modules)))
     rows = list(task.sft_dataset(cfg.steps * cfg.batch_size, seed=10_000))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     warmup = max(1, cfg.steps // 20)

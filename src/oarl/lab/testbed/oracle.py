@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from oarl.batch.credit import gate_scores
-from oarl.batch.layout import LAYOUT_KEYS, TextPairs, completion_columns, encode_text_pairs
+from oarl.batch.rollout_layout import LAYOUT_KEYS, TextPairs, completion_columns, encode_text_pairs
 from oarl.core.diagnostics import auroc, oracle_recall, precision_at_k
 from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer, perturbation_scores, shared_options
@@ -26,7 +26,7 @@ from oarl.lab.testbed.tasks.base import TestbedTask
 def text_batch(
     tokenizer, prompts: Sequence[str], completions: Sequence[str], offsets: bool = False
 ) -> dict[str, Tensor]:
-    """The four layout tensors of :func:`oarl.batch.layout.encode_text_pairs` by name, all ``[B, P + T]``; with
+    """The four layout tensors of :func:`oarl.batch.rollout_layout.encode_text_pairs` by name, all ``[B, P + T]``; with
     ``offsets``, also ``completion_offsets`` (``[B, T, 2]`` character spans of the completion tokens)."""
     pairs = encode_text_pairs(tokenizer, prompts, completions, offsets=offsets)
     out = pairs.tensors()

@@ -12,24 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from oarl.batch.reshape import OARSettings
+from oarl.batch.settings import OARSettings, config_name
 
 #: The OARConfig fields :func:`oarl.lab.testbed.experiment.run_arm` sets itself (from the arm and RLSettings'
 #: named fields): a key of ``RLSettings.extra`` or ``Arm.trl_fields`` among them would be passed twice, so it is
-#: refused.
-RUN_FIELDS = frozenset(
+#: refused. Every OAR field is one (derived from OARSettings: ``oar_<name>``), plus TRL's that run_arm sets.
+RUN_FIELDS = frozenset({config_name(f.name) for f in fields(OARSettings)}) | frozenset(
     {
         "output_dir",
-        "oar_method",
-        "oar_probe",
-        "oar_probe_warmup_steps",
-        "oar_tau",
-        "oar_beta",
-        "oar_floor",
-        "oar_noise_std",
-        "oar_mask_token",
-        "oar_max_batch_tokens",
-        "oar_span_finders",
         "use_cpu",
         "bf16",
         "report_to",
@@ -48,7 +38,6 @@ RUN_FIELDS = frozenset(
         "data_seed",
         "disable_tqdm",
         "log_completions",
-        "oar_scorer_options",
     }
 )
 #: OARSettings fields that belong to the arm, not to the shared settings.
@@ -73,8 +62,8 @@ class RLSettings:
     """The RL budget shared by every method of a comparison, and ``oar``: how every arm scores and gates.
 
     ``oar.method`` is replaced by each arm's ``oar_method``; ``oar.scorer_options`` must stay unset (a scorer's
-    own options are its arm's, :attr:`Arm.scorer_options`). ``probe_warmup_steps`` is the OAR step's (LT-Logits
-    before that step). A dict for ``oar`` (``asdict`` read back from YAML or JSON) is read as OARSettings.
+    own options are its arm's, :attr:`Arm.scorer_options`). A dict for ``oar`` (``asdict`` read back from YAML or
+    JSON) is read as OARSettings.
     """
 
     steps: int = 60
@@ -84,7 +73,6 @@ class RLSettings:
     max_completion_length: int = 48
     temperature: float = 1.0
     oar: OARSettings = field(default_factory=OARSettings)
-    probe_warmup_steps: int = 0
     eval_every: int = 10
     eval_samples: int = 0  # sampled completions per held-out problem (0: greedy accuracy only)
     kl_beta: float = 0.0  # TRL's KL coefficient (GRPOConfig.beta)
@@ -106,8 +94,6 @@ class RLSettings:
                 "RLSettings.oar.scorer_options: a scorer's own options are its arm's (Arm.scorer_options), "
                 "not every arm's"
             )
-        if self.probe_warmup_steps < 0:
-            raise ValueError(f"RLSettings.probe_warmup_steps must be >= 0, got {self.probe_warmup_steps}")
         check_trl_fields(self.extra, "RLSettings.extra")
         if self.lora_rank < 0:
             raise ValueError(
@@ -121,19 +107,13 @@ class RLSettings:
         """The ``peft.LoraConfig`` of ``lora_rank`` (None when it is 0: all weights train)."""
         if not self.lora_rank:
             return None
-        from peft import LoraConfig
+        from oarl.integrations.trl.lora import peft_lora_config  # peft only when LoRA is asked for
 
-        return LoraConfig(
-            r=self.lora_rank,
-            lora_alpha=2 * self.lora_rank,
-            lora_dropout=0.0,
-            target_modules=list(self.lora_targets),
-            task_type="CAUSAL_LM",
-        )
+        return peft_lora_config(self.lora_rank, 2 * self.lora_rank, 0.0, list(self.lora_targets))
 
-    def arm_settings(self, method: str) -> OARSettings:
-        """``oar`` with the arm's ``method`` (validated against the scorer registry)."""
-        return replace(self.oar, method=method)
+    def arm_settings(self, method: str, scorer_options: dict | None = None) -> OARSettings:
+        """``oar`` with the arm's ``method`` and scorer options (validated against the scorer registry)."""
+        return replace(self.oar, method=method, scorer_options=scorer_options)
 
 
 def settings_keys() -> list[str]:

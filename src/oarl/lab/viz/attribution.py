@@ -16,12 +16,12 @@ import torch
 from torch import Tensor, nn
 
 from oarl.batch.credit import score_and_gate
-from oarl.batch.layout import LAYOUT_KEYS, TextPairs, encode_text_pairs
+from oarl.batch.rollout_layout import LAYOUT_KEYS, TextPairs, encode_text_pairs
+from oarl.batch.settings import OARSettings
 from oarl.batch.spans import token_char_offsets
 from oarl.core import gating
 from oarl.core.diagnostics import auroc, ess_ratio, oracle_recall, top_mass_share
 from oarl.core.layout import Layout
-from oarl.core.scorers import shared_options
 
 
 @dataclass
@@ -77,7 +77,7 @@ def encode_pairs(
     """Encode pairs as ``[left-padded prompt | right-padded completion]`` rows, all ``[B, L]``.
 
     Returns ``input_ids``, ``attention_mask``, ``reasoning_mask``, ``answer_mask``, ``prompt_mask`` and ``found``
-    ``[B]`` (an answer span exists): the trainer's layout (:func:`oarl.batch.layout.encode_text_pairs`).
+    ``[B]`` (an answer span exists): the trainer's layout (:func:`oarl.batch.rollout_layout.encode_text_pairs`).
     """
     return _batch(encode_text_pairs(tokenizer, prompts, completions, finders))
 
@@ -102,8 +102,9 @@ def score_methods(
     seed: int = 0,
     **options: object,
 ) -> dict[str, MethodResult]:
-    """Run each registered scorer on ``batch`` and gate it; ``probe`` and ``options`` (e.g. ``mask_token_id``) are
-    shared settings, each given to the scorers that take it.
+    """Run each registered scorer on ``batch`` and gate it; ``probe`` and ``options`` (named
+    :class:`~oarl.batch.settings.OARSettings` fields, e.g. ``mask_token_id``) are shared settings, each given to
+    the scorers that take it.
 
     Every scorer gets a fresh ``torch.Generator`` seeded with ``seed``, so results are reproducible.
     """
@@ -112,8 +113,8 @@ def score_methods(
     out = {}
     for method in methods:
         gen = torch.Generator().manual_seed(seed)
-        opts = shared_options(method, probe=probe, **options)
-        credit = score_and_gate(model, layout, method, opts, tau=tau, beta=beta, floor=floor, generator=gen)
+        settings = OARSettings(method=method, probe=probe, tau=tau, beta=beta, floor=floor, **options)
+        credit = score_and_gate(model, layout, settings, generator=gen)
         scores, weights = credit.scores.detach().float(), credit.weights
         result = MethodResult(
             scores=scores,

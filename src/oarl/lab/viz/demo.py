@@ -12,10 +12,9 @@ def attribution_strip(ckpt: str | Path, task: Any, rl: Any, path: Path) -> None:
     import torch
 
     from oarl.batch import credit
-    from oarl.batch.layout import LAYOUT_KEYS
-    from oarl.batch.reshape import method_label
+    from oarl.batch.rollout_layout import LAYOUT_KEYS
+    from oarl.batch.settings import OARSettings, method_label
     from oarl.core.layout import Layout
-    from oarl.core.scorers import shared_options
     from oarl.lab.math.evaluation import generate_completions
     from oarl.lab.testbed import oracle
     from oarl.lab.testbed.experiment import load_policy
@@ -40,13 +39,17 @@ def attribution_strip(ckpt: str | Path, task: Any, rl: Any, path: Path) -> None:
     ]
     layout = Layout(*(batch[k] for k in LAYOUT_KEYS))
     oar = rl.oar
-    gate = {"tau": oar.tau, "beta": oar.beta, "floor": oar.floor}
+    shared = {
+        "probe": oar.probe,
+        "noise_std": oar.noise_std,
+        "tau": oar.tau,
+        "beta": oar.beta,
+        "floor": oar.floor,
+    }
     weights = {}
     for m in ("perturbation", "gradient", "entropy", "random"):
-        opts = shared_options(m, probe=oar.probe, noise_std=oar.noise_std)
-        got = credit.score_and_gate(
-            model, layout, m, opts, generator=torch.Generator().manual_seed(0), **gate
-        )
+        settings = OARSettings(method=m, **shared)
+        got = credit.score_and_gate(model, layout, settings, generator=torch.Generator().manual_seed(0))
         weights[method_label(m)] = got.weights[0][keep].tolist()
     plots.attribution_strip(
         tokens,

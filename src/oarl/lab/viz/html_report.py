@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import math
 
-from oarl.batch.reshape import method_label
+from oarl.batch.settings import method_label
 from oarl.lab.viz.attribution import Attribution, MethodResult, RowView, TokenView
 from oarl.lab.viz.palette import dark, weight_rgb
 

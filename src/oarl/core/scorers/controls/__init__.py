@@ -1,1 +1,1 @@
-"""Controls: policy entropy, random, uniform (plain GRPO through the gate) and oracle importance (the ceiling)."""
+"""Controls: plain GRPO (``none``: uniform weights, no scoring), policy entropy, random, uniform (plain GRPO through the gate) and oracle importance (the ceiling)."""

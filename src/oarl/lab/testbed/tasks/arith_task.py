@@ -50,7 +50,7 @@ class ArithTask:
 
 def arith_recipe() -> TaskRecipe:
     """Defaults of a run on the arithmetic task (the original demo's)."""
-    from oarl.batch.reshape import OARSettings
+    from oarl.batch.settings import OARSettings
     from oarl.lab.testbed.settings import RLSettings
     from oarl.lab.testbed.warmstart import WarmStartConfig
 

@@ -46,7 +46,7 @@ class FlagTask:
 
 def flag_recipe() -> TaskRecipe:
     """Defaults of ``oarl study`` / ``oarl demo`` on the flag task."""
-    from oarl.batch.reshape import OARSettings
+    from oarl.batch.settings import OARSettings
     from oarl.lab.testbed.settings import RLSettings
     from oarl.lab.testbed.warmstart import WarmStartConfig
 
