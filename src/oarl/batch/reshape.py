@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from oarl.batch.credit import score_and_gate
 from oarl.batch.layout import completion_columns, rollout_layout
-from oarl.batch.spans import SPAN_FINDERS, completion_span_masks, trained_spans
+from oarl.batch.span_watch import check_watch_settings
+from oarl.batch.spans import check_finders, completion_span_masks, trained_spans
 from oarl.core.advantages import reshape_advantages
 from oarl.core.diagnostics import ess_ratio, top_mass_share
 from oarl.core.gating import BETA, FLOOR, TAU, check_gate_params
@@ -68,8 +69,14 @@ class OARSettings:
     max_batch_tokens: int | None = None
     span_finders: list[str] | None = field(default=None)
     scorer_options: dict | None = field(default=None)
+    # OAR never silently off (oarl.batch.span_watch): warn once when over this share of rows had no answer span
+    # in the last no_span_window steps (1.0: never); no_span_error raises instead
+    no_span_warn_frac: float = 0.5
+    no_span_window: int = 10
+    no_span_error: bool = False
 
     def __post_init__(self) -> None:
+        check_watch_settings(self.no_span_warn_frac, self.no_span_window)
         if self.method not in methods():
             raise ValueError(f"unknown OAR method {self.method!r}; expected one of {methods()}")
         check_probe(self.probe)
@@ -78,12 +85,7 @@ class OARSettings:
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
         if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens must be >= 1, got {self.max_batch_tokens}")
-        if self.span_finders is not None:
-            unknown = [n for n in self.span_finders if n not in SPAN_FINDERS]
-            if unknown or isinstance(self.span_finders, str):
-                raise ValueError(
-                    f"span_finders must be a list of names in {sorted(SPAN_FINDERS)}, got {self.span_finders!r}"
-                )
+        check_finders(self.span_finders)  # built-in names or "re:PATTERN" (oarl.batch.spans.get_finder)
         if self.scorer_options is not None and not isinstance(self.scorer_options, dict):
             raise ValueError(f"scorer_options must be a dict, got {type(self.scorer_options).__name__}")
         self.resolved_options()  # fails here, at config time, on a bad option

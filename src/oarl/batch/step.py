@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from oarl.batch.reshape import OARBatchResult, OARSettings, oar_token_advantages
+from oarl.batch.span_watch import SpanWatch
 from oarl.core.scorers import get_scorer
 
 #: ``labeler(tokenizer, prompt_ids, completion_ids, completion_mask) -> [B, T] bool`` (known decisive tokens).
@@ -90,8 +91,14 @@ class OARStep:
     token_labeler: TokenLabeler | None = None
     calls: int = field(default=0, init=False)
     generator: torch.Generator | None = field(default=None, init=False, repr=False)
+    span_watch: SpanWatch | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        s = self.settings
+        if s.method != "none":  # warns once (or raises) when most rows have no answer span
+            self.span_watch = SpanWatch(
+                s.no_span_warn_frac, s.no_span_window, s.no_span_error, s.span_finders
+            )
         if self.probe_warmup_steps < 0:
             raise ValueError(f"probe_warmup_steps must be >= 0, got {self.probe_warmup_steps}")
         if "oracle_labels" in self.needs and self.token_labeler is None:
@@ -167,7 +174,10 @@ class OARStep:
             loss_mask=loss_mask,
         )
         trained = completion_mask if loss_mask is None else completion_mask * loss_mask.to(completion_mask)
-        return res.advantages, step_metrics(res, trained, skip, gather)
+        metrics = step_metrics(res, trained, skip, gather)
+        if self.span_watch is not None:
+            self.span_watch.update(metrics["oar/no_span_frac"])
+        return res.advantages, metrics
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs to resume the same noise: the call count and the generator's state."""

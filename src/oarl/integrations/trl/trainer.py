@@ -145,8 +145,22 @@ class OARConfig(GRPOConfig):
         default=OARSettings.span_finders,
         metadata={
             "help": "answer-span finders, some of boxed, hashes, answer_is, task_marker "
-            "(oarl.batch.spans.SPAN_FINDERS); default: all"
+            "(oarl.batch.spans.SPAN_FINDERS) or your own 're:PATTERN' with one group around the answer "
+            "(e.g. 're:Final: (\\S+)'); default: all built-in"
         },
+    )
+    # derived by api's refactor (OARSettings' no_span_* fields; oarl.batch.span_watch)
+    oar_no_span_warn_frac: float = field(
+        default=OARSettings.no_span_warn_frac,
+        metadata={"help": "warn once when over this share of rows had no answer span (1.0: never)"},
+    )
+    oar_no_span_window: int = field(
+        default=OARSettings.no_span_window,
+        metadata={"help": "steps over which oar_no_span_warn_frac is measured"},
+    )
+    oar_no_span_error: bool = field(
+        default=OARSettings.no_span_error,
+        metadata={"help": "stop with an error instead of the no-answer-span warning"},
     )
     oar_scorer_options: dict | str | None = field(
         default=None,
@@ -182,6 +196,9 @@ class OARConfig(GRPOConfig):
             max_batch_tokens=self.oar_max_batch_tokens,
             span_finders=self.oar_span_finders,
             scorer_options=self.oar_scorer_options,
+            no_span_warn_frac=self.oar_no_span_warn_frac,
+            no_span_window=self.oar_no_span_window,
+            no_span_error=self.oar_no_span_error,
         )
 
 
