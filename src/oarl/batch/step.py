@@ -92,6 +92,7 @@ class OARStep:
     calls: int = field(default=0, init=False)
     generator: torch.Generator | None = field(default=None, init=False, repr=False)
     span_watch: SpanWatch | None = field(default=None, init=False, repr=False)
+    last_metrics: dict[str, float] = field(default_factory=dict, init=False, repr=False)  # the last call's
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -177,6 +178,7 @@ class OARStep:
         metrics = step_metrics(res, trained, skip, gather)
         if self.span_watch is not None:
             self.span_watch.update(metrics["oar/no_span_frac"])
+        self.last_metrics = metrics
         return res.advantages, metrics
 
     def state_dict(self) -> dict[str, Any]:

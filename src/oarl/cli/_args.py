@@ -3,9 +3,10 @@ underscore): every command may import it, and no command imports another (tests/
 
 from __future__ import annotations
 
+import difflib
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,3 +104,69 @@ def run_main(
         return int(run(*args) or 0)
     except errors as e:
         return usage_error(prog, e)
+
+
+def nearest(name: str, valid: Iterable[str]) -> str | None:
+    """The valid name closest to a misspelled ``name`` (difflib), or None."""
+    near = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
+def read_config(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
+    """``--config FILE`` of a TrlParser command line: ``(FILE, its YAML mapping)``; ``(None, {})`` without."""
+    import yaml
+
+    if "--config" not in argv:
+        return None, {}
+    i = argv.index("--config")
+    if i + 1 >= len(argv):
+        raise ValueError("--config needs a YAML file")
+    path = argv[i + 1]
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--config {path}: no such file")
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config file must be a YAML mapping of field: value")
+    return path, data
+
+
+def check_config_keys(data: dict[str, Any], valid: Iterable[str], path: str, prog: str) -> None:
+    """Refuse a YAML key that is no field: the bad key, the nearest valid one and where the fields are listed."""
+    valid = set(valid) | {"env"}  # TrlParser's environment-variable section
+    for key in data:
+        if key not in valid:
+            near = nearest(str(key), valid)
+            hint = f"; did you mean {near!r}?" if near else ""
+            raise ValueError(f"{path}: unknown key {key!r}{hint} (`oarl {prog} --help` lists every field)")
+
+
+def flags_given(argv: list[str]) -> dict[str, Any]:
+    """The ``--field value`` / ``--field=value`` pairs of a command line (``-`` read as ``_``), values read by
+    :func:`value` (a flag with no value is ``True``); ``--config`` left out."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        i += 1
+        if not tok.startswith("--") or tok == "--config":
+            i += tok == "--config"
+            continue
+        key, eq, text = tok[2:].partition("=")
+        if not eq:
+            if i < len(argv) and not argv[i].startswith("--"):
+                text, i = argv[i], i + 1
+            else:
+                text = "true"
+        out[key.replace("-", "_")] = value(text)
+    return out
+
+
+def remove_if_empty(folder: Path, existed: bool) -> None:
+    """Remove ``folder`` (and its empty sub-folders) when this run made it and left nothing in it."""
+    if existed or not folder.is_dir():
+        return
+    for sub in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if sub.is_dir() and not any(sub.iterdir()):
+            sub.rmdir()
+    if not any(folder.iterdir()):
+        folder.rmdir()
