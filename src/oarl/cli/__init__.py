@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside a clean stop point: one line, not a traceback (130 = 128 + 2)
         from oarl.utils.interrupt import interrupted_message
 
-        print(interrupted_message(argv[0], getattr(module, "RESUME_HINT", None)), file=sys.stderr)
+        print(interrupted_message(argv, getattr(module, "RESUME_HINT", None)), file=sys.stderr)
         return 130
 
 

@@ -10,6 +10,7 @@ checkpoint on the demo's held-out problems (prompts used as they are).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,11 @@ from pathlib import Path
 from oarl.cli._args import numbers, usage_error
 from oarl.lab.models.resolve import resolve_model
 from oarl.utils.atomic import atomic_write_json, new_run_dir
+
+#: What Ctrl-C outside a clean stop point leaves, and how to go on (printed by ``oarl``; see
+#: :func:`oarl.utils.interrupt.interrupted_message`).
+RESUME_HINT = "no summary was written (its run folder is removed); run again: {command}"
+
 
 LONG_PROMPTS = ("skip", "truncate", "error")
 
@@ -160,11 +166,8 @@ def load_questions(args: EvalArguments) -> tuple[list[str], list[str], str]:
 
 def run(args: EvalArguments) -> dict:
     """Evaluate; returns the summary (also written to ``summary.json``)."""
-    from tqdm.auto import tqdm
 
-    from oarl.lab.math.evaluation import mean_pass_at_k
     from oarl.lab.math.prompts import PromptTemplate, build_prompt, render_prompt
-    from oarl.lab.math.rewards import check_answer
     from oarl.utils.checkpoint import load_tokenizer
 
     ks = args.ks()
@@ -192,7 +195,20 @@ def run(args: EvalArguments) -> dict:
         completions = _generate_hf(args, tok, texts, add_special_tokens=not chat)
     t1 = time.perf_counter()
     out = Path(args.out_dir) if args.out_dir else new_run_dir(Path("runs/eval") / _run_name(args))
+    existed = out.exists() and args.out_dir is not None
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _grade(
+            args, out, questions, references, completions, ks, template, tok, long, context, backend, t0, t1
+        )
+    except BaseException:  # Ctrl-C or an error while grading: no half-written run folder of ours is left
+        if not existed:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _grade(args, out, questions, references, completions, ks, template, tok, long, context, backend, t0, t1):
+    """Grade every completion into ``out/generations.jsonl``; the summary, written last to ``out/summary.json``."""
     correct_counts, gradable, found = [], 0, 0
     with (out / "generations.jsonl").open("w") as f:
         bar = tqdm(total=len(questions) * args.n, desc="grade", disable=not args.progress, unit="seq")

@@ -28,6 +28,11 @@ from oarl.lab.testbed.train import TASKS, MetricsLog, TaskArguments, build_train
 __all__ = ["TASKS", "MetricsLog", "TaskArguments", "build_trainer", "main", "resume_checkpoint", "run"]
 
 
+#: What Ctrl-C outside a clean stop point leaves, and how to go on (printed by ``oarl``; see
+#: :func:`oarl.utils.interrupt.interrupted_message`).
+RESUME_HINT = "continue from the last checkpoint, if any, with: {command} --resume"
+
+
 def main(argv: list[str]) -> int:
     from trl import TrlParser
 

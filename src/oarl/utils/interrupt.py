@@ -71,7 +71,11 @@ class StopSignals:
         self._previous.clear()
 
 
-def interrupted_message(command: str, resume_hint: str | None) -> str:
-    """The one line ``oarl COMMAND`` prints when Ctrl-C interrupted it outside a clean stop point."""
-    hint = f"; {resume_hint}" if resume_hint else ""
-    return f"oarl {command}: interrupted (Ctrl-C){hint}"
+def interrupted_message(argv: list[str], resume_hint: str | None) -> str:
+    """The one line ``oarl COMMAND ...`` (``argv``) prints when Ctrl-C interrupted it outside a clean stop
+    point; ``{command}`` in ``resume_hint`` (a command module's ``RESUME_HINT``) becomes the command line."""
+    import shlex
+
+    command = shlex.join(["oarl", *argv])
+    hint = f"; {resume_hint.format(command=command)}" if resume_hint else ""
+    return f"oarl {argv[0]}: interrupted (Ctrl-C){hint}"
