@@ -209,6 +209,11 @@ def run(args: EvalArguments) -> dict:
 
 def _grade(args, out, questions, references, completions, ks, template, tok, long, context, backend, t0, t1):
     """Grade every completion into ``out/generations.jsonl``; the summary, written last to ``out/summary.json``."""
+    from tqdm.auto import tqdm
+
+    from oarl.lab.math.evaluation import mean_pass_at_k
+    from oarl.lab.math.rewards import check_answer
+
     correct_counts, gradable, found = [], 0, 0
     with (out / "generations.jsonl").open("w") as f:
         bar = tqdm(total=len(questions) * args.n, desc="grade", disable=not args.progress, unit="seq")
