@@ -161,12 +161,24 @@ def flags_given(argv: list[str]) -> dict[str, Any]:
     return out
 
 
-def remove_if_empty(folder: Path, existed: bool) -> None:
-    """Remove ``folder`` (and its empty sub-folders) when this run made it and left nothing in it."""
-    if existed or not folder.is_dir():
+def new_root(folder: Path) -> Path | None:
+    """The topmost folder of ``folder``'s path that does not exist yet (what a run would create), or None."""
+    folder = Path(folder).absolute()
+    if folder.exists():
+        return None
+    root = folder
+    while not root.parent.exists():
+        root = root.parent
+    return root
+
+
+def remove_if_empty(root: Path | None) -> None:
+    """Remove the folders under ``root`` (from :func:`new_root`, taken before the run) that a failed run left
+    empty, and ``root`` itself if nothing is left in it; None (the folder existed before): nothing."""
+    if root is None or not root.is_dir():
         return
-    for sub in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+    for sub in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if sub.is_dir() and not any(sub.iterdir()):
             sub.rmdir()
-    if not any(folder.iterdir()):
-        folder.rmdir()
+    if not any(root.iterdir()):
+        root.rmdir()

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from oarl.cli._args import names, remove_if_empty, usage_error
+from oarl.cli._args import names, new_root, remove_if_empty, usage_error
 from oarl.lab.models.registry import DEFAULT_MODEL
 from oarl.lab.models.resolve import resolve_model
 
@@ -84,12 +84,15 @@ def main(argv: list[str]) -> int:
     except FileNotFoundError as e:
         return usage_error("gpu-check", e)
     out = Path(args.out or f"runs/gpu_check/{time.strftime('%Y%m%d-%H%M%S')}")
-    existed = out.exists()
+    made = new_root(out)
     out.mkdir(parents=True, exist_ok=True)
     try:
         return train_arm(args, out) if args.arm else check(args, out)
+    except (ValueError, FileNotFoundError) as e:  # bad data or settings: a usage error, not a traceback
+        remove_if_empty(made)
+        return usage_error("gpu-check", e)
     except BaseException:
-        remove_if_empty(out, existed)  # a failed check leaves no empty runs/gpu_check/<time>
+        remove_if_empty(made)  # a failed check leaves no empty runs/gpu_check/<time>
         raise
 
 

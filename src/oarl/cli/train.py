@@ -21,7 +21,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from oarl.cli._args import check_config_keys, flags_given, read_config, remove_if_empty, usage_error
+from oarl.cli._args import check_config_keys, flags_given, new_root, read_config, remove_if_empty, usage_error
 from oarl.lab.models.resolve import resolve_model
 from oarl.lab.testbed.train import TASKS, MetricsLog, TaskArguments, build_trainer
 
@@ -75,9 +75,7 @@ def task_defaults(task: str, given: dict) -> dict:
     from oarl.lab.testbed.train import recipe_fields
     from oarl.utils.device import check_precision, describe_device, device_flags
 
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {list(TASKS)}")
-    recipe = recipe_fields(task)
+    recipe = recipe_fields(task) if task in TASKS else {}  # an unknown task: the parser names it next
     if recipe:
         recipe.setdefault("output_dir", f"runs/train/{task}-{recipe.get('oar_method', 'gradient')}")
     device = device_flags()
@@ -118,11 +116,11 @@ def resume_checkpoint(task_args: TaskArguments, config) -> str | None:
 
 def run(task_args: TaskArguments, config, lora_args=None) -> int:
     out = Path(config.output_dir)
-    existed = out.exists()
+    made = new_root(out)
     try:
         return _run(task_args, config, lora_args, out)
     except BaseException:
-        remove_if_empty(out, existed)  # a failed run leaves no empty folder behind
+        remove_if_empty(made)  # a failed run leaves no empty folder behind
         raise
 
 
