@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--seed", type=int, default=0, help="seed of the gradient noise and the random scorer")
     sc.add_argument("--mask-token", help="OAR-P replacement token (default: the pad token)")
     sc.add_argument("--noise-std", type=float, default=1e-3, help="OAR-G noise std (paper 1e-3; demo 0.1)")
-    sc.add_argument("--device", default="cpu")
+    sc.add_argument("--device", default=None, help="cpu or cuda (default: the machine's, oarl.utils.device)")
     out = p.add_argument_group("output")
     out.add_argument(
         "--out",
@@ -226,6 +226,10 @@ def run(args: argparse.Namespace) -> int:
     from oarl.utils.checkpoint import load_tokenizer
 
     args.model = resolve_model(args.model)
+    if args.device is None:
+        from oarl.utils.device import device_flags
+
+        args.device = "cpu" if device_flags()["use_cpu"] else "cuda"
     methods = names(args.method)
     tok = load_tokenizer(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model).to(args.device).eval()
