@@ -13,10 +13,10 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from oarl.cli._args import numbers, usage_error
+from oarl.cli._args import check_config_keys, numbers, read_config, usage_error
 from oarl.lab.models.resolve import resolve_model
 from oarl.utils.atomic import atomic_write_json, new_run_dir
 
@@ -85,6 +85,12 @@ def main(argv: list[str]) -> int:
     from trl import TrlParser
 
     parser = TrlParser([EvalArguments], prog="oarl eval", description=__doc__.splitlines()[0])
+    try:
+        path, from_file = read_config(argv)
+        if path is not None:
+            check_config_keys(from_file, {f.name for f in fields(EvalArguments)}, path, "eval")
+    except (ValueError, FileNotFoundError) as e:
+        return usage_error("eval", e)
     (args,) = parser.parse_args_and_config(argv)
     try:
         args.model = resolve_model(args.model)
@@ -166,7 +172,6 @@ def load_questions(args: EvalArguments) -> tuple[list[str], list[str], str]:
 
 def run(args: EvalArguments) -> dict:
     """Evaluate; returns the summary (also written to ``summary.json``)."""
-
     from oarl.lab.math.prompts import PromptTemplate, build_prompt, render_prompt
     from oarl.utils.checkpoint import load_tokenizer
 
