@@ -18,6 +18,7 @@ the last complete checkpoint (see :mod:`oarl.integrations.trl.resume`). The trai
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -86,6 +87,8 @@ def task_defaults(task: str, given: dict) -> dict:
     final = {**defaults, **given}
     check_precision(bool(final["use_cpu"]), bool(final["bf16"]))
     recipe_used = {k: v for k, v in recipe.items() if k not in given}
+    if os.environ.get("RANK", "0") != "0":  # under accelerate launch: one echo, from the first process
+        return applied
     if recipe_used:
         shown = ", ".join(f"{k}={v}" for k, v in recipe_used.items())
         print(f"oarl train: recipe {task}: {shown} (from the task)")
