@@ -142,7 +142,7 @@ def check_config_keys(data: dict[str, Any], valid: Iterable[str], path: str, pro
 
 def flags_given(argv: list[str]) -> dict[str, Any]:
     """The ``--field value`` / ``--field=value`` pairs of a command line (``-`` read as ``_``), values read by
-    :func:`value` (a flag with no value is ``True``); ``--config`` left out."""
+    :func:`value` (a flag with no value is ``True``, several values a list); ``--config`` left out."""
     out: dict[str, Any] = {}
     i = 0
     while i < len(argv):
@@ -152,12 +152,14 @@ def flags_given(argv: list[str]) -> dict[str, Any]:
             i += tok == "--config"
             continue
         key, eq, text = tok[2:].partition("=")
-        if not eq:
-            if i < len(argv) and not argv[i].startswith("--"):
-                text, i = argv[i], i + 1
-            else:
-                text = "true"
-        out[key.replace("-", "_")] = value(text)
+        if eq:
+            out[key.replace("-", "_")] = value(text)
+            continue
+        values = []
+        while i < len(argv) and not argv[i].startswith("--"):
+            values.append(value(argv[i]))
+            i += 1
+        out[key.replace("-", "_")] = True if not values else values[0] if len(values) == 1 else values
     return out
 
 
