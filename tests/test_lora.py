@@ -88,7 +88,7 @@ def test_trainer_with_peft_config_trains_adapters_only(task, tmp_path, method):
     assert any("lora_B" in n for n in changed)
 
 
-def test_train_cli_lora_flags_parse_like_trl(monkeypatch, tmp_path):
+def test_train_cli_lora_flags_parse_like_trl(monkeypatch, tmp_path, capsys):
     from oarl.cli import train
 
     seen = {}
@@ -104,8 +104,8 @@ def test_train_cli_lora_flags_parse_like_trl(monkeypatch, tmp_path):
     assert set(cfg.target_modules) == {"q_proj", "v_proj"}
     train.main(base)
     assert lora_config(seen["lora"]) is None  # no --use_peft: full fine-tuning as before
-    with pytest.raises(ValueError, match="lora_r"):
-        train.main([*base, "--use_peft", "--lora_r", "0"])
+    assert train.main([*base, "--use_peft", "--lora_r", "0"]) == 2  # a usage error, named
+    assert "lora_r must be a whole number" in capsys.readouterr().err
 
 
 def test_train_cli_with_lora_saves_adapter_and_merged_model(tiny_math_model, tmp_path):

@@ -12,7 +12,7 @@ import torch
 
 from oarl.lab.models import registry
 from oarl.lab.models.fetch import check_file, fetch, sha256_file
-from oarl.lab.models.resolve import ModelNotFetched, is_fetched, model_dir, resolve_model
+from oarl.lab.models.resolve import ModelNotFetched, UnknownModel, is_fetched, model_dir, resolve_model
 
 NAME = registry.DEFAULT_MODEL
 fetched = pytest.mark.skipif(
@@ -23,8 +23,14 @@ fetched = pytest.mark.skipif(
 # --- name resolution and fetch checks (no model needed) ---------------------------------------------------
 
 
-def test_unknown_name_and_existing_path_pass_through(tmp_path):
-    assert resolve_model("no-such-model-xyz") == "no-such-model-xyz"  # the loader reports it
+def test_unknown_name_is_refused_and_existing_path_passes_through(tmp_path, monkeypatch):
+    monkeypatch.delenv("OARL_ALLOW_DOWNLOAD", raising=False)
+    with pytest.raises(UnknownModel, match="did you mean 'smollm2-135m'"):
+        resolve_model("smollm3")
+    with pytest.raises(UnknownModel, match="no such folder: /no/such/dir"):
+        resolve_model("/no/such/dir")
+    monkeypatch.setenv("OARL_ALLOW_DOWNLOAD", "1")
+    assert resolve_model("org/some-model") == "org/some-model"  # asked for: the hub loader gets it
     folder = tmp_path / NAME
     folder.mkdir()
     assert resolve_model(str(folder)) == str(folder)  # a path wins over a name

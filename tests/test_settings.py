@@ -31,6 +31,9 @@ OTHER = dict(
     max_batch_tokens=64,
     span_finders=["task_marker"],
     scorer_options={"upcast": True},
+    no_span_warn_frac=0.8,
+    no_span_window=3,
+    no_span_error=True,
 )
 
 

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from oarl.batch.spans import SPAN_FINDERS
+from oarl.batch.span_watch import check_watch_settings
+from oarl.batch.spans import check_finders
 from oarl.core.gating import BETA, FLOOR, TAU, check_gate_params
 from oarl.core.probes import check_probe
 from oarl.core.scorers import SCORERS, get_scorer, shared_options
@@ -93,7 +94,8 @@ class OARSettings:
     )
     span_finders: list[str] | None = _knob(
         None,
-        "answer-span finders, some of boxed, hashes, answer_is, task_marker (oarl.batch.spans.SPAN_FINDERS); "
+        "answer-span finders, some of boxed, hashes, answer_is, task_marker (oarl.batch.spans.SPAN_FINDERS), or "
+        '"re:PATTERN" (a regular expression with one group: the answer); '
         "default: all",
     )
     scorer_options: dict | str | None = _knob(
@@ -101,6 +103,13 @@ class OARSettings:
         "the scorer's own options, a dict or a JSON string (e.g. '{\"window\": 8}'); checked against the scorer "
         "(docs/scorers.md lists each scorer's options)",
     )
+    # OAR never silently off (oarl.batch.span_watch): the step warns once when more than no_span_warn_frac of
+    # the rows of the last no_span_window steps had no answer span (those rows keep weight 1: plain GRPO)
+    no_span_warn_frac: float = _knob(
+        0.5, "warn once when more than this share of rows has no answer span (1.0: never), in [0, 1]"
+    )
+    no_span_window: int = _knob(10, "steps over which the no-answer-span share is measured (>= 1)")
+    no_span_error: bool = _knob(False, "raise instead of warning when the no-answer-span share is exceeded")
 
     def __post_init__(self) -> None:
         if self.method not in methods():
@@ -115,12 +124,8 @@ class OARSettings:
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
         if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens must be >= 1, got {self.max_batch_tokens}")
-        if self.span_finders is not None:
-            unknown = [n for n in self.span_finders if n not in SPAN_FINDERS]
-            if unknown or isinstance(self.span_finders, str):
-                raise ValueError(
-                    f"span_finders must be a list of names in {sorted(SPAN_FINDERS)}, got {self.span_finders!r}"
-                )
+        check_finders(self.span_finders)  # built-in names or "re:PATTERN" (oarl.batch.spans.get_finder)
+        check_watch_settings(self.no_span_warn_frac, self.no_span_window)
         if isinstance(self.scorer_options, str):
             try:
                 self.scorer_options = json.loads(self.scorer_options)

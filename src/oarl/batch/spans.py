@@ -5,11 +5,13 @@ marker, e.g. before ``ANSWER`` or ``\\boxed{``) are the ones OAR reweights. The 
 last token sits at a probe position, so masking it would measure the probe's own input rather than the
 reasoning (on the demo task it took the top weight in most rows), and it keeps weight 1. Recognised final-answer forms, the last one in the text wins:
 ``\\boxed{...}`` (balanced braces), ``#### x`` (GSM8K), ``The answer is x`` and the demo task's
-``ANSWER x``.
+``ANSWER x``. A finder may also be the user's own regular expression, ``"re:PATTERN"`` with exactly one
+group, the answer (``"re:Final: (\\S+)"``): the match's start is its marker, the group its value.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -68,18 +70,79 @@ SPAN_FINDERS: dict[str, Callable[[str], list[Found]]] = {
 }
 
 
+#: The prefix of a user-supplied finder: ``"re:PATTERN"``, a regular expression with one group (the answer).
+REGEX_PREFIX = "re:"
+
+
+@functools.lru_cache(maxsize=64)
+def _custom_finder(name: str) -> Callable[[str], list[Found]]:
+    pattern = name[len(REGEX_PREFIX) :]
+    try:
+        groups = re.compile(pattern).groups
+    except re.error as e:
+        raise ValueError(f"span finder {name!r}: not a valid regular expression ({e})") from None
+    if groups != 1:
+        raise ValueError(
+            f"span finder {name!r} has {groups} groups; it needs exactly one, around the answer "
+            '(e.g. "re:Final: (\\S+)")'
+        )
+    return _regex_spans(pattern)
+
+
+def get_finder(name: str) -> Callable[[str], list[Found]]:
+    """The finder called ``name``: a key of :data:`SPAN_FINDERS` or ``"re:PATTERN"`` (one group, the answer).
+
+    ValueError naming the finder when it is neither (or its pattern does not compile or has not one group).
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"a span finder is a name or 're:PATTERN' string, got {name!r}")
+    if name.startswith(REGEX_PREFIX):
+        return _custom_finder(name)
+    if name not in SPAN_FINDERS:
+        raise ValueError(
+            f"unknown span finder {name!r}; expected some of {sorted(SPAN_FINDERS)} or your own pattern "
+            '"re:PATTERN" with one group around the answer (e.g. "re:Final: (\\S+)")'
+        )
+    return SPAN_FINDERS[name]
+
+
+def check_finders(finders: Sequence[str] | None) -> None:
+    """Refuse, at config time, anything but a list of finders :func:`get_finder` accepts (None: all built-in)."""
+    if finders is None:
+        return
+    if isinstance(finders, str) or not isinstance(finders, Sequence):
+        raise ValueError(
+            f"span_finders must be a list of finder names or 're:PATTERN' strings, got {finders!r}"
+        )
+    for name in finders:
+        try:
+            get_finder(name)
+        except ValueError as e:
+            raise ValueError(f"span_finders: {e}") from None
+
+
+def describe_finders(finders: Sequence[str] | None = None) -> str:
+    """The answer forms ``finders`` look for, for a message (``\\boxed{x}, #### x, ...``)."""
+    shown = {
+        "boxed": "\\boxed{x}",
+        "hashes": "#### x",
+        "answer_is": "The answer is x",
+        "task_marker": "ANSWER x",
+    }
+    names = list(SPAN_FINDERS) if finders is None else list(finders)
+    return ", ".join(shown.get(n, n) for n in names)
+
+
 def find_answer(text: str, finders: Sequence[str] | None = None) -> Found | None:
     """``(marker_start, start, end)`` of the final answer in ``text`` (characters), or None.
 
-    Every finder in ``finders`` (default: all of :data:`SPAN_FINDERS`) proposes answers; the one whose value
+    Every finder in ``finders`` (default: all of :data:`SPAN_FINDERS`; ``"re:PATTERN"``: the user's own, see
+    :func:`get_finder`) proposes answers; the one whose value
     starts last is the final answer. ``marker_start`` is where its marker (``\\boxed{``, ``####``,
     ``The answer is``, ``ANSWER``) begins.
     """
     names = list(SPAN_FINDERS) if finders is None else list(finders)
-    unknown = [n for n in names if n not in SPAN_FINDERS]
-    if unknown:
-        raise ValueError(f"unknown span finder(s) {unknown}; expected some of {sorted(SPAN_FINDERS)}")
-    found = [f for n in names for f in SPAN_FINDERS[n](text)]
+    found = [f for n in names for f in get_finder(n)(text)]
     return max(found, key=lambda f: (f[1], -f[2], f[0])) if found else None
 
 
@@ -131,7 +194,7 @@ def completion_span_masks(
     Args:
         tokenizer: the policy's (fast) tokenizer.
         completion_ids, completion_mask: ``[B, T]``, right padded.
-        finders: names in :data:`SPAN_FINDERS` (default: all).
+        finders: names in :data:`SPAN_FINDERS` or ``"re:PATTERN"`` strings (default: all built-in).
 
     Returns:
         :class:`SpanMasks`. Answer tokens overlap the answer's characters; reasoning tokens end at or before

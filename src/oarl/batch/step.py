@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from oarl.batch.reshape import OARBatchResult, oar_token_advantages
 from oarl.batch.rollout import Rollout, TokenLabeler
 from oarl.batch.settings import OARSettings
+from oarl.batch.span_watch import SpanWatch
 from oarl.core.scorers import get_scorer
 
 #: ``gather(t) -> t`` across processes (``accelerator.gather``); the identity on one process.
@@ -89,8 +90,15 @@ class OARStep:
     token_labeler: TokenLabeler | None = None
     calls: int = field(default=0, init=False)
     generator: torch.Generator | None = field(default=None, init=False, repr=False)
+    span_watch: SpanWatch | None = field(default=None, init=False, repr=False)
+    last_metrics: dict[str, float] = field(default_factory=dict, init=False, repr=False)  # the last call's
 
     def __post_init__(self) -> None:
+        s = self.settings
+        if not get_scorer(s.method).uniform:  # warns once (or raises) when most rows have no answer span
+            self.span_watch = SpanWatch(
+                s.no_span_warn_frac, s.no_span_window, s.no_span_error, s.span_finders
+            )
         if "oracle_labels" in self.needs and self.token_labeler is None:
             raise ValueError(
                 f"method {self.settings.method!r} needs token_labeler= (known decisive tokens; testbed tasks only)"
@@ -134,7 +142,11 @@ class OARStep:
             )
             rollout = dataclasses.replace(rollout, oracle_labels=labels)
         res = oar_token_advantages(model, tokenizer, rollout, self.settings_at(step), self.generator)
-        return res.advantages, step_metrics(res, rollout.trained, gather)
+        metrics = step_metrics(res, rollout.trained, gather)
+        if self.span_watch is not None:
+            self.span_watch.update(metrics["oar/no_span_frac"])
+        self.last_metrics = metrics
+        return res.advantages, metrics
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs to resume the same noise: the call count and the generator's state."""

@@ -65,8 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     from oarl.utils.threads import prefer_passive_openmp
 
     prefer_passive_openmp()  # before any command imports torch
+    from oarl.lab.models.registry import hub_offline_unless_allowed
+
+    hub_offline_unless_allowed()  # no run-time downloads unless OARL_ALLOW_DOWNLOAD=1 (before transformers)
     module = importlib.import_module(COMMANDS[argv[0]][0])
-    return int(module.main(argv[1:]) or 0)
+    try:
+        return int(module.main(argv[1:]) or 0)
+    except KeyboardInterrupt:  # Ctrl-C outside a clean stop point: one line, not a traceback (130 = 128 + 2)
+        from oarl.utils.interrupt import interrupted_message
+
+        print(interrupted_message(argv, getattr(module, "RESUME_HINT", None)), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@ underscore): every command may import it, and no command imports another (tests/
 
 from __future__ import annotations
 
+import difflib
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,3 +104,83 @@ def run_main(
         return int(run(*args) or 0)
     except errors as e:
         return usage_error(prog, e)
+
+
+def nearest(name: str, valid: Iterable[str]) -> str | None:
+    """The valid name closest to a misspelled ``name`` (difflib), or None."""
+    near = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
+def read_config(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
+    """``--config FILE`` of a TrlParser command line: ``(FILE, its YAML mapping)``; ``(None, {})`` without."""
+    import yaml
+
+    if "--config" not in argv:
+        return None, {}
+    i = argv.index("--config")
+    if i + 1 >= len(argv):
+        raise ValueError("--config needs a YAML file")
+    path = argv[i + 1]
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--config {path}: no such file")
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config file must be a YAML mapping of field: value")
+    return path, data
+
+
+def check_config_keys(data: dict[str, Any], valid: Iterable[str], path: str, prog: str) -> None:
+    """Refuse a YAML key that is no field: the bad key, the nearest valid one and where the fields are listed."""
+    valid = set(valid) | {"env"}  # TrlParser's environment-variable section
+    for key in data:
+        if key not in valid:
+            near = nearest(str(key), valid)
+            hint = f"; did you mean {near!r}?" if near else ""
+            raise ValueError(f"{path}: unknown key {key!r}{hint} (`oarl {prog} --help` lists every field)")
+
+
+def flags_given(argv: list[str]) -> dict[str, Any]:
+    """The ``--field value`` / ``--field=value`` pairs of a command line (``-`` read as ``_``), values read by
+    :func:`value` (a flag with no value is ``True``, several values a list); ``--config`` left out."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        i += 1
+        if not tok.startswith("--") or tok == "--config":
+            i += tok == "--config"
+            continue
+        key, eq, text = tok[2:].partition("=")
+        if eq:
+            out[key.replace("-", "_")] = value(text)
+            continue
+        values = []
+        while i < len(argv) and not argv[i].startswith("--"):
+            values.append(value(argv[i]))
+            i += 1
+        out[key.replace("-", "_")] = True if not values else values[0] if len(values) == 1 else values
+    return out
+
+
+def new_root(folder: Path) -> Path | None:
+    """The topmost folder of ``folder``'s path that does not exist yet (what a run would create), or None."""
+    folder = Path(folder).absolute()
+    if folder.exists():
+        return None
+    root = folder
+    while not root.parent.exists():
+        root = root.parent
+    return root
+
+
+def remove_if_empty(root: Path | None) -> None:
+    """Remove the folders under ``root`` (from :func:`new_root`, taken before the run) that a failed run left
+    empty, and ``root`` itself if nothing is left in it; None (the folder existed before): nothing."""
+    if root is None or not root.is_dir():
+        return
+    for sub in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if sub.is_dir() and not any(sub.iterdir()):
+            sub.rmdir()
+    if not any(root.iterdir()):
+        root.rmdir()

@@ -56,10 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--seed", type=int, default=0, help="seed of the gradient noise and the random scorer")
     sc.add_argument("--mask-token", help="OAR-P replacement token (default: the pad token)")
     sc.add_argument("--noise-std", type=float, default=1e-3, help="OAR-G noise std (paper 1e-3; demo 0.1)")
-    sc.add_argument("--device", default="cpu")
+    sc.add_argument("--device", default=None, help="cpu or cuda (default: the machine's, oarl.utils.device)")
     out = p.add_argument_group("output")
-    out.add_argument("--out", default="runs/attribution/attribution.html", help="the HTML file")
-    out.add_argument("--png", help="the PNG heatmap (default: --out with .png; several rows: -<i>.png)")
+    out.add_argument(
+        "--out",
+        default="runs/attribution/attribution.html",
+        help="the HTML file (default runs/attribution/attribution.html, under the current folder)",
+    )
+    out.add_argument(
+        "--png",
+        help="the PNG heatmap (default: --out with .png, runs/attribution/attribution.png; several rows: -<i>.png)",
+    )
     out.add_argument("--no-png", action="store_true")
     out.add_argument("--wrap", type=int, default=48, help="tokens per line in the PNG")
     out.add_argument("--title", default="Token credit")
@@ -170,6 +177,7 @@ def png_paths(args, n: int) -> list[Path]:
 def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
     """One PNG heatmap per row of ``att`` (its completion tokens, every method), on the HTML page's scale."""
     from oarl.batch.settings import method_label
+    from oarl.lab.viz.attribution import NO_SPAN_NOTE, row_stats
     from oarl.lab.viz.html_report import weight_range
     from oarl.lab.viz.plots import attribution_strip
 
@@ -178,7 +186,7 @@ def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
         cols = [t.column for t in row.completion]
         weights = {}
         for m, r in att.methods.items():
-            stats = f"ESS {float(r.ess_ratio[b]):.2f} · top10 {float(r.top10_share[b]):.2f}"
+            stats = row_stats(float(r.ess_ratio[b]), float(r.top10_share[b]), row.found)
             weights[f"{method_label(m)}\n{stats}"] = r.weights[b, cols].tolist()
         attribution_strip(
             [t.text for t in row.completion],
@@ -186,7 +194,7 @@ def write_pngs(att, paths: list[Path], oracle: bool, wrap: int) -> list[Path]:
             path,
             oracle=[t.oracle for t in row.completion] if oracle is not False else None,
             answer=[t.role == "answer" for t in row.completion],
-            title=row.title,
+            title=row.title if row.found else f"{row.title} ({NO_SPAN_NOTE})",
             wrap=wrap,
             vrange=vrange,
             caption="prompt: " + "".join(t.text for t in row.prompt),
@@ -213,11 +221,15 @@ def run(args: argparse.Namespace) -> int:
     from transformers import AutoModelForCausalLM
 
     from oarl.batch.settings import method_label
-    from oarl.lab.viz.attribution import attribute
+    from oarl.lab.viz.attribution import NO_SPAN_NOTE, attribute, no_span_help
     from oarl.lab.viz.html_report import render_html
     from oarl.utils.checkpoint import load_tokenizer
 
     args.model = resolve_model(args.model)
+    if args.device is None:
+        from oarl.utils.device import device_flags
+
+        args.device = "cpu" if device_flags()["use_cpu"] else "cuda"
     methods = names(args.method)
     tok = load_tokenizer(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model).to(args.device).eval()
@@ -253,11 +265,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
     if args.classes:
         write_classes(att, args, Path(args.classes))
+    found = att.batch["found"]
+    for b, row in enumerate(att.rows):
+        if not row.found:
+            print(f"  row {b + 1}: {NO_SPAN_NOTE} ({no_span_help()})")
+    if not found.any():
+        return 0
     for m, r in att.methods.items():
-        found = att.batch["found"]
-        ess = r.ess_ratio[found].mean().item() if found.any() else float("nan")
-        top = r.top10_share[found].nanmean().item() if found.any() else float("nan")
-        print(f"  {method_label(m):8s} ESS-ratio {ess:.3f}  top-10% share {top:.3f}")
+        ess = r.ess_ratio[found].mean().item()
+        top = r.top10_share[found].nanmean().item()
+        print(
+            f"  {method_label(m):8s} ESS-ratio {ess:.3f}  top-10% share {top:.3f}  ({int(found.sum())} scored row(s))"
+        )
     return 0
 
 

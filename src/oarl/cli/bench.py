@@ -20,7 +20,7 @@ from oarl.utils.threads import THREADS_HELP, set_threads
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="benchmarks/results", help="output folder")
+    p.add_argument("--out", default="benchmarks/results", help="output folder (default benchmarks/results)")
     p.add_argument("--models", default="tiny,qwen2-30m", help="comma list of bench models (tiny, qwen2-30m)")
     p.add_argument("--reasoning-len", type=int, default=256, help="T for the headline scorer comparison")
     p.add_argument(

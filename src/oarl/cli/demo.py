@@ -24,6 +24,11 @@ from oarl.lab.testbed.tasks import TASKS
 from oarl.utils.threads import THREADS_HELP
 
 #: Fields that, when given, count something (>= 1); left out (None), they take the model's or recipe's default.
+#: What Ctrl-C outside a clean stop point leaves, and how to go on (printed by ``oarl``; see
+#: :func:`oarl.utils.interrupt.interrupted_message`).
+RESUME_HINT = "a finished warm start is cached and reused, the RL runs start over: {command}"
+
+
 COUNTS = (
     "sft_steps",
     "sft_problems",

@@ -10,14 +10,20 @@ checkpoint on the demo's held-out problems (prompts used as they are).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from oarl.cli._args import numbers, usage_error
+from oarl.cli._args import check_config_keys, numbers, read_config, usage_error
 from oarl.lab.models.resolve import resolve_model
 from oarl.utils.atomic import atomic_write_json, new_run_dir
+
+#: What Ctrl-C outside a clean stop point leaves, and how to go on (printed by ``oarl``; see
+#: :func:`oarl.utils.interrupt.interrupted_message`).
+RESUME_HINT = "no summary was written (its run folder is removed); run again: {command}"
+
 
 LONG_PROMPTS = ("skip", "truncate", "error")
 
@@ -79,6 +85,12 @@ def main(argv: list[str]) -> int:
     from trl import TrlParser
 
     parser = TrlParser([EvalArguments], prog="oarl eval", description=__doc__.splitlines()[0])
+    try:
+        path, from_file = read_config(argv)
+        if path is not None:
+            check_config_keys(from_file, {f.name for f in fields(EvalArguments)}, path, "eval")
+    except (ValueError, FileNotFoundError) as e:
+        return usage_error("eval", e)
     (args,) = parser.parse_args_and_config(argv)
     try:
         args.model = resolve_model(args.model)
@@ -160,11 +172,7 @@ def load_questions(args: EvalArguments) -> tuple[list[str], list[str], str]:
 
 def run(args: EvalArguments) -> dict:
     """Evaluate; returns the summary (also written to ``summary.json``)."""
-    from tqdm.auto import tqdm
-
-    from oarl.lab.math.evaluation import mean_pass_at_k
     from oarl.lab.math.prompts import PromptTemplate, build_prompt, render_prompt
-    from oarl.lab.math.rewards import check_answer
     from oarl.utils.checkpoint import load_tokenizer
 
     ks = args.ks()
@@ -192,7 +200,25 @@ def run(args: EvalArguments) -> dict:
         completions = _generate_hf(args, tok, texts, add_special_tokens=not chat)
     t1 = time.perf_counter()
     out = Path(args.out_dir) if args.out_dir else new_run_dir(Path("runs/eval") / _run_name(args))
+    existed = out.exists() and args.out_dir is not None
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _grade(
+            args, out, questions, references, completions, ks, template, tok, long, context, backend, t0, t1
+        )
+    except BaseException:  # Ctrl-C or an error while grading: no half-written run folder of ours is left
+        if not existed:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _grade(args, out, questions, references, completions, ks, template, tok, long, context, backend, t0, t1):
+    """Grade every completion into ``out/generations.jsonl``; the summary, written last to ``out/summary.json``."""
+    from tqdm.auto import tqdm
+
+    from oarl.lab.math.evaluation import mean_pass_at_k
+    from oarl.lab.math.rewards import check_answer
+
     correct_counts, gradable, found = [], 0, 0
     with (out / "generations.jsonl").open("w") as f:
         bar = tqdm(total=len(questions) * args.n, desc="grade", disable=not args.progress, unit="seq")

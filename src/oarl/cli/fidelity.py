@@ -65,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noises", default=NOISES, help="OAR-G noise sweep (comma list; '' to skip)")
     p.add_argument("--time-repeats", type=int, default=3, help="round-robin timing repeats (0: skip)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/fidelity/fidelity.json")
+    p.add_argument(
+        "--out",
+        default="runs/fidelity/fidelity.json",
+        help="results JSON (default runs/fidelity/fidelity.json)",
+    )
     p.add_argument("--figures", default=None, help="folder for figures (default: next to --out)")
     return p
 

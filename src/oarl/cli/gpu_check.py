@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from oarl.cli._args import names, usage_error
+from oarl.cli._args import names, new_root, remove_if_empty, usage_error
 from oarl.lab.models.registry import DEFAULT_MODEL
 from oarl.lab.models.resolve import resolve_model
 
@@ -42,7 +42,12 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("MODEL") or DEFAULT_MODEL,
         help=f"local model folder or short name (default $MODEL, else {DEFAULT_MODEL})",
     )
-    ap.add_argument("--data", default="gsm8k", choices=["gsm8k", "flag"], help="scorer-check rows")
+    ap.add_argument(
+        "--data",
+        default="gsm8k",
+        choices=["gsm8k", "flag"],
+        help="scorer-check rows: GSM8K test (needs the benchmark copy) or flag-task problems (any model)",
+    )
     ap.add_argument("--data-dir", default=None, help="benchmark folder (default ../shared/data)")
     ap.add_argument("--rows", type=int, default=16, help="rows for the scorer check")
     ap.add_argument("--noise-std", type=float, default=1e-3, help="OAR-G noise (the paper's 1e-3)")
@@ -79,9 +84,20 @@ def main(argv: list[str]) -> int:
     except FileNotFoundError as e:
         return usage_error("gpu-check", e)
     out = Path(args.out or f"runs/gpu_check/{time.strftime('%Y%m%d-%H%M%S')}")
+    made = new_root(out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.arm:
-        return train_arm(args, out)
+    try:
+        return train_arm(args, out) if args.arm else check(args, out)
+    except (ValueError, FileNotFoundError) as e:  # bad data or settings: a usage error, not a traceback
+        remove_if_empty(made)
+        return usage_error("gpu-check", e)
+    except BaseException:
+        remove_if_empty(made)  # a failed check leaves no empty runs/gpu_check/<time>
+        raise
+
+
+def check(args: argparse.Namespace, out: Path) -> int:
+    """The scorer check, then (on a GPU) the trainer steps of each arm; writes ``out/gpu_check.json``."""
     results: dict = {"model": args.model, "device": device_name(args.cpu), "args": vars(args)}
     if not args.skip_precision:
         results["precision"] = precision_check(args)
@@ -112,9 +128,16 @@ def scorer_rows(args, tokenizer) -> tuple[list[str], list[str]]:
         from oarl.lab.testbed.tasks import flag
         from oarl.lab.testbed.tasks.flag_task import FlagTask
 
-        info = json.loads((Path(args.model) / "oarl_warmstart.json").read_text())["task"]
-        info.pop("task")
-        problems = FlagTask(flag.FlagConfig(**info)).problems(args.rows, seed=555)
+        marker = Path(args.model) / "oarl_warmstart.json"
+        if marker.is_file():  # a flag warm start: its own task settings
+            info = json.loads(marker.read_text())["task"]
+            info.pop("task")
+            config = flag.FlagConfig(**info)
+        else:  # any other model (smollm2-135m): the study's flag settings, as text
+            from oarl.lab.testbed.tasks import get_task
+
+            config = get_task("flag").recipe().config
+        problems = FlagTask(config).problems(args.rows, seed=555)
         return [p.prompt for p in problems], [p.completion for p in problems]
     from oarl.lab.math.data import load_gsm8k
     from oarl.lab.math.prompts import PromptTemplate, build_prompt, render_prompt

@@ -41,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/oracle_eval/oracle_eval.json")
+    p.add_argument(
+        "--out",
+        default="runs/oracle_eval/oracle_eval.json",
+        help="results JSON (default runs/oracle_eval/oracle_eval.json)",
+    )
     return p
 
 

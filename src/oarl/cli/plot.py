@@ -19,7 +19,11 @@ from pathlib import Path
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="oarl plot", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (or metrics.jsonl files)")
-    p.add_argument("--out", default="curves.png", help="figure file (.png, .pdf, .svg)")
+    p.add_argument(
+        "--out",
+        default="curves.png",
+        help="figure file (.png, .pdf, .svg; default curves.png in the current folder)",
+    )
     p.add_argument("--title", default="", help="figure title")
     p.add_argument("--merge", action="store_true", help="pool equal labels across runs (mean, min..max band)")
     return p

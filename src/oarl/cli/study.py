@@ -21,6 +21,11 @@ from pathlib import Path
 
 from oarl.cli._args import assignments, names, run_main, seeds, settings
 
+#: What Ctrl-C outside a clean stop point leaves, and how to go on (printed by ``oarl``; see
+#: :func:`oarl.utils.interrupt.interrupted_message`).
+RESUME_HINT = "finished runs are kept; resume with: {command}"
+
+
 DEFAULT_ARMS = "grpo,oar_g,oar_p,entropy,trl_entropy,random,oracle"
 
 

@@ -29,6 +29,10 @@ from pathlib import Path
 
 from oarl.cli._args import names
 
+#: What Ctrl-C outside a clean stop point leaves, and how to go on (printed by ``oarl``; see
+#: :func:`oarl.utils.interrupt.interrupted_message`).
+RESUME_HINT = "a finished SFT is cached and reused: {command}"
+
 
 def main(argv: list[str]) -> int:
     from oarl.utils.threads import THREADS_HELP

@@ -1,4 +1,4 @@
-"""Surviving interruption: find the last complete checkpoint, and stop on SIGTERM with a checkpoint saved.
+"""Surviving interruption: find the last complete checkpoint, and stop on Ctrl-C or SIGTERM with a checkpoint saved.
 
 Resuming itself is transformers' ``Trainer.train(resume_from_checkpoint=...)`` (model, optimizer, scheduler,
 RNG states; :class:`oarl.integrations.trl.trainer.OARGRPOTrainer` adds its own generator's state). ``oarl train --resume``
@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import re
 import signal
-import threading
 from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from oarl.utils.interrupt import STOP_SIGNALS, StopSignals, exit_code
+
 #: transformers writes this last when saving a checkpoint: its presence marks a complete checkpoint.
 COMPLETE_MARKER = "trainer_state.json"
 _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
-#: ``oarl train`` exits with this code (128 + SIGTERM) when it stopped early on a signal.
+#: ``oarl train`` exits with this code (128 + SIGTERM) when SIGTERM stopped it (130 after Ctrl-C).
 INTERRUPTED_EXIT_CODE = 143
 
 
@@ -45,31 +46,29 @@ def last_checkpoint(output_dir: str | Path) -> str | None:
 
 
 class GracefulStop(TrainerCallback):
-    """On SIGTERM, finish the current step, save a checkpoint and stop training (a second SIGTERM kills).
+    """On Ctrl-C (SIGINT) or SIGTERM, finish the current step, save a checkpoint (whatever ``save_strategy``
+    says) and stop training; a second signal exits at once (:class:`oarl.utils.interrupt.StopSignals`).
 
     Handlers are installed at train begin (main thread only) and restored at train end. Under several
     processes the request is all-reduced every step, so all ranks stop (and save) at the same step.
-    ``stopped_at`` is the global step it stopped at, None if it did not.
+    ``stopped_at`` is the global step it stopped at, None if it did not; ``exit_code`` 130 after Ctrl-C,
+    143 after SIGTERM.
     """
 
-    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM,)) -> None:
-        self.signals = signals
-        self.requested = False
+    def __init__(self, signals: tuple[int, ...] = STOP_SIGNALS) -> None:
+        self.stop = StopSignals("stopping after this step with a checkpoint", signals)
         self.stopped_at: int | None = None
-        self._previous: dict[int, object] = {}
 
-    def _handle(self, signum, frame) -> None:
-        if self.requested:  # second signal: give up at once, the previous behaviour
-            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
-            signal.raise_signal(signum)
-            return
-        self.requested = True
-        print(f"\nsignal {signum}: stopping after this step with a checkpoint", flush=True)
+    @property
+    def requested(self) -> bool:
+        return self.stop.requested
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.stop.signum or signal.SIGTERM)
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.signals:
-                self._previous[sig] = signal.signal(sig, self._handle)
+        self.stop.install()
 
     def on_step_end(self, args, state, control, **kwargs):
         if self._any_rank_requested(args):
@@ -78,9 +77,7 @@ class GracefulStop(TrainerCallback):
             self.stopped_at = state.global_step
 
     def on_train_end(self, args, state, control, **kwargs):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
+        self.stop.restore()
 
     def _any_rank_requested(self, args) -> bool:
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):

@@ -37,6 +37,7 @@ from oarl.batch.rollout import Rollout, TokenLabeler
 from oarl.batch.settings import TOKENIZER_FIELDS, OARSettings, config_name, model_free
 from oarl.batch.step import OARStep
 from oarl.integrations.trl.context import RewardFn, check_reward_funcs, local_groups, trl_reward_fn
+from oarl.integrations.trl.inputs import check_prompts
 from oarl.integrations.trl.modes import (
     check_batch_images,
     check_generation_rollouts,
@@ -160,6 +161,7 @@ class OARGRPOTrainer(GRPOTrainer):
         """As ``GRPOTrainer``, plus ``token_labeler(tokenizer, prompt_ids, completion_ids, completion_mask) ->
         [B, T] bool``: the known decisive completion tokens, read only by scorers that need ``oracle_labels``
         (testbed tasks provide one; real data has none)."""
+        check_prompts(kwargs.get("train_dataset", args[3] if len(args) > 3 else None))
         super().__init__(*args, **kwargs)
         self.token_labeler = token_labeler
         if not isinstance(self.args, OARConfig):

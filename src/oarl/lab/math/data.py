@@ -125,7 +125,10 @@ def load_records(
         for name in (question_field, answer_field, *keep):
             if name not in record:
                 raise DataError(path, line, name, f"missing (the record has {sorted(record)})")
-        columns["question"].append(_scalar_text(record[question_field], path, line, question_field))
+        question = _scalar_text(record[question_field], path, line, question_field)
+        if not question.strip():  # an empty prompt would fail deep inside generate, or train on nothing
+            raise DataError(path, line, question_field, "empty or whitespace only (a prompt needs text)")
+        columns["question"].append(question)
         answer = _scalar_text(record[answer_field], path, line, answer_field)
         raw.append(answer)
         if answer_transform is not None:

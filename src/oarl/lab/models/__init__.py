@@ -4,6 +4,6 @@ This is I/O (package files, a cache folder), so it sits beside ``cli/``, never u
 """
 
 from oarl.lab.models.registry import MODELS, ModelSpec
-from oarl.lab.models.resolve import ModelNotFetched, model_home, resolve_model
+from oarl.lab.models.resolve import ModelNotFetched, UnknownModel, model_home, resolve_model
 
-__all__ = ["MODELS", "ModelSpec", "ModelNotFetched", "model_home", "resolve_model"]
+__all__ = ["MODELS", "ModelSpec", "ModelNotFetched", "UnknownModel", "model_home", "resolve_model"]

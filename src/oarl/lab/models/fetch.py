@@ -19,10 +19,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from oarl.lab.models.registry import ModelSpec, spec_for
+from oarl.lab.models.registry import MARKER, ModelSpec, spec_for
 from oarl.lab.models.resolve import model_dir
 
-MARKER = "oarl_model.json"
 CHUNK = 1 << 22
 
 

@@ -86,10 +86,10 @@ class JsonlWriter:
     """Appends one JSON object per line in a single write, so an interrupted run keeps only whole lines."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path  # its folder is made at the first write: a run that fails before leaves none
 
     def write(self, record: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         append_line(self.path, json.dumps(record))
 
     def trim_after(self, step: int) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -196,11 +197,24 @@ def run_study(
         for a in args:
             record(_run_one(*a[:-1], None))
     else:
-        # spawn: a fresh interpreter per worker (fork after torch has started threads can deadlock)
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        # spawn: a fresh interpreter per worker (fork after torch has started threads can deadlock). Workers
+        # ignore Ctrl-C: the main process gets it, stops them and leaves the unfinished runs to be redone.
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=get_context("spawn"),
+            initializer=signal.signal,
+            initargs=(signal.SIGINT, signal.SIG_IGN),
+        )
+        try:
             futures = [pool.submit(_run_one, *a) for a in args]
             for f in as_completed(futures):
                 record(f.result())
+        except BaseException:
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     bar.close()
     if todo:
         append_line(

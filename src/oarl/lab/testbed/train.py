@@ -16,6 +16,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from oarl.integrations.trl.trainer import config_fields
 from oarl.lab.testbed.tasks import task_names, tasks_help
 
 MATH_TASKS = ("gsm8k", "math500", "jsonl")
@@ -127,6 +128,51 @@ class TaskArguments:
             )
 
 
+def recipe_fields(task: str) -> dict[str, Any]:
+    """The ``OARConfig`` (and LoRA) fields of a testbed task's recipe (:class:`~oarl.lab.testbed.settings.RLSettings`:
+    its lr, lengths, batch, steps, OAR settings); ``{}`` for a math task (no recipe: ``recipes/`` has YAML ones).
+
+    What :func:`oarl.lab.testbed.experiment.run_arm` sets for a study's arm, so ``oarl train --task flag`` trains
+    as the study does. Device and precision are not here: :func:`oarl.utils.device.device_flags` decides them.
+    """
+    if task in MATH_TASKS:
+        return {}
+    from oarl.lab.testbed.tasks import get_task
+
+    rl = get_task(task).recipe().rl
+    oar = rl.oar
+    out: dict[str, Any] = {
+        "max_steps": rl.steps,
+        "learning_rate": rl.learning_rate,
+        "lr_scheduler_type": "constant",
+        "per_device_train_batch_size": rl.prompts_per_step * rl.num_generations,
+        "num_generations": rl.num_generations,
+        "max_completion_length": rl.max_completion_length,
+        "temperature": rl.temperature,
+        "beta": rl.kl_beta,
+        "eval_every": rl.eval_every,
+        "logging_steps": 1,
+        "gradient_checkpointing": False,
+        "log_completions": False,
+        "disable_tqdm": True,
+        "report_to": "none",
+    }
+    # every OAR field of the recipe, derived as run_arm derives them (the unset ones keep OARConfig's None)
+    out.update({k: v for k, v in config_fields(oar).items() if v is not None})
+    if rl.bf16:  # measured for this recipe (CPU autocast too); otherwise the machine decides
+        out["bf16"] = True
+    if rl.lora_rank:
+        out.update(
+            use_peft=True,
+            lora_r=rl.lora_rank,
+            lora_alpha=2 * rl.lora_rank,
+            lora_dropout=0.0,
+            lora_target_modules=list(rl.lora_targets),
+        )
+    out.update(rl.extra)
+    return out
+
+
 def prompt_template(task_args: TaskArguments):
     """The :class:`oarl.lab.math.prompts.PromptTemplate` the task fields describe (unset fields keep the defaults)."""
     from oarl.lab.math.prompts import PromptTemplate
@@ -202,7 +248,33 @@ def build_trainer(task_args: TaskArguments, config, lora_args=None):
         token_labeler=labeler,
     )
     trainer.remove_callback(PrinterCallback)
+    if not logs_every_step(config):  # metrics.jsonl still gets every step's oar/* (TRL logs only every N)
+        trainer.add_callback(OARStepLog(writer, tag, trainer._oar_step, config.process_index == 0))
     return trainer, held_out
+
+
+def logs_every_step(config) -> bool:
+    """Whether TRL logs (and so :class:`MetricsLog` writes) every step: ``logging_steps: 1`` by steps."""
+    strategy = getattr(config.logging_strategy, "value", config.logging_strategy)
+    return strategy == "steps" and config.logging_steps == 1
+
+
+class OARStepLog(TrainerCallback):
+    """Writes each step's ``oar/*`` metrics to ``metrics.jsonl`` when TRL logs less often than every step.
+
+    One line ``{tag, "step", "oar/...": ...}`` per step that scored a new batch (the OAR step's
+    ``last_metrics``); the lines TRL logs every ``logging_steps`` (loss, reward, ... and TRL's mean of the
+    ``oar/*`` over the window) are written by :class:`MetricsLog` as before.
+    """
+
+    def __init__(self, writer, tag: dict, oar_step, enabled: bool = True) -> None:
+        self.writer, self.tag, self.oar_step, self.enabled = writer, tag, oar_step, enabled
+        self.seen = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.enabled and self.oar_step.calls != self.seen and self.oar_step.last_metrics:
+            self.seen = self.oar_step.calls
+            self.writer.write({**self.tag, "step": state.global_step, **self.oar_step.last_metrics})
 
 
 class MetricsLog(TrainerCallback):

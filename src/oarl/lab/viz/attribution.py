@@ -18,10 +18,26 @@ from torch import Tensor, nn
 from oarl.batch.credit import score_and_gate
 from oarl.batch.rollout_layout import LAYOUT_KEYS, TextPairs, encode_text_pairs
 from oarl.batch.settings import OARSettings
-from oarl.batch.spans import token_char_offsets
+from oarl.batch.spans import describe_finders, token_char_offsets
 from oarl.core import gating
 from oarl.core.diagnostics import auroc, ess_ratio, oracle_recall, top_mass_share
 from oarl.core.layout import Layout
+
+#: What every view (console, HTML, PNG) says for a row without an answer span, instead of its ESS or share.
+NO_SPAN_NOTE = "no answer span: nothing scored"
+
+
+def no_span_help() -> str:
+    """The forms the span finders look for, and how to add one (for a row without an answer span)."""
+    return (
+        f"the completion has none of {describe_finders()}; end it with one, or add a pattern with "
+        "oar_span_finders: ['re:PATTERN'] (one group around the answer)"
+    )
+
+
+def row_stats(ess: float, top10: float, found: bool) -> str:
+    """``"ESS 0.83 · top10 0.21"`` for a scored row, :data:`NO_SPAN_NOTE` for a row without an answer span."""
+    return f"ESS {ess:.2f} · top10 {top10:.2f}" if found else NO_SPAN_NOTE
 
 
 @dataclass

@@ -12,7 +12,7 @@ import html
 import math
 
 from oarl.batch.settings import method_label
-from oarl.lab.viz.attribution import Attribution, MethodResult, RowView, TokenView
+from oarl.lab.viz.attribution import NO_SPAN_NOTE, Attribution, MethodResult, RowView, TokenView, no_span_help
 from oarl.lab.viz.palette import dark, weight_rgb
 
 CSS = """
@@ -159,7 +159,9 @@ def _completion(row: RowView, b: int, method: str, res: MethodResult, lo: float,
     return "".join(out) + ("</span>" if in_answer else "")
 
 
-def _chips(res: MethodResult, b: int) -> str:
+def _chips(res: MethodResult, b: int, found: bool = True) -> str:
+    if not found:
+        return NO_SPAN_NOTE
     parts = [f"ESS {_fmt(float(res.ess_ratio[b]))}", f"top-10% {_fmt(float(res.top10_share[b]))}"]
     if res.recall is not None and res.auroc is not None:
         parts += [f"recall@k {_fmt(float(res.recall[b]), 2)}", f"AUROC {_fmt(float(res.auroc[b]), 2)}"]
@@ -204,11 +206,15 @@ def render_html(att: Attribution, title: str = "Token credit", subtitle: str = "
         prompt = "<wbr>".join(_token(t, b, None, None, lo, hi) for t in row.prompt)
         cards = "".join(
             f'<div class="card" data-method="{esc(method)}"><h3><span>{esc(method_label(method))}'
-            f'</span><span class="chips">{_chips(res, b)}</span></h3>'
+            f'</span><span class="chips">{_chips(res, b, row.found)}</span></h3>'
             f'<div class="text">{_completion(row, b, method, res, lo, hi)}</div></div>'
             for method, res in att.methods.items()
         )
-        note = "" if row.found else '<div class="note">no answer span found: every weight is 1</div>'
+        note = (
+            ""
+            if row.found
+            else f'<div class="note">{NO_SPAN_NOTE}: every weight is 1 ({esc(no_span_help())})</div>'
+        )
         sections.append(
             f'<section class="example" data-row="{b}"><h2>{esc(row.title)}</h2>'
             f'<div class="prompt text"><span class="lab">prompt</span>{prompt}</div>'
