@@ -82,7 +82,7 @@ def encode_row(tokenizer, prompt: str, completion: str) -> tuple[Tensor, Tensor,
 
 
 def compare(all_scores: dict[str, list[Tensor]], masks: list[Tensor]) -> dict:
-    """Spearman / top-10% overlap of every pair of variants, summarised over rows."""
+    """Spearman / top-10% overlap of every pair of variants, summarized over rows."""
     out = {}
     for a, b in combinations(all_scores, 2):
         per = {"spearman": [], "top_overlap": []}

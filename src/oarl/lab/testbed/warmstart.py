@@ -18,6 +18,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from oarl.lab.testbed import tiny_model
 from oarl.lab.testbed.tasks import arith
 from oarl.lab.testbed.tasks.arith_task import ArithTask
 from oarl.lab.testbed.tasks.base import TestbedTask
@@ -63,7 +64,7 @@ def data_fingerprint(task) -> str:
     """sha1 of the first SFT rows the warm start trains on and of the tokenizer's vocabulary: what the
     checkpoint depends on, rather than the source text of the modules that make it."""
     h = sft_rows_sha1(task)
-    h.update(json.dumps(sorted(arith.build_tokenizer().get_vocab().items())).encode())
+    h.update(json.dumps(sorted(tiny_model.build_tokenizer().get_vocab().items())).encode())
     return h.hexdigest()
 
 
@@ -130,8 +131,8 @@ def warm_start(
     shutil.rmtree(tmp, ignore_errors=True)
     before = set_threads(threads) if threads is not None else torch.get_num_threads()
     try:
-        tok = arith.build_tokenizer()
-        model = arith.build_tiny_model(
+        tok = tiny_model.build_tokenizer()
+        model = tiny_model.build_tiny_model(
             tok, ws.hidden_size, ws.num_layers, ws.num_heads, ws.intermediate_size, seed=ws.seed
         )
         data = task.sft_dataset(ws.train_problems, seed=10_000)

@@ -129,11 +129,12 @@ def score_methods(
     return out
 
 
-def token_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
+def offset_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
     """Split the decoded text of ``ids`` into one contiguous piece per token (the pieces join to the text).
 
     Built on :func:`oarl.batch.spans.token_char_offsets`; characters an offset map leaves out (e.g. a trimmed
-    leading space) go to the token before them.
+    leading space) go to the token before them. (:func:`oarl.lab.testbed.tasks.base.decoded_pieces` instead
+    decodes each token on its own and drops special tokens.)
     """
     text, offsets = token_char_offsets(tokenizer, ids)
     pieces, prev = [], 0
@@ -156,7 +157,7 @@ def row_views(tokenizer, batch: dict[str, Tensor], titles: Sequence[str] | None 
             ("completion", attended & ~batch["prompt_mask"][b]),
         ):
             cols = sel.nonzero().flatten().tolist()
-            pieces = token_pieces(tokenizer, batch["input_ids"][b, cols].tolist()) if cols else []
+            pieces = offset_pieces(tokenizer, batch["input_ids"][b, cols].tolist()) if cols else []
             views[part] = [
                 TokenView(
                     text=piece,
