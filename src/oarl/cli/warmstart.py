@@ -128,13 +128,11 @@ def run_lora(args: argparse.Namespace) -> int:
     """``--task wordop``: the LoRA SFT warm start of SmolLM2-135M on the word-problem task (module docstring)."""
     import torch
 
+    from oarl.lab.testbed.lora_gate import GATE, gate_failures, gate_metrics
     from oarl.lab.testbed.lora_warmstart import (
-        GATE,
         LoraSFTConfig,
         adapter_name,
         data_fingerprint,
-        gate_failures,
-        gate_metrics,
         sft_batch,
         time_step,
         train_adapter,

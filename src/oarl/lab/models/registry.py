@@ -37,6 +37,9 @@ SMOLLM2_135M = ModelSpec(
 MODELS: dict[str, ModelSpec] = {SMOLLM2_135M.name: SMOLLM2_135M}
 ALIASES: dict[str, str] = {a: spec.name for spec in MODELS.values() for a in (spec.name, *spec.aliases)}
 
+#: The file a converted model's folder gets last (fetch writes it when the folder is complete; resolve reads it).
+MARKER = "oarl_model.json"
+
 # the model `make gpu-check` and the smollm2 recipes use when none is given
 DEFAULT_MODEL = SMOLLM2_135M.name
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from oarl.lab.models.registry import MODELS, spec_for
+from oarl.lab.models.registry import MARKER, MODELS, spec_for
 
 
 class ModelNotFetched(FileNotFoundError):
@@ -28,8 +28,6 @@ def model_dir(name: str) -> Path:
 
 def is_fetched(name: str) -> bool:
     """Whether the converted folder of ``name`` is complete (fetch writes its marker file last)."""
-    from oarl.lab.models.fetch import MARKER
-
     return (model_dir(name) / MARKER).is_file()
 
 

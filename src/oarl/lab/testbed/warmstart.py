@@ -18,10 +18,11 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+from transformers import PrinterCallback
+
 from oarl.lab.testbed import tiny_model
-from oarl.lab.testbed.tasks import arith
-from oarl.lab.testbed.tasks.arith_task import ArithTask
-from oarl.lab.testbed.tasks.base import TestbedTask
+from oarl.lab.testbed.progress import StepProgress
 from oarl.utils.threads import set_threads
 
 #: Bump when the SFT procedure in :func:`warm_start` changes what it trains (not for moves or comments).
@@ -47,15 +48,10 @@ class WarmStartConfig:
     max_steps: int = -1  # > 0: stop after this many SFT steps (overrides epochs)
 
 
-def as_task(task) -> TestbedTask:
-    """A :class:`TestbedTask`; an ``ArithConfig`` is wrapped as the arithmetic task."""
-    return ArithTask(task) if isinstance(task, arith.ArithConfig) else task
-
-
 def sft_rows_sha1(task):
     """A sha1 object fed with the first :data:`FINGERPRINT_ROWS` SFT rows a warm start trains on."""
     h = hashlib.sha1()
-    for row in as_task(task).sft_dataset(FINGERPRINT_ROWS, seed=10_000):
+    for row in task.sft_dataset(FINGERPRINT_ROWS, seed=10_000):
         h.update(json.dumps(row, sort_keys=True, default=str).encode())
     return h
 
@@ -71,7 +67,7 @@ def data_fingerprint(task) -> str:
 def settings_key(task, sft: dict, data: str, fmt: int) -> str:
     """12 hex digits of (task identity, SFT settings, data fingerprint, format version): a warm start's key."""
     blob = json.dumps(
-        {"task": as_task(task).identity(), "sft": sft, "data": data, "format": fmt},
+        {"task": task.identity(), "sft": sft, "data": data, "format": fmt},
         sort_keys=True,
         default=str,
     )
@@ -84,7 +80,7 @@ def cache_key(task, ws: WarmStartConfig) -> str:
 
 
 def checkpoint_name(task, ws: WarmStartConfig) -> str:
-    task = as_task(task)
+    """``<task>-sft-<12 hex>``: the folder name of ``task``'s warm start with settings ``ws``."""
     return f"{task.name}-sft-{cache_key(task, ws)}"
 
 
@@ -115,13 +111,11 @@ def warm_start(
     slower here). The checkpoint is written to a temporary folder and renamed when complete, so an
     interrupted run never leaves a half-written cache entry.
     """
-    import torch
-    from transformers import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import (  # here: the tasks' recipes (and examples/grpo_oar.py) load without TRL
+        SFTConfig,
+        SFTTrainer,
+    )
 
-    from oarl.lab.testbed.experiment import StepProgress
-
-    task = as_task(task)
     name = checkpoint_name(task, ws)  # the data fingerprint behind it is computed once
     found = _find(name, cache_dir)
     if found is not None:

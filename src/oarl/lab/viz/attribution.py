@@ -22,6 +22,8 @@ from oarl.core import gating
 from oarl.core.diagnostics import auroc, ess_ratio, oracle_recall, top_mass_share
 from oarl.core.layout import Layout
 from oarl.core.scorers import shared_options
+from oarl.lab.testbed.oracle import role_masks
+from oarl.lab.testbed.tasks.arith_task import ArithTask
 
 
 @dataclass
@@ -202,9 +204,6 @@ def attribute(
     pairs = encode_text_pairs(tokenizer, prompts, completions, finders, offsets=bool(oracle))
     batch = _batch(pairs)
     if oracle:
-        from oarl.lab.testbed.oracle import role_masks
-        from oarl.lab.testbed.tasks.arith_task import ArithTask
-
         task = ArithTask() if oracle is True else oracle
         batch["oracle_mask"] = role_masks(pairs, prompts, completions, task)["oracle_mask"]
     device = next(model.parameters()).device
