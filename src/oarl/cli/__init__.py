@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from oarl.utils.extras import MissingExtra
+
 # name -> (module, one-line help). Imported lazily so `oarl --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
@@ -52,7 +54,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def usage() -> str:
     lines = ["usage: oarl COMMAND [options]   (oarl COMMAND --help for its options)", "", "commands:"]
     lines += [f"  {name:12s} {help_text}" for name, (_, help_text) in COMMANDS.items()]
-    lines += ["", "  --version    print the version"]
+    lines += [
+        "",
+        "  --version    print the version",
+        "",
+        'every command but scorers runs the lab: pip install "oarl[lab]"',
+    ]
     return "\n".join(lines)
 
 
@@ -72,8 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     from oarl.utils.threads import prefer_passive_openmp
 
     prefer_passive_openmp()  # before any command imports torch
-    module = importlib.import_module(COMMANDS[argv[0]][0])
-    return int(module.main(argv[1:]) or 0)
+    try:
+        module = importlib.import_module(COMMANDS[argv[0]][0])
+        return int(module.main(argv[1:]) or 0)
+    except MissingExtra as e:  # the lab or math extra is not installed: one line, the pip command in it
+        print(f"oarl {argv[0]}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
