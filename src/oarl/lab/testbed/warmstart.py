@@ -3,8 +3,8 @@
 RL needs a policy that already writes the format and is right some of the time; SFT on generated gold
 solutions gets there in a few minutes on a CPU. The result is keyed by what it is trained on (task identity,
 SFT settings and a fingerprint of the SFT data itself), so moving or reformatting task code reuses it while a
-change to the data retrains it. The default demo and study warm starts ship with the package
-(``oarl/lab/testbed/checkpoints/``, written by ``oarl warmstart --ship``), so a fresh clone trains none of them:
+change to the data retrains it. The default demo and study warm starts ship with the repository
+(``checkpoints/``, written by ``oarl warmstart --ship``; not in the wheel), so a fresh clone trains none of them:
 SFT on this task sits on a knife-edge (see ``docs/reliability.md``), and a shipped checkpoint tells the same
 story on every machine.
 """
@@ -27,8 +27,12 @@ from oarl.utils.threads import set_threads
 
 #: Bump when the SFT procedure in :func:`warm_start` changes what it trains (not for moves or comments).
 WARMSTART_FORMAT = 2
-#: Checkpoints shipped with the package, looked up before the cache (read-only).
-SHIPPED_DIR = Path(__file__).with_name("checkpoints")
+#: The repository this module runs from when it is a source checkout (src/oarl/lab/testbed/ is 4 levels down).
+REPO = Path(__file__).resolve().parents[4]
+#: The shipped warm starts: the repository's ``checkpoints/``, looked up before the cache (read-only). They are
+#: not in the wheel (docs/architecture.md, "Where the warm starts live"): an installed package finds none
+#: here and trains its warm starts into the cache.
+SHIPPED_DIR = REPO / "checkpoints"
 FINGERPRINT_ROWS = 512
 
 
@@ -86,6 +90,16 @@ def checkpoint_name(task, ws: WarmStartConfig) -> str:
 
 def _complete(path: Path) -> bool:
     return (path / "config.json").exists() and (path / "tokenizer.json").exists()
+
+
+def shipping_dir() -> Path:
+    """:data:`SHIPPED_DIR`, where ``oarl warmstart --ship`` writes; FileNotFoundError outside a source checkout."""
+    if not ((REPO / "pyproject.toml").is_file() and (REPO / "src" / "oarl").is_dir()):
+        raise FileNotFoundError(
+            f"--ship writes into a source checkout's checkpoints/, and this oarl runs from {REPO} (an installed "
+            "package): clone the repository and install it with `make setup` (pip install -e)"
+        )
+    return SHIPPED_DIR
 
 
 def find_warm_start(task, ws: WarmStartConfig, cache_dir: str | Path) -> Path | None:
