@@ -1,10 +1,12 @@
 """The ``oarl`` command line: ``oarl COMMAND [--help]``. Each command is a module with ``main(argv) -> int``.
 
-A thin shell over the library (``oarl.core``, ``oarl.batch``, ``oarl.integrations``) and the lab (``oarl.lab``):
-what a command does lives there. The commands are imported by name when run, and a command imports most of
-what it runs inside its functions: the one place in oarl where function-local imports are the rule
-(tests/test_layers.py allows them here only), so that ``oarl --help`` and ``oarl COMMAND --help`` start in a
-fraction of a second instead of importing torch, TRL and the lab first.
+A thin shell over the library (``oarl.core``, ``oarl.batch``, ``oarl.integrations``) and the lab
+(``oarl.lab``): what a command does lives there. Every command but ``scorers`` runs the lab; without the lab
+extra it prints the ``pip install "oarl[lab]"`` line and exits 2 (:class:`oarl.utils.extras.MissingExtra`).
+The commands are imported by name when run, and a command imports most of what it runs inside its
+functions: the one place in oarl where function-local imports are the rule (tests/test_layers.py allows
+them here only), so that ``oarl --help`` and ``oarl COMMAND --help`` start in a fraction of a second
+instead of importing torch, TRL and the lab first.
 """
 
 from __future__ import annotations

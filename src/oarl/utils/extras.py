@@ -2,8 +2,8 @@
 
 ``pip install oarl`` brings the library (core, batch, integrations: torch, transformers, TRL, numpy). The lab
 (``oarl.lab``: testbed, studies, plots, real-model conversion) needs the ``lab`` extra and the math-verify
-rewards the ``math`` extra; each checks for its packages on import (:func:`require`) and fails at once with the
-``pip install`` line to run, instead of an ImportError deep inside a run.
+rewards the ``math`` extra; each checks for its packages on import (:func:`require`) and fails at once with
+the ``pip install`` line to run, instead of an ImportError deep inside a run.
 """
 
 from __future__ import annotations
