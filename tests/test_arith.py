@@ -10,12 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oarl.lab.testbed.tasks.arith import (
-    ALPHABET,
     ANSWER_MARKER,
     ArithConfig,
     arith_reward,
-    build_tiny_model,
-    build_tokenizer,
     char_spans_to_token_mask,
     dependency_path,
     extract_answer,
@@ -23,6 +20,7 @@ from oarl.lab.testbed.tasks.arith import (
     make_dataset,
     oracle_char_spans_for,
 )
+from oarl.lab.testbed.tiny_model import ALPHABET, build_tiny_model, build_tokenizer
 
 PROMPT = "a=3;b=7;c=a+b;d=b-2;e=c+4;?e\n"
 GOLD = "c=10;d=5;e=14;ANSWER 14"

@@ -13,7 +13,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 from oarl import bilevel_weights, get_scorer
 from oarl.cli import attribute as attribute_cmd
 from oarl.core.scorers import shared_options
-from oarl.lab.viz.attribution import attribute, encode_pairs, normalised_scores, token_pieces
+from oarl.lab.viz.attribution import attribute, encode_pairs, normalised_scores, offset_pieces
 from oarl.lab.viz.html_report import render_html
 from oarl.lab.viz.plots import attribution_strip
 
@@ -196,11 +196,11 @@ def test_normalised_scores_match_the_gate():
     assert raw[0, norm[0].argmax()] == pytest.approx(3.0)  # the top token gets 1 + beta before rescaling
 
 
-def test_token_pieces_join_to_the_text(tiny):
+def test_offset_pieces_join_to_the_text(tiny):
     _, tok = tiny
     text = "x <y> &\n ANSWER 7"
     ids = tok(text, add_special_tokens=False)["input_ids"]
-    pieces = token_pieces(tok, ids)
+    pieces = offset_pieces(tok, ids)
     assert len(pieces) == len(ids) and "".join(pieces) == text
 
 

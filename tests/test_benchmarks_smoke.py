@@ -14,8 +14,8 @@ import torch
 
 from oarl.batch.rollout_layout import encode_text_pairs
 from oarl.core.scorers import get_scorer
+from oarl.lab.testbed import tiny_model
 from oarl.lab.testbed.fidelity import summarize
-from oarl.lab.testbed.tasks import arith
 from oarl.lab.testbed.tasks.arith_task import ArithTask
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -30,8 +30,8 @@ def _load(name: str):
 
 def test_real_model_credit_resample_is_the_scorer_on_a_tiny_model():
     rc = _load("real_model_credit")
-    tok = arith.build_tokenizer()
-    model = arith.build_tiny_model(
+    tok = tiny_model.build_tokenizer()
+    model = tiny_model.build_tiny_model(
         tok, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64
     ).eval()
     problems = ArithTask().problems(3, seed=3)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from oarl.lab.testbed import tiny_model
 from oarl.lab.testbed.tasks import arith
 from oarl.utils.checkpoint import load_tokenizer
 
 
 def _save(tmp_path):
-    tok = arith.build_tokenizer()
-    model = arith.build_tiny_model(
+    tok = tiny_model.build_tokenizer()
+    model = tiny_model.build_tiny_model(
         tok, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64
     ).eval()
     model.save_pretrained(tmp_path)  # what the warm start writes

@@ -15,8 +15,7 @@ from oarl.batch.spans import completion_span_masks, trained_spans
 from oarl.core.gating import bilevel_weights
 from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer, shared_options
-from oarl.lab.testbed import oracle
-from oarl.lab.testbed.tasks import arith
+from oarl.lab.testbed import oracle, tiny_model
 from oarl.lab.testbed.tasks.arith_task import ArithTask
 from oarl.lab.viz.attribution import attribute, encode_pairs, score_methods
 
@@ -24,8 +23,8 @@ from oarl.lab.viz.attribution import attribute, encode_pairs, score_methods
 @pytest.fixture(scope="module")
 def pairs():
     """The arithmetic tokenizer, a tiny random model and six pairs: normal, no span, no reasoning, a tail."""
-    tok = arith.build_tokenizer()
-    model = arith.build_tiny_model(
+    tok = tiny_model.build_tokenizer()
+    model = tiny_model.build_tiny_model(
         tok, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64
     ).eval()
     problems = ArithTask().problems(6, seed=3)

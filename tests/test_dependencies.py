@@ -32,7 +32,8 @@ def _declared() -> list[Requirement]:
     groups = [PROJECT["dependencies"]] + [
         v for k, v in PROJECT["optional-dependencies"].items() if k != "vllm"
     ]
-    return [Requirement(r) for group in groups for r in group]
+    reqs = [Requirement(r) for group in groups for r in group]
+    return [r for r in reqs if canonicalize_name(r.name) != "oarl"]  # dev's oarl[lab,math,...]: the extras
 
 
 LOCK, LOW = _pins("lock.txt"), _pins("low.txt")
@@ -64,3 +65,71 @@ def test_the_vllm_extra_is_trls_own_range() -> None:
 
 def test_the_stacks_share_the_torch_set_up_installs_first() -> None:
     assert LOCK["torch"] == LOW["torch"] == "2.13.0"
+
+
+# --- the core install and its extras -------------------------------------------------------------------------
+
+SRC = ROOT / "src" / "oarl"
+LIBRARY = ("utils", "core", "batch", "integrations")
+#: import name -> PyPI name, where they differ
+DIST = {"yaml": "pyyaml", "math_verify": "math-verify"}
+
+
+def _names(group: list[str]) -> set[str]:
+    return {canonicalize_name(Requirement(r).name) for r in group}
+
+
+def _imported(paths) -> dict[str, set[str]]:
+    """PyPI name -> the files under src/oarl that import it (stdlib and oarl itself left out)."""
+    import ast
+    import sys
+
+    out: dict[str, set[str]] = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                mods = [node.module]
+            elif isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            else:
+                continue
+            for m in (m.split(".")[0] for m in mods):
+                if m not in sys.stdlib_module_names and m not in ("oarl", "__future__"):
+                    out.setdefault(canonicalize_name(DIST.get(m, m)), set()).add(str(path.relative_to(SRC)))
+    return out
+
+
+EXTRAS = PROJECT["optional-dependencies"]
+CORE = _names(PROJECT["dependencies"])
+
+
+def test_the_core_is_what_the_library_imports() -> None:
+    """``pip install oarl`` declares exactly what the library's code imports (torch, transformers, trl, numpy);
+    peft, imported by the LoRA glue only when asked for, is its own extra."""
+    library = [p for p in SRC.rglob("*.py") if p.relative_to(SRC).parts[0] in LIBRARY]
+    used = _imported(library)
+    assert CORE == set(used) - {"peft"}, f"core {sorted(CORE)} vs imported {sorted(used)}"
+    assert used["peft"] == {"integrations/trl/lora.py"} and "peft" in _names(EXTRAS["peft"])
+
+
+def test_every_import_of_the_lab_and_cli_is_declared() -> None:
+    rest = [p for p in SRC.rglob("*.py") if p.relative_to(SRC).parts[0] not in LIBRARY]
+    declared = CORE | _names(EXTRAS["lab"]) | _names(EXTRAS["math"]) | _names(EXTRAS["vllm"])
+    undeclared = {d: sorted(f) for d, f in _imported(rest).items() if d not in declared}
+    assert not undeclared, f"imported but in no extra: {undeclared}"
+
+
+def test_the_extras_checks_list_the_extras() -> None:
+    """oarl.lab and the math rewards check for exactly the packages their extra installs."""
+    from oarl.lab import LAB_MODULES
+    from oarl.lab.math.rewards import MATH_MODULES
+
+    assert {canonicalize_name(d) for d in LAB_MODULES.values()} == _names(EXTRAS["lab"])
+    assert {canonicalize_name(d) for d in MATH_MODULES.values()} == _names(EXTRAS["math"])
+    assert set(DIST) <= set(LAB_MODULES) | set(MATH_MODULES)
+
+
+def test_dev_installs_every_extra_but_vllm() -> None:
+    (self_ref,) = (Requirement(r) for r in EXTRAS["dev"] if canonicalize_name(Requirement(r).name) == "oarl")
+    assert self_ref.extras == set(EXTRAS) - {"dev", "vllm", "peft"}  # peft: in the lab extra
+    assert _names(EXTRAS["peft"]) <= _names(EXTRAS["lab"])

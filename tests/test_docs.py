@@ -32,3 +32,11 @@ def test_relative_links_resolve(page):
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_user_docs_name_no_issue_numbers(page):
     assert not re.search(r"\bissues? #?\d+", page.read_text(), flags=re.I)
+
+
+def test_the_api_page_lists_every_step_metric():
+    """docs/api.md names every ``oar/*`` metric the OAR step logs (``step_metrics``), and no other."""
+    source = (ROOT / "src" / "oarl" / "batch" / "step.py").read_text()
+    logged = set(re.findall(r'"(oar/[a-z0-9_]+)":', source))
+    documented = set(re.findall(r"`(oar/[a-z0-9_]+)`", (ROOT / "docs" / "api.md").read_text()))
+    assert logged and logged == documented

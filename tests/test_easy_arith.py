@@ -8,7 +8,7 @@ import re
 import pytest
 
 from oarl.lab.math import easy_arith
-from oarl.lab.math.pass_rates import summarise, wilson
+from oarl.lab.math.pass_rates import summarize_pass_rates, wilson
 
 
 def _solve(q: str) -> int:
@@ -65,9 +65,9 @@ def test_wilson_interval():
         wilson(3, 2)
 
 
-def test_summarise_pass_rate_spread():
+def test_summarize_pass_rate_spread():
     rows = [{"row": r, "correct": s < k, "answer": "1"} for r, k in enumerate([0, 1, 4, 8]) for s in range(8)]
-    out = summarise(rows)
+    out = summarize_pass_rates(rows)
     assert out["prompts"] == 4 and out["pass_rates"] == [0.0, 0.125, 0.5, 1.0]
     assert out["prompts_in_range"] == 2 and out["prompts_with_variance"] == 2
     assert out["pass_rate_histogram"]["0"] == 1 and out["pass_rate_histogram"]["1"] == 1

@@ -84,10 +84,11 @@ def test_eval_on_five_math_jsonl_rows(tiny_math_model, tmp_path):
 
 
 def test_eval_on_the_arith_task_checkpoint(tmp_path):
+    from oarl.lab.testbed import tiny_model
     from oarl.lab.testbed.tasks import arith
 
-    tok = arith.build_tokenizer()
-    model = arith.build_tiny_model(tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    tok = tiny_model.build_tokenizer()
+    model = tiny_model.build_tiny_model(tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
     model.save_pretrained(tmp_path / "ckpt")
     tok.save_pretrained(tmp_path / "ckpt")
     out = tmp_path / "eval"
@@ -128,10 +129,10 @@ def test_grading_and_pass_at_k_with_known_completions(tmp_path, monkeypatch):
 
 
 def test_prompts_over_the_context_are_counted_and_skipped_truncated_or_refused(tmp_path, capsys):
-    from oarl.lab.testbed.tasks import arith
+    from oarl.lab.testbed import tiny_model
 
-    tok = arith.build_tokenizer()
-    model = arith.build_tiny_model(tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    tok = tiny_model.build_tokenizer()
+    model = tiny_model.build_tiny_model(tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
     model.save_pretrained(tmp_path / "ckpt")
     tok.save_pretrained(tmp_path / "ckpt")
     context = model.config.max_position_embeddings

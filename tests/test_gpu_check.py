@@ -51,4 +51,4 @@ def test_one_arm_timed_on_cpu_and_the_steps_table(tiny_math_model, tmp_path):
 def test_unknown_arm_is_refused(tmp_path):
     args = gpu_check.parser().parse_args(["--model", "m"])
     with pytest.raises(ValueError, match="unknown arm"):
-        gpu_check.run_arm(args, tmp_path, "ppo")
+        gpu_check.time_arm_steps(args, tmp_path, "ppo")

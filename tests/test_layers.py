@@ -150,3 +150,130 @@ def test_scorer_modules_import_at_the_top(path: Path):
     for fn in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
         nested = [n for n in ast.walk(fn) if isinstance(n, (ast.Import, ast.ImportFrom))]
         assert not nested, f"{path.name}: {fn.name} imports inside the function"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULE_FILES = {_module_name(p): p for p in SRC.rglob("*.py")}
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """module -> the oarl modules it imports, at any depth of the file (function bodies included).
+
+    ``from oarl.x import y`` is the module ``oarl.x.y`` when that is one, else ``oarl.x``; a package stands for
+    its ``__init__``. The parents Python also runs (``oarl.x`` for ``oarl.x.y``) are not edges: a package
+    ``__init__`` that gathers its submodules would otherwise be a cycle with each of them.
+    """
+    graph: dict[str, set[str]] = {}
+    for name, path in MODULE_FILES.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module.split(".")[0] == "oarl":
+                    for a in node.names:
+                        sub = f"{node.module}.{a.name}"
+                        edges.add(sub if sub in MODULE_FILES else node.module)
+            elif isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name.split(".")[0] == "oarl"}
+        graph[name] = {e for e in edges if e in MODULE_FILES and e != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles():
+    """No two oarl modules import each other, directly or through others, counting imports inside functions
+    (a function-local import hides a cycle from Python's start-up, not from a reader)."""
+    cycles = _cycles(_import_graph())
+    files = [[str(MODULE_FILES[m].relative_to(SRC)) for m in c] for c in cycles]
+    assert not cycles, f"import cycles among: {files}"
+
+
+#: Where an oarl import may sit inside a function, beside the commands of cli/ (each imports what it runs when
+#: it runs, so `oarl --help` and a command's own start-up stay fast): file -> function -> why.
+LOCAL_IMPORTS_ALLOWED = {
+    "__init__.py": {"__getattr__": "`import oarl` gives the core without importing TRL (seconds)"},
+    "lab/testbed/settings.py": {
+        "lora_config": "RLSettings is read without a trainer (YAML, CLI parsers); the LoRA builder's package "
+        "(integrations/trl) imports TRL"
+    },
+    "lab/testbed/train.py": {
+        "build_trainer": "the math extra (math-verify) is needed by a math task only, not by `--task flag`"
+    },
+}
+
+
+def _local_oarl_imports(path: Path) -> list[tuple[str, int]]:
+    found = set()
+    for fn in ast.walk(ast.parse(path.read_text())):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "oarl":
+                    found.add((fn.name, node.lineno))
+                elif isinstance(node, ast.Import) and any(a.name.split(".")[0] == "oarl" for a in node.names):
+                    found.add((fn.name, node.lineno))
+    return sorted(found, key=lambda f: f[1])
+
+
+@pytest.mark.parametrize("path", sorted(p for p in SRC.rglob("*.py") if p.parent != CLI), ids=str)
+def test_oarl_imports_sit_at_the_top(path: Path):
+    """Outside cli/, an oarl import inside a function needs a reason in LOCAL_IMPORTS_ALLOWED."""
+    rel = path.relative_to(SRC).as_posix()
+    allowed = LOCAL_IMPORTS_ALLOWED.get(rel, {})
+    stray = [f"{rel}:{line} in {fn}()" for fn, line in _local_oarl_imports(path) if fn not in allowed]
+    assert not stray, f"move to the top of the module (or give a reason in LOCAL_IMPORTS_ALLOWED): {stray}"
+
+
+def test_the_allowed_local_imports_still_exist():
+    for rel, functions in LOCAL_IMPORTS_ALLOWED.items():
+        present = {fn for fn, _ in _local_oarl_imports(SRC / rel)}
+        assert set(functions) <= present, f"{rel}: {set(functions) - present} no longer import locally"

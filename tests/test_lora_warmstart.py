@@ -11,12 +11,11 @@ from dataclasses import replace
 
 import pytest
 
+from oarl.lab.testbed.lora_gate import GATE, gate_failures
 from oarl.lab.testbed.lora_warmstart import (
-    GATE,
     LoraSFTConfig,
     adapter_name,
     data_fingerprint,
-    gate_failures,
     sft_batch,
     shipped_adapter,
 )

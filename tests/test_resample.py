@@ -178,7 +178,7 @@ def test_the_trainers_reward_fn_gives_trls_rewards(task, tmp_path, monkeypatch):
 
 def test_the_study_arm_resamples_per_step_over_the_whole_budget():
     from oarl.lab.testbed.experiment import RLSettings, get_arm
-    from oarl.lab.testbed.tasks.arith import build_tokenizer
+    from oarl.lab.testbed.tiny_model import build_tokenizer
 
     tok = build_tokenizer()
     opts = get_arm("resample").scorer_options(tok, RLSettings(max_completion_length=96))

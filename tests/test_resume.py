@@ -24,11 +24,12 @@ STEPS = 6
 @pytest.fixture(scope="module")
 def tiny_arith_model(tmp_path_factory) -> Path:
     """A hidden-64, 2-layer arith model, briefly supervised so some completions are right (rewards vary)."""
+    from oarl.lab.testbed import tiny_model
     from oarl.lab.testbed.tasks import arith
 
     out = tmp_path_factory.mktemp("tiny-arith")
-    tok = arith.build_tokenizer()
-    model = arith.build_tiny_model(tok, hidden_size=64, num_layers=2, intermediate_size=128)
+    tok = tiny_model.build_tokenizer()
+    model = tiny_model.build_tiny_model(tok, hidden_size=64, num_layers=2, intermediate_size=128)
     probs = arith.generate_problems(256, arith.ArithConfig(seed=1))
     enc = tok([p.prompt + p.completion + tok.eos_token for p in probs], padding=True, return_tensors="pt")
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3)

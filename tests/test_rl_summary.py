@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from oarl.lab.math.rl_summary import main, summarise
+from oarl.lab.math.rl_summary import main, summarize_runs
 
 
 def _run(folder, times, rewards):
@@ -22,7 +22,7 @@ def _run(folder, times, rewards):
 def test_ratios_and_curves(tmp_path):
     _run(tmp_path / "grpo", [10.0, 12.0, 11.0], [0.1, 0.2, 0.3])
     _run(tmp_path / "oar-g", [13.0, 13.2, 14.0], [0.1, 0.1, 0.4])
-    out = summarise(tmp_path)
+    out = summarize_runs(tmp_path)
     assert out["arms"]["grpo"]["step_time_ratio_to_grpo"] == 1.0
     assert abs(out["arms"]["oar-g"]["step_time_ratio_to_grpo"] - 13.2 / 11.0) < 1e-12
     assert [s["step"] for s in out["arms"]["oar-g"]["steps"]] == [1, 2, 3]
@@ -32,4 +32,4 @@ def test_ratios_and_curves(tmp_path):
 
 def test_empty_folder_fails_loudly(tmp_path):
     with pytest.raises(ValueError, match="no <arm>/metrics.jsonl"):
-        summarise(tmp_path)
+        summarize_runs(tmp_path)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from oarl.batch.settings import OARSettings
+from oarl.lab.testbed import tiny_model
 from oarl.lab.testbed.experiment import ARMS, RLSettings, get_arm
 from oarl.lab.testbed.report import summarize
 from oarl.lab.testbed.study import Condition, StudyPlan, finished, run_study
@@ -49,7 +50,7 @@ def test_every_registered_scorer_is_an_arm():
 
 def test_decision_mask_follows_the_task_labels():
     task = ArithTask()
-    tok = arith.build_tokenizer()
+    tok = tiny_model.build_tokenizer()
     p = arith.generate_problems(1, arith.ArithConfig(seed=1))[0]
     prompt = tok([p.prompt], return_tensors="pt", add_special_tokens=False)
     comp = tok([p.completion], return_tensors="pt", add_special_tokens=False)

@@ -12,6 +12,7 @@ from trl import GRPOConfig, GRPOTrainer
 from oarl.batch.step import OARStep
 from oarl.core.scorers import SCORERS
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer, config_settings
+from oarl.lab.testbed import tiny_model
 from oarl.lab.testbed.tasks import arith
 
 COMMON = dict(
@@ -35,9 +36,9 @@ COMMON = dict(
 @pytest.fixture(scope="module")
 def task():
     """Arith tokenizer, a briefly supervised tiny model (writes the task format), and prompts."""
-    tok = arith.build_tokenizer()
+    tok = tiny_model.build_tokenizer()
     torch.manual_seed(0)
-    model = arith.build_tiny_model(tok, hidden_size=64, num_layers=2, intermediate_size=128)
+    model = tiny_model.build_tiny_model(tok, hidden_size=64, num_layers=2, intermediate_size=128)
     probs = arith.generate_problems(256, arith.ArithConfig(seed=1))
     texts = [p.prompt + p.completion + tok.eos_token for p in probs]
     enc = tok(texts, padding=True, return_tensors="pt")

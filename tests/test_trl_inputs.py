@@ -10,6 +10,7 @@ from trl import GRPOTrainer
 import oarl.batch.step as step_module
 from oarl.integrations.trl.modes import check_batch_images, check_vision
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
+from oarl.lab.testbed import tiny_model
 from oarl.lab.testbed.tasks import arith
 
 COMMON = dict(
@@ -63,8 +64,8 @@ def by_generation(completions, gen, **kwargs):
 
 @pytest.fixture(scope="module")
 def tiny():
-    tok = arith.build_tokenizer()
-    model = arith.build_tiny_model(tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    tok = tiny_model.build_tokenizer()
+    model = tiny_model.build_tiny_model(tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
     return tok, model, arith.make_dataset(8, arith.ArithConfig(seed=2))
 
 

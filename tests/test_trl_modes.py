@@ -18,6 +18,7 @@ from trl import GRPOConfig
 
 from oarl.integrations.trl.modes import SEQUENCE_RATIO_LOSSES, check_loss_mode
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
+from oarl.lab.testbed import tiny_model
 from oarl.lab.testbed.tasks import arith
 
 _HELP = next(f for f in dataclasses.fields(GRPOConfig) if f.name == "loss_type").metadata["help"]
@@ -42,8 +43,8 @@ def test_trl_lists_the_loss_types_oarl_checked():
 def setup(tmp_path_factory):
     """A GRPO trainer on a tiny random model (never trained: only TRL's loss is used) and one fixed batch with
     padding, tool tokens (``tool_mask`` 0), off-policy old log-probs and OAR-style weights."""
-    tok = arith.build_tokenizer()
-    model = arith.build_tiny_model(tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    tok = tiny_model.build_tokenizer()
+    model = tiny_model.build_tiny_model(tok, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
     args = OARConfig(
         output_dir=str(tmp_path_factory.mktemp("modes")),
         oar_method="none",

@@ -44,3 +44,23 @@ def test_the_key_follows_the_data_not_the_code():
     assert cache_key(other_data, ws) != cache_key(task, ws)
     assert cache_key(task, replace(ws, max_steps=10)) != cache_key(task, ws)
     assert find_warm_start(other_data, replace(ws, max_steps=3), "/nonexistent") is None
+
+
+def test_the_shipped_warm_starts_live_in_the_repository_not_the_wheel():
+    """checkpoints/ sits at the repository's root (no package data: `pip install oarl` carries no weights)."""
+    from pathlib import Path
+
+    from oarl.lab.testbed.warmstart import shipping_dir
+
+    root = Path(__file__).resolve().parents[1]
+    assert SHIPPED_DIR == root / "checkpoints" == shipping_dir()
+    assert not any((root / "src").rglob("*.safetensors"))
+
+
+def test_ship_outside_a_source_checkout_is_refused(monkeypatch, tmp_path, capsys):
+    from oarl.cli import warmstart as cli
+    from oarl.lab.testbed import warmstart
+
+    monkeypatch.setattr(warmstart, "REPO", tmp_path)  # as from an installed wheel: no pyproject.toml there
+    assert cli.main(["--ship", "--chatter", "none"]) == 2
+    assert "source checkout" in capsys.readouterr().err

@@ -2,7 +2,12 @@
 
 Pipeline: rollout -> answer spans (``oarl.batch.spans``) -> scores (``oarl.core.scorers`` reading
 ``oarl.core.probes``) -> gate (``oarl.core.gating``) -> token advantages (``oarl.core.advantages``) -> the
-trainer's loss (``oarl.integrations.trl``). ``oarl.core`` is pure torch and never imports trl.
+trainer's loss (``oarl.integrations.trl``). That is the library, what ``pip install oarl`` brings (torch,
+transformers, trl, numpy): ``oarl.core`` is torch functions (transformers only through ``core/model.py``, no
+trl), ``oarl.batch`` the trainer-independent step, ``oarl.integrations`` TRL's trainer around it. The lab
+(``oarl.lab``: testbed, studies, plots, real models) needs ``pip install "oarl[lab]"`` and is never
+imported by the library; the ``oarl`` command (``oarl.cli``) runs it. The names below are the library's;
+``OARConfig`` and ``OARGRPOTrainer`` import TRL on first use, so ``import oarl`` stays light.
 """
 
 from oarl.core.advantages import reshape_advantages

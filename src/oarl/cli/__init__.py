@@ -1,9 +1,20 @@
-"""The ``oarl`` command line: ``oarl COMMAND [--help]``. Each command is a module with ``main(argv) -> int``."""
+"""The ``oarl`` command line: ``oarl COMMAND [--help]``. Each command is a module with ``main(argv) -> int``.
+
+A thin shell over the library (``oarl.core``, ``oarl.batch``, ``oarl.integrations``) and the lab
+(``oarl.lab``): what a command does lives there. Every command but ``scorers`` runs the lab; without the lab
+extra it prints the ``pip install "oarl[lab]"`` line and exits 2 (:class:`oarl.utils.extras.MissingExtra`).
+The commands are imported by name when run, and a command imports most of what it runs inside its
+functions: the one place in oarl where function-local imports are the rule (tests/test_layers.py allows
+them here only), so that ``oarl --help`` and ``oarl COMMAND --help`` start in a fraction of a second
+instead of importing torch, TRL and the lab first.
+"""
 
 from __future__ import annotations
 
 import importlib
 import sys
+
+from oarl.utils.extras import MissingExtra
 
 # name -> (module, one-line help). Imported lazily so `oarl --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -45,7 +56,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def usage() -> str:
     lines = ["usage: oarl COMMAND [options]   (oarl COMMAND --help for its options)", "", "commands:"]
     lines += [f"  {name:12s} {help_text}" for name, (_, help_text) in COMMANDS.items()]
-    lines += ["", "  --version    print the version"]
+    lines += [
+        "",
+        "  --version    print the version",
+        "",
+        'every command but scorers runs the lab: pip install "oarl[lab]"',
+    ]
     return "\n".join(lines)
 
 
@@ -65,12 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     from oarl.utils.threads import prefer_passive_openmp
 
     prefer_passive_openmp()  # before any command imports torch
-    from oarl.lab.models.registry import hub_offline_unless_allowed
+    from oarl.utils.offline import hub_offline_unless_allowed
 
     hub_offline_unless_allowed()  # no run-time downloads unless OARL_ALLOW_DOWNLOAD=1 (before transformers)
-    module = importlib.import_module(COMMANDS[argv[0]][0])
     try:
+        module = importlib.import_module(COMMANDS[argv[0]][0])
         return int(module.main(argv[1:]) or 0)
+    except MissingExtra as e:  # the lab or math extra is not installed: one line, the pip command in it
+        print(f"oarl {argv[0]}: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C outside a clean stop point: one line, not a traceback (130 = 128 + 2)
         from oarl.utils.interrupt import interrupted_message
 

@@ -105,13 +105,12 @@ def run(a: argparse.Namespace) -> int:
 
 def _step_bench(a: argparse.Namespace) -> dict:
     from oarl.lab.bench.step import step_times
-    from oarl.lab.testbed.tasks import arith
+    from oarl.lab.testbed.tasks import ArithTask, arith
     from oarl.lab.testbed.warmstart import WarmStartConfig, warm_start
 
     ws = WarmStartConfig(train_problems=256, hidden_size=64, num_layers=2) if a.quick else WarmStartConfig()
-    task = arith.ArithConfig(
-        chain_steps=(2, 2), distractor_steps=(1, 1)
-    )  # as `oarl demo` spells it: same cache
+    # as `oarl demo` spelt it: same cache
+    task = ArithTask(arith.ArithConfig(chain_steps=(2, 2), distractor_steps=(1, 1)))
     path = warm_start(task, ws, a.cache_dir, progress=False)
     kw = dict(prompts_per_step=2, num_generations=4, max_completion_length=32) if a.quick else {}
     return step_times(path, steps=a.step_steps, rounds=a.step_rounds, **kw)

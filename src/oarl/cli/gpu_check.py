@@ -106,7 +106,7 @@ def check(args: argparse.Namespace, out: Path) -> int:
 
         print(format_fidelity(results["precision"]))
     if not (args.skip_train or args.cpu):
-        results["steps"] = {arm: run_arm(args, out, arm) for arm in names(args.arms)}
+        results["steps"] = {arm: time_arm_steps(args, out, arm) for arm in names(args.arms)}
         print(f"\n## trainer steps ({'vLLM colocate' if not args.no_vllm else 'transformers'} generation)\n")
         print(format_steps(results["steps"]))
     (out / "gpu_check.json").write_text(json.dumps(results, indent=2))
@@ -183,7 +183,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_arm(args, out: Path, arm: str) -> dict:
+def time_arm_steps(args, out: Path, arm: str) -> dict:
     """One arm's trainer steps in a fresh process (each builds and frees its own vLLM engine)."""
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; expected one of {list(ARMS)}")

@@ -4,7 +4,7 @@
 
 For each chatter level: the recipe's SFT warm start (1 torch thread: the shipped procedure), its held-out
 greedy and sampled accuracy (the study's 64 held-out problems x 4 samples), and with ``--ship`` a copy in
-``src/oarl/lab/testbed/checkpoints/`` (what ``oarl demo`` and ``oarl study`` use before training anything).
+the repository's ``checkpoints/`` (what ``oarl demo`` and ``oarl study`` use before training anything).
 ``tests/test_warmstart.py`` fails when the task's data no longer matches a shipped checkpoint.
 
     oarl warmstart --task wordop --ship      # SmolLM2's LoRA adapter: what the shipped one was made with (2 threads, ~15 min)
@@ -13,7 +13,7 @@ greedy and sampled accuracy (the study's 64 held-out problems x 4 samples), and 
 ``--cache-dir``'s), measures the held-out gate (sampled at the RL temperature: format >= 0.95, execution given
 the chosen operation >= 0.90, right choice in [0.55, 0.75]) and with ``--ship`` copies
 adapter_model.safetensors, adapter_config.json and oarl_warmstart.json (task identity, data fingerprint, the
-gate's numbers) into ``src/oarl/lab/testbed/checkpoints/``, refusing one that misses it. ``--time-bf16`` first times
+gate's numbers) into the repository's ``checkpoints/``, refusing one that misses it. ``--time-bf16`` first times
 one forward + backward of a batch in float32 and under bfloat16 autocast.
 """
 
@@ -51,12 +51,24 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("--chatter", default="none,some,heavy", help="comma list of chatter levels (flag task)")
     p.add_argument("--cache-dir", default="runs/cache")
-    p.add_argument("--ship", action="store_true", help="copy each checkpoint into the package")
+    p.add_argument(
+        "--ship",
+        action="store_true",
+        help="copy each checkpoint into the repository's checkpoints/ (a source checkout)",
+    )
     p.add_argument("--min-greedy", type=float, default=0.9, help="held-out greedy accuracy to ship")
     p.add_argument("--eval-problems", type=int, default=64)
     p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     add_lora_arguments(p)
     args = p.parse_args(argv)
+    if args.ship:  # before minutes of training: shipping needs a source checkout
+        from oarl.lab.testbed.warmstart import shipping_dir
+
+        try:
+            shipping_dir()
+        except FileNotFoundError as e:
+            print(f"oarl warmstart: error: {e}", file=sys.stderr)
+            return 2
     if args.task == "wordop":
         return run_lora(args)
     return run(args)
@@ -132,13 +144,11 @@ def run_lora(args: argparse.Namespace) -> int:
     """``--task wordop``: the LoRA SFT warm start of SmolLM2-135M on the word-problem task (module docstring)."""
     import torch
 
+    from oarl.lab.testbed.lora_gate import GATE, gate_failures, gate_metrics
     from oarl.lab.testbed.lora_warmstart import (
-        GATE,
         LoraSFTConfig,
         adapter_name,
         data_fingerprint,
-        gate_failures,
-        gate_metrics,
         sft_batch,
         time_step,
         train_adapter,

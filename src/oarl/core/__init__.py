@@ -1,5 +1,9 @@
-"""The algorithm, pure torch (no TRL, no file I/O): outcome probes -> token scorers -> bi-level gate -> token
-advantages, plus the diagnostics. Everything above this package may import it; it imports nothing above it.
+"""The algorithm: outcome probes -> token scorers -> bi-level gate -> token advantages, plus the diagnostics.
+
+torch functions on tensors; no TRL, accelerate or datasets, no file I/O. transformers is reached through one
+adapter, ``model`` (caches, the attention hook, the LM head), and two masking scorers use ``numpy.interp``
+(tests/test_layers.py checks both). Everything above this package may import it; it imports no other oarl
+code.
 
 - ``probes``: LT-Logits, AS-Mean, AS-Joint read off the logits at the answer positions.
 - ``scorers``: families ``masking`` (OAR-P and its approximations), ``gradient`` (OAR-G and variants),

@@ -10,7 +10,7 @@ def load_tokenizer(path: str | Path):
     """Load a local tokenizer, honouring a saved generic ``TokenizersBackend`` class.
 
     Checkpoints written by oarl load the same way with plain ``AutoTokenizer`` (see
-    :func:`oarl.lab.testbed.tasks.arith.build_tiny_model`); this also reads older ones, whose ``config.json``
+    :func:`oarl.lab.testbed.tiny_model.build_tiny_model`); this also reads older ones, whose ``config.json``
     (``model_type: qwen2``) made ``AutoTokenizer`` pick the Qwen2 class, which re-normalises the text (the
     char-level tokenizer would lose its newlines). Real checkpoints name their own class and load as usual.
     """

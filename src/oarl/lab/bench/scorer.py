@@ -17,6 +17,12 @@ from dataclasses import asdict, dataclass
 import torch
 
 from oarl.core.layout import Layout
+from oarl.core.scorers import (
+    gradient_scores,
+    linear_perturbation_scores,
+    naive_perturbation_scores,
+    perturbation_scores,
+)
 from oarl.core.scorers.masking.kernel import MAX_BATCH_TOKENS
 
 MODELS = {
@@ -91,13 +97,6 @@ def build_batch(case: ScorerCase, vocab: int) -> tuple[torch.Tensor, ...]:
 
 
 def scorer_fns(case: ScorerCase) -> dict:
-    from oarl.core.scorers import (
-        gradient_scores,
-        linear_perturbation_scores,
-        naive_perturbation_scores,
-        perturbation_scores,
-    )
-
     return {
         "naive_oar_p": lambda m, b: naive_perturbation_scores(
             m, *b, copies_per_forward=case.copies_per_forward

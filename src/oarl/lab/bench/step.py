@@ -12,6 +12,10 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
+from oarl.lab.testbed.tasks import arith
+from oarl.utils.checkpoint import load_tokenizer
+
 
 class StepTimer(TrainerCallback):
     def __init__(self) -> None:
@@ -39,10 +43,6 @@ def step_times(
     from dataclasses import replace
 
     from transformers import AutoModelForCausalLM, PrinterCallback
-
-    from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
-    from oarl.lab.testbed.tasks import arith
-    from oarl.utils.checkpoint import load_tokenizer
 
     tok = load_tokenizer(model_path)
     data = arith.make_dataset(steps * prompts_per_step, replace(arith.ArithConfig(), seed=12_345))

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import torch
 
+from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
 from oarl.lab.bench.step import StepTimer
+from oarl.lab.testbed.tasks import flag
+from oarl.utils.checkpoint import load_tokenizer
 
 METHODS: dict[str, tuple[str, dict]] = {
     "GRPO": ("none", {}),
@@ -36,8 +39,6 @@ def hash_reward(prompts: list, completions: list, **_: object) -> list[float]:
 def build_policy(out_dir: Path, tokenizer_path: str | Path) -> Path:
     """Save a random-init ~30M Qwen2-style policy (vocab 32k) with the flag task's character tokenizer."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from oarl.utils.checkpoint import load_tokenizer
 
     tok = load_tokenizer(tokenizer_path)
     torch.manual_seed(0)
@@ -83,10 +84,6 @@ def realistic_step_times(
 ) -> dict:
     """Median step seconds (first step of each run dropped), scorer seconds and ratio vs GRPO per method."""
     from transformers import AutoModelForCausalLM, PrinterCallback
-
-    from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer
-    from oarl.lab.testbed.tasks import flag
-    from oarl.utils.checkpoint import load_tokenizer
 
     methods = methods or METHODS
     tok = load_tokenizer(policy)

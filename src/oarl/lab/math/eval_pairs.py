@@ -13,9 +13,12 @@ import json
 import sys
 from pathlib import Path
 
+from oarl.lab.math.easy_arith import INSTRUCTION, SYSTEM_PROMPT
 from oarl.lab.math.prompts import PromptTemplate, build_prompt, render_prompt
 from oarl.lab.math.rewards import extract_answer
+from oarl.lab.models.resolve import resolve_model
 from oarl.utils.atomic import atomic_write_text
+from oarl.utils.checkpoint import load_tokenizer
 
 
 def eval_pairs(
@@ -36,9 +39,6 @@ def eval_pairs(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from oarl.lab.models.resolve import resolve_model
-    from oarl.utils.checkpoint import load_tokenizer
-
     ap = argparse.ArgumentParser(
         prog="python -m oarl.lab.math.eval_pairs", description=__doc__.splitlines()[0]
     )
@@ -57,8 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     tok = load_tokenizer(resolve_model(args.model))
     given = {"instruction": args.instruction, "system_prompt": args.system_prompt}
     if args.easy_arith:
-        from oarl.lab.math.easy_arith import INSTRUCTION, SYSTEM_PROMPT
-
         given = {"instruction": INSTRUCTION, "system_prompt": SYSTEM_PROMPT}
     template = PromptTemplate(**{k: v for k, v in given.items() if v is not None})
     with Path(args.generations).open() as f:

@@ -3,7 +3,7 @@
 ``oarl eval --n K`` writes one ``generations.jsonl`` line per sample (``row``, ``correct``, ``answer``). For RL
 what matters is not only the mean but how the per-prompt pass rates spread: a group whose prompt always or
 never succeeds has zero reward variance and gives GRPO nothing. ``python -m oarl.lab.math.pass_rates GEN.jsonl
---out FILE.json`` summarises that spread (histogram, the share of prompts inside ``[lo, hi]``) next to the
+--out FILE.json`` summarizes that spread (histogram, the share of prompts inside ``[lo, hi]``) next to the
 overall accuracy with a Wilson 95% interval (right for proportions near 0 or 1, where the normal one is not).
 """
 
@@ -31,7 +31,7 @@ def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def summarise(rows: list[dict], lo: float = 0.1, hi: float = 0.9) -> dict:
+def summarize_pass_rates(rows: list[dict], lo: float = 0.1, hi: float = 0.9) -> dict:
     """Overall accuracy (Wilson CI), answer-found rate, per-prompt pass rates and their spread."""
     by_row: dict[int, list[bool]] = defaultdict(list)
     found = 0
@@ -39,7 +39,7 @@ def summarise(rows: list[dict], lo: float = 0.1, hi: float = 0.9) -> dict:
         by_row[int(r["row"])].append(bool(r["correct"]))
         found += r.get("answer") is not None
     if not by_row:
-        raise ValueError("no generations to summarise")
+        raise ValueError("no generations to summarize")
     rates = [sum(v) / len(v) for _, v in sorted(by_row.items())]
     total, correct = len(rows), sum(bool(r["correct"]) for r in rows)
     edges = [0.0, 1e-9, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0 - 1e-9, 1.0]
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--meta", default="{}", help="JSON object merged into the output (command, machine)")
     ap.add_argument("--range", type=float, nargs=2, default=(0.1, 0.9), metavar=("LO", "HI"))
     args = ap.parse_args(argv)
-    out = {**json.loads(args.meta), **summarise(read_generations(args.generations), *args.range)}
+    out = {**json.loads(args.meta), **summarize_pass_rates(read_generations(args.generations), *args.range)}
     text = {k: v for k, v in out.items() if k != "pass_rates"}
     print(json.dumps(text, indent=1))
     if args.out:

@@ -1,4 +1,5 @@
-"""Math rewards for TRL: extract the final answer, compare it to the reference with math-verify.
+"""Math rewards for TRL: extract the final answer, compare it to the reference with math-verify (the ``math``
+extra: importing this module without it fails at once with ``pip install "oarl[math]"``).
 
 The final answer is the span OAR's probe reads (:func:`oarl.batch.spans.find_answer_span`: the last of
 ``\\boxed{...}``, ``#### x``, ``The answer is x``, ``ANSWER x``), so the reward and the token weights agree
@@ -27,6 +28,11 @@ from typing import Any
 
 from oarl.batch.spans import find_answer_span
 from oarl.lab.math import mathcheck
+from oarl.utils.extras import require
+
+#: What the math extra installs (import name -> PyPI name): pyproject.toml's ``math`` extra (tested).
+MATH_MODULES = {"math_verify": "math-verify"}
+require("math", MATH_MODULES, "oarl.lab.math.rewards (math-verify rewards and answer checks)")
 
 DEFAULT_TIMEOUT = 5
 

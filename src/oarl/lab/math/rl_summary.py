@@ -39,7 +39,7 @@ def arm_summary(metrics: Path) -> dict:
     }
 
 
-def summarise(runs: Path) -> dict:
+def summarize_runs(runs: Path) -> dict:
     arms = {
         p.name: arm_summary(p / "metrics.jsonl")
         for p in sorted(runs.iterdir())
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--meta", default="{}", help="JSON object merged into the output (command, machine)")
     args = ap.parse_args(argv)
-    out = {**json.loads(args.meta), **summarise(Path(args.runs))}
+    out = {**json.loads(args.meta), **summarize_runs(Path(args.runs))}
     atomic_write_json(args.out, out, indent=1)
     for name, a in out["arms"].items():
         ratio = a["step_time_ratio_to_grpo"]

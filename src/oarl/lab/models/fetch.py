@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from oarl.lab.models.registry import MARKER, ModelSpec, spec_for
+from oarl.lab.models.registry import MARKER, MODELS, ModelSpec, spec_for
 from oarl.lab.models.resolve import model_dir
 
 CHUNK = 1 << 22
@@ -101,8 +101,6 @@ def fetch(name: str, force: bool = False, say: Callable[[str], None] = print) ->
     """Make the converted folder of model ``name`` exist in the cache; its path. Idempotent."""
     spec = spec_for(name)
     if spec is None:
-        from oarl.lab.models.registry import MODELS
-
         raise KeyError(f"unknown model name {name!r}; known: {sorted(MODELS)}")
     final = model_dir(spec.name)
     marker = final / MARKER

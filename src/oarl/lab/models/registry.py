@@ -7,14 +7,12 @@ into a plain Hugging Face folder (see :mod:`oarl.lab.models.fetch`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from oarl.utils.offline import ALLOW_DOWNLOAD_ENV, downloads_allowed, hub_offline_unless_allowed  # noqa: F401
 
 #: The file ``oarl model fetch`` writes last into a converted folder: its presence marks a complete fetch.
 MARKER = "oarl_model.json"
-#: Set to 1 to let commands download a model from the Hugging Face hub (off by default: nothing is
-#: downloaded at run time, and an unknown name fails at once instead of after the hub's retries).
-ALLOW_DOWNLOAD_ENV = "OARL_ALLOW_DOWNLOAD"
 
 
 @dataclass(frozen=True)
@@ -52,16 +50,3 @@ def spec_for(name: str) -> ModelSpec | None:
     """The spec of a short name or alias (case-insensitive), else None."""
     key = ALIASES.get(name.strip().lower())
     return None if key is None else MODELS[key]
-
-
-def downloads_allowed() -> bool:
-    """Whether the user asked for hub access (``OARL_ALLOW_DOWNLOAD=1``)."""
-    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
-
-
-def hub_offline_unless_allowed() -> None:
-    """Turn the Hugging Face hub off for this process (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``) unless
-    :func:`downloads_allowed`. Call before transformers or huggingface_hub is imported (they read it once)."""
-    if not downloads_allowed():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
 
 from oarl.batch.settings import method_label, methods
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer, config_fields
 from oarl.lab.math.evaluation import accuracy
+from oarl.lab.testbed.evaluate import evaluate_policy
+from oarl.lab.testbed.lora_warmstart import load_warm_policy
+from oarl.lab.testbed.progress import StepProgress
 from oarl.lab.testbed.settings import RUN_FIELDS, RLSettings, check_trl_fields  # noqa: F401  (re-exported)
 from oarl.lab.testbed.tasks import arith
+from oarl.lab.testbed.tasks.base import decision_labeler, rl_dataset
 from oarl.utils.atomic import append_line, trim_jsonl
 from oarl.utils.autocast import autocast
 from oarl.utils.checkpoint import load_tokenizer
@@ -98,42 +101,6 @@ class JsonlWriter:
         Returns the number of lines dropped.
         """
         return trim_jsonl(self.path, lambda r: not isinstance(r.get("step"), int) or r["step"] <= step)
-
-
-class StepProgress(TrainerCallback):
-    """One tqdm bar per run with the numbers worth watching (replaces the Trainer's raw log dicts)."""
-
-    KEYS = {
-        "loss": "loss",
-        "mean_token_accuracy": "tok_acc",
-        "reward": "reward",
-        "oar/ess_ratio": "ess",
-        "entropy": "H",
-    }
-
-    def __init__(self, desc: str, enabled: bool = True, accuracy: HeldOutAccuracy | None = None) -> None:
-        self.desc, self.enabled, self.accuracy, self.bar = desc, enabled, accuracy, None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.bar = tqdm(total=state.max_steps, desc=self.desc, disable=not self.enabled, dynamic_ncols=True)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.bar is None or not logs or "loss" not in logs:
-            return
-        post = {
-            short: f"{logs[k]:.3f}" for k, short in self.KEYS.items() if isinstance(logs.get(k), (int, float))
-        }
-        if self.accuracy is not None and self.accuracy.last_accuracy is not None:
-            post["acc"] = f"{self.accuracy.last_accuracy:.3f}"
-        self.bar.set_postfix(post, refresh=False)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.update(state.global_step - self.bar.n)
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.close()
 
 
 def sampled_accuracy(
@@ -244,8 +211,6 @@ class PolicyEval(TrainerCallback):
         self.last_accuracy: float | None = None  # for StepProgress
 
     def evaluate(self, model, step: int) -> dict:
-        from oarl.lab.testbed.evaluate import evaluate_policy
-
         with autocast(self.rl.bf16, next(model.parameters()).device.type):  # where the model is (CPU or GPU)
             self.last = evaluate_policy(
                 model,
@@ -274,8 +239,6 @@ def load_policy(model_path: str | Path):
     """(model, tokenizer) of a checkpoint folder; a LoRA warm start's folder (``adapter_config.json``) is merged
     into its base model."""
     if (Path(model_path) / "adapter_config.json").exists():
-        from oarl.lab.testbed.lora_warmstart import load_warm_policy
-
         return load_warm_policy(model_path, merge=True)
     return AutoModelForCausalLM.from_pretrained(model_path), load_tokenizer(model_path)
 
@@ -305,8 +268,6 @@ def run_arm(
     if bf16 and not rl.bf16:
         rl = replace(rl, bf16=True)
     peft_config = peft_config if peft_config is not None else rl.lora_config()
-    from oarl.lab.testbed.tasks.base import decision_labeler, rl_dataset
-
     torch.manual_seed(seed)
     model, tok = load_policy(model_path)
     train = rl_dataset(task, rl.steps * rl.prompts_per_step, seed=20_000 + seed)

@@ -23,6 +23,7 @@ from oarl.batch.rollout_layout import LAYOUT_KEYS
 from oarl.core.layout import Layout
 from oarl.core.scorers import get_scorer, perturbation_scores, shared_options
 from oarl.core.scorers.gradient.variants import reasoning_rms
+from oarl.lab.math.evaluation import generate_completions
 from oarl.lab.testbed import oracle
 from oarl.lab.testbed.fidelity import row_fidelity, scorer_fidelity, summarize
 
@@ -90,8 +91,6 @@ def task_batch(
 ) -> dict[str, Tensor]:
     """An oracle batch of ``samples`` held-out problems, scorable rows only: sampled completions (temperature
     1) or the task's ``"gold"`` ones. A ValueError when no row has an answer span and oracle tokens."""
-    from oarl.lab.math.evaluation import generate_completions
-
     problems = task.problems(samples, seed=30_000)
     prompts = [p.prompt for p in problems]
     if completions == "gold":

@@ -5,7 +5,8 @@ instead gets a LoRA adapter (a few MB) on SFT data whose operation follows the q
 the time, so the warm policy writes the format and computes, but chooses the operation with entropy ~H(0.65):
 the one thing RL must fix. The adapter is keyed, like the flag warm starts, by the task identity, the SFT
 settings and a fingerprint of the SFT rows (:func:`adapter_name`); ``oarl warmstart --task wordop --ship``
-trains it, measures :func:`gate_metrics` on held-out problems and ships it only when :data:`GATE` passes.
+trains it, measures :func:`oarl.lab.testbed.lora_gate.gate_metrics` on held-out problems and ships it
+only when :data:`oarl.lab.testbed.lora_gate.GATE` passes.
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ from pathlib import Path
 
 import torch
 
-from oarl.lab.testbed.tasks import wordop
+from oarl.integrations.trl.lora import peft_lora_config
+from oarl.lab.models.resolve import resolve_model
 from oarl.lab.testbed.warmstart import SHIPPED_DIR, settings_key, sft_rows_sha1
 from oarl.utils.autocast import autocast
+from oarl.utils.threads import set_threads
 
 #: Bump when :func:`train_adapter` changes what it trains.
 LORA_FORMAT = 1
-#: The held-out gate (sampled at the RL temperature): format, execution given the chosen operation, and the
-#: share of right choices inside a band (RL needs something left to learn, and something to start from).
-GATE = {"format": 0.95, "exec": 0.90, "choice_min": 0.55, "choice_max": 0.75}
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,6 @@ def lora_warm_start(task, cfg: LoraSFTConfig, cache_dir: str | Path, threads: in
     ``oarl warmstart --task wordop --ship``'s). Written to a temporary folder and renamed when complete."""
     import shutil
 
-    from oarl.utils.threads import set_threads
-
     found = shipped_adapter(task, cfg)
     if found is not None:
         return found
@@ -92,8 +90,6 @@ def lora_warm_start(task, cfg: LoraSFTConfig, cache_dir: str | Path, threads: in
 def load_base(model: str):
     """The base model (float32) and its tokenizer, from a short name or a folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from oarl.lab.models.resolve import resolve_model
 
     path = resolve_model(model)
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), AutoTokenizer.from_pretrained(
@@ -157,8 +153,6 @@ def train_adapter(
     the adapter (peft's files) is saved in ``out_dir``. Returns the peft model and its tokenizer."""
     from peft import get_peft_model
 
-    from oarl.integrations.trl.lora import peft_lora_config
-
     torch.manual_seed(cfg.seed)
     base, tok = load_base(cfg.model)
     model = get_peft_model(base, peft_lora_config(cfg.rank, cfg.alpha, 0.0, list(cfg.target_modules)))
@@ -185,56 +179,3 @@ def train_adapter(
             eval_fn(model, step + 1)
     model.save_pretrained(str(out_dir))
     return model, tok
-
-
-@torch.no_grad()
-def gate_metrics(
-    model,
-    tok,
-    task,
-    problems: Sequence,
-    samples: int,
-    temperature: float,
-    max_new_tokens: int = 32,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Held-out sampled metrics the gate reads: ``format`` (operation, equation and answer all present),
-    ``exec`` (computes the operation it chose, of the formatted), ``choice`` (the operation the question's
-    words name, of the formatted), ``accuracy`` (reward) and greedy ``greedy_accuracy``."""
-    from oarl.lab.math.evaluation import generate_completions
-
-    prompts = [p.prompt for p in problems for _ in range(samples)]
-    answers = [p.answer for p in problems for _ in range(samples)]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        comps = generate_completions(
-            model, tok, prompts, max_new_tokens, do_sample=True, temperature=temperature
-        )
-    greedy = generate_completions(model, tok, [p.prompt for p in problems], max_new_tokens)
-    ok = [wordop.executed_correctly(p, c) for p, c in zip(prompts, comps, strict=True)]
-    fmt = [i for i, x in enumerate(ok) if x is not None]
-    choice = [wordop.parse_completion(comps[i])["op"] == wordop.question_op(prompts[i]) for i in fmt]
-    return {
-        "format": len(fmt) / len(comps),
-        "exec": sum(bool(ok[i]) for i in fmt) / max(1, len(fmt)),
-        "choice": sum(choice) / max(1, len(fmt)),
-        "accuracy": sum(task.reward(prompts, comps, answers)) / len(comps),
-        "greedy_accuracy": sum(
-            task.reward([p.prompt for p in problems], greedy, [p.answer for p in problems])
-        )
-        / len(problems),
-        "samples": len(comps),
-        "temperature": temperature,
-    }
-
-
-def gate_failures(m: dict[str, float], gate: dict[str, float] = GATE) -> list[str]:
-    """Why the metrics miss the gate (empty when they pass)."""
-    out = []
-    if m["format"] < gate["format"]:
-        out.append(f"format {m['format']:.3f} < {gate['format']}")
-    if m["exec"] < gate["exec"]:
-        out.append(f"exec {m['exec']:.3f} < {gate['exec']}")
-    if not gate["choice_min"] <= m["choice"] <= gate["choice_max"]:
-        out.append(f"choice {m['choice']:.3f} outside [{gate['choice_min']}, {gate['choice_max']}]")
-    return out

@@ -27,8 +27,10 @@ from torch import Tensor, nn
 from oarl.batch.spans import completion_span_masks
 from oarl.core.probes import outcome_probe, probe_divergence
 from oarl.core.scorers import get_scorer
+from oarl.lab.models.resolve import resolve_model
 from oarl.lab.testbed.fidelity import row_fidelity, summarize
 from oarl.utils.atomic import atomic_write_json
+from oarl.utils.checkpoint import load_tokenizer
 
 
 @torch.no_grad()
@@ -82,7 +84,7 @@ def encode_row(tokenizer, prompt: str, completion: str) -> tuple[Tensor, Tensor,
 
 
 def compare(all_scores: dict[str, list[Tensor]], masks: list[Tensor]) -> dict:
-    """Spearman / top-10% overlap of every pair of variants, summarised over rows."""
+    """Spearman / top-10% overlap of every pair of variants, summarized over rows."""
     out = {}
     for a, b in combinations(all_scores, 2):
         per = {"spearman": [], "top_overlap": []}
@@ -96,9 +98,6 @@ def compare(all_scores: dict[str, list[Tensor]], masks: list[Tensor]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModelForCausalLM
-
-    from oarl.lab.models.resolve import resolve_model
-    from oarl.utils.checkpoint import load_tokenizer
 
     ap = argparse.ArgumentParser(
         prog="python -m oarl.lab.testbed.mask_study", description=__doc__.splitlines()[0]

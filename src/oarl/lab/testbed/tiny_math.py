@@ -17,6 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from oarl.lab.math.data import data_dir as resolve_data_dir
+from oarl.lab.math.data import load_gsm8k
+from oarl.lab.math.prompts import DEFAULT_INSTRUCTION, build_prompt, render_prompt
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
@@ -107,17 +111,12 @@ def build_tiny_math_checkpoint(
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from oarl.lab.math.data import data_dir as resolve_data_dir
-    from oarl.lab.math.data import load_gsm8k
-    from oarl.lab.math.prompts import build_prompt, render_prompt
-
     cfg = config or TinyMathConfig()
     train_file = resolve_data_dir(data_dir) / "gsm8k_train.jsonl"
     path = Path(cache_dir) / f"tiny-gsm8k-{cache_key(cfg, train_file)}"
     if (path / "config.json").exists() and (path / "tokenizer.json").exists():
         return path
     data = load_gsm8k("train", data_dir)
-    from oarl.lab.math.prompts import DEFAULT_INSTRUCTION
 
     tok = build_math_tokenizer(
         [*data["question"], *data["solution"], DEFAULT_INSTRUCTION, "\\boxed{}"], cfg.vocab_size

@@ -16,8 +16,16 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from oarl.integrations.trl.trainer import config_fields
-from oarl.lab.testbed.tasks import task_names, tasks_help
+from oarl.integrations.trl.lora import lora_config
+from oarl.integrations.trl.trainer import OARGRPOTrainer, config_fields
+from oarl.lab.math.data import load_gsm8k, load_math500, load_records
+from oarl.lab.math.prompts import PromptTemplate, add_prompts
+from oarl.lab.testbed.experiment import HeldOutAccuracy, JsonlWriter, load_policy
+from oarl.lab.testbed.progress import StepProgress
+from oarl.lab.testbed.tasks import ArithTask, arith, get_task, task_names, tasks_help
+from oarl.lab.testbed.tasks.base import decision_labeler, rl_dataset
+from oarl.lab.testbed.warmstart import WarmStartConfig, warm_start
+from oarl.utils.checkpoint import load_tokenizer
 
 MATH_TASKS = ("gsm8k", "math500", "jsonl")
 TASKS = (*task_names(), *MATH_TASKS)
@@ -137,8 +145,6 @@ def recipe_fields(task: str) -> dict[str, Any]:
     """
     if task in MATH_TASKS:
         return {}
-    from oarl.lab.testbed.tasks import get_task
-
     rl = get_task(task).recipe().rl
     oar = rl.oar
     out: dict[str, Any] = {
@@ -175,8 +181,6 @@ def recipe_fields(task: str) -> dict[str, Any]:
 
 def prompt_template(task_args: TaskArguments):
     """The :class:`oarl.lab.math.prompts.PromptTemplate` the task fields describe (unset fields keep the defaults)."""
-    from oarl.lab.math.prompts import PromptTemplate
-
     given = {
         "instruction": task_args.instruction,
         "system_prompt": task_args.system_prompt,
@@ -187,9 +191,6 @@ def prompt_template(task_args: TaskArguments):
 
 def math_train_dataset(task_args: TaskArguments, tokenizer):
     """The math task's training rows with a ``prompt`` column (and ``answer``, the reward's references)."""
-    from oarl.lab.math.data import load_gsm8k, load_math500, load_records
-    from oarl.lab.math.prompts import add_prompts
-
     if task_args.task == "gsm8k":
         ds = load_gsm8k(task_args.split, task_args.data_dir)
     elif task_args.task == "math500":
@@ -210,11 +211,6 @@ def build_trainer(task_args: TaskArguments, config, lora_args=None):
     """
     from transformers import PrinterCallback
 
-    from oarl.integrations.trl.lora import lora_config
-    from oarl.integrations.trl.trainer import OARGRPOTrainer
-    from oarl.lab.testbed.experiment import JsonlWriter, StepProgress
-    from oarl.utils.checkpoint import load_tokenizer
-
     if task_args.task not in TASKS:
         raise ValueError(f"unknown task {task_args.task!r}; expected one of {TASKS}")
     out = Path(config.output_dir)
@@ -227,6 +223,7 @@ def build_trainer(task_args: TaskArguments, config, lora_args=None):
     elif task_args.task not in MATH_TASKS:
         model, tok, train, reward, held_out, labeler = _testbed_parts(task_args, config, writer, tag)
     else:
+        # the math extra (math-verify) only for a math task: `oarl train --task flag` runs without it
         from oarl.lab.math.rewards import make_math_reward
 
         if not task_args.model_path:
@@ -291,12 +288,6 @@ class MetricsLog(TrainerCallback):
 def _arith_parts(task_args: TaskArguments, config: Any, writer: Any, tag: dict) -> tuple:
     from transformers import AutoModelForCausalLM
 
-    from oarl.lab.testbed.experiment import HeldOutAccuracy
-    from oarl.lab.testbed.tasks import ArithTask, arith
-    from oarl.lab.testbed.tasks.base import decision_labeler
-    from oarl.lab.testbed.warmstart import WarmStartConfig, warm_start
-    from oarl.utils.checkpoint import load_tokenizer
-
     task = arith.ArithConfig(
         chain_steps=int_pair(task_args.chain_steps),
         distractor_steps=int_pair(task_args.distractor_steps),
@@ -304,7 +295,7 @@ def _arith_parts(task_args: TaskArguments, config: Any, writer: Any, tag: dict) 
         value_max=task_args.value_max,
         seed=task_args.task_seed,
     )
-    path = task_args.model_path or warm_start(task, WarmStartConfig(), task_args.cache_dir)
+    path = task_args.model_path or warm_start(ArithTask(task), WarmStartConfig(), task_args.cache_dir)
     tok = load_tokenizer(path)
     model = AutoModelForCausalLM.from_pretrained(path)
     train = arith.make_dataset(task_args.train_size, replace(task, seed=task.seed + 20_000))
@@ -315,10 +306,6 @@ def _arith_parts(task_args: TaskArguments, config: Any, writer: Any, tag: dict) 
 
 def _testbed_parts(task_args: TaskArguments, config: Any, writer: Any, tag: dict) -> tuple:
     """A registered testbed task from its recipe (the config with ``task_config`` over it) and warm start."""
-    from oarl.lab.testbed.experiment import HeldOutAccuracy, load_policy
-    from oarl.lab.testbed.tasks import get_task
-    from oarl.lab.testbed.tasks.base import decision_labeler, rl_dataset
-
     spec = get_task(task_args.task)
     recipe = spec.recipe()
     task = spec.task(replace(recipe.config, **(task_args.task_config or {})))

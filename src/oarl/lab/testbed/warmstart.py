@@ -3,8 +3,8 @@
 RL needs a policy that already writes the format and is right some of the time; SFT on generated gold
 solutions gets there in a few minutes on a CPU. The result is keyed by what it is trained on (task identity,
 SFT settings and a fingerprint of the SFT data itself), so moving or reformatting task code reuses it while a
-change to the data retrains it. The default demo and study warm starts ship with the package
-(``oarl/lab/testbed/checkpoints/``, written by ``oarl warmstart --ship``), so a fresh clone trains none of them:
+change to the data retrains it. The default demo and study warm starts ship with the repository
+(``checkpoints/``, written by ``oarl warmstart --ship``; not in the wheel), so a fresh clone trains none of them:
 SFT on this task sits on a knife-edge (see ``docs/reliability.md``), and a shipped checkpoint tells the same
 story on every machine.
 """
@@ -18,15 +18,21 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from oarl.lab.testbed.tasks import arith
-from oarl.lab.testbed.tasks.arith_task import ArithTask
-from oarl.lab.testbed.tasks.base import TestbedTask
+import torch
+from transformers import PrinterCallback
+
+from oarl.lab.testbed import tiny_model
+from oarl.lab.testbed.progress import StepProgress
 from oarl.utils.threads import set_threads
 
 #: Bump when the SFT procedure in :func:`warm_start` changes what it trains (not for moves or comments).
 WARMSTART_FORMAT = 2
-#: Checkpoints shipped with the package, looked up before the cache (read-only).
-SHIPPED_DIR = Path(__file__).with_name("checkpoints")
+#: The repository this module runs from when it is a source checkout (src/oarl/lab/testbed/ is 4 levels down).
+REPO = Path(__file__).resolve().parents[4]
+#: The shipped warm starts: the repository's ``checkpoints/``, looked up before the cache (read-only). They are
+#: not in the wheel (docs/architecture.md, "Where the warm starts live"): an installed package finds none
+#: here and trains its warm starts into the cache.
+SHIPPED_DIR = REPO / "checkpoints"
 FINGERPRINT_ROWS = 512
 
 
@@ -46,15 +52,10 @@ class WarmStartConfig:
     max_steps: int = -1  # > 0: stop after this many SFT steps (overrides epochs)
 
 
-def as_task(task) -> TestbedTask:
-    """A :class:`TestbedTask`; an ``ArithConfig`` is wrapped as the arithmetic task."""
-    return ArithTask(task) if isinstance(task, arith.ArithConfig) else task
-
-
 def sft_rows_sha1(task):
     """A sha1 object fed with the first :data:`FINGERPRINT_ROWS` SFT rows a warm start trains on."""
     h = hashlib.sha1()
-    for row in as_task(task).sft_dataset(FINGERPRINT_ROWS, seed=10_000):
+    for row in task.sft_dataset(FINGERPRINT_ROWS, seed=10_000):
         h.update(json.dumps(row, sort_keys=True, default=str).encode())
     return h
 
@@ -63,14 +64,14 @@ def data_fingerprint(task) -> str:
     """sha1 of the first SFT rows the warm start trains on and of the tokenizer's vocabulary: what the
     checkpoint depends on, rather than the source text of the modules that make it."""
     h = sft_rows_sha1(task)
-    h.update(json.dumps(sorted(arith.build_tokenizer().get_vocab().items())).encode())
+    h.update(json.dumps(sorted(tiny_model.build_tokenizer().get_vocab().items())).encode())
     return h.hexdigest()
 
 
 def settings_key(task, sft: dict, data: str, fmt: int) -> str:
     """12 hex digits of (task identity, SFT settings, data fingerprint, format version): a warm start's key."""
     blob = json.dumps(
-        {"task": as_task(task).identity(), "sft": sft, "data": data, "format": fmt},
+        {"task": task.identity(), "sft": sft, "data": data, "format": fmt},
         sort_keys=True,
         default=str,
     )
@@ -83,12 +84,22 @@ def cache_key(task, ws: WarmStartConfig) -> str:
 
 
 def checkpoint_name(task, ws: WarmStartConfig) -> str:
-    task = as_task(task)
+    """``<task>-sft-<12 hex>``: the folder name of ``task``'s warm start with settings ``ws``."""
     return f"{task.name}-sft-{cache_key(task, ws)}"
 
 
 def _complete(path: Path) -> bool:
     return (path / "config.json").exists() and (path / "tokenizer.json").exists()
+
+
+def shipping_dir() -> Path:
+    """:data:`SHIPPED_DIR`, where ``oarl warmstart --ship`` writes; FileNotFoundError outside a source checkout."""
+    if not ((REPO / "pyproject.toml").is_file() and (REPO / "src" / "oarl").is_dir()):
+        raise FileNotFoundError(
+            f"--ship writes into a source checkout's checkpoints/, and this oarl runs from {REPO} (an installed "
+            "package): clone the repository and install it with `make setup` (pip install -e)"
+        )
+    return SHIPPED_DIR
 
 
 def find_warm_start(task, ws: WarmStartConfig, cache_dir: str | Path) -> Path | None:
@@ -114,13 +125,11 @@ def warm_start(
     slower here). The checkpoint is written to a temporary folder and renamed when complete, so an
     interrupted run never leaves a half-written cache entry.
     """
-    import torch
-    from transformers import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import (  # here: the tasks' recipes (and examples/grpo_oar.py) load without TRL
+        SFTConfig,
+        SFTTrainer,
+    )
 
-    from oarl.lab.testbed.experiment import StepProgress
-
-    task = as_task(task)
     name = checkpoint_name(task, ws)  # the data fingerprint behind it is computed once
     found = _find(name, cache_dir)
     if found is not None:
@@ -130,8 +139,8 @@ def warm_start(
     shutil.rmtree(tmp, ignore_errors=True)
     before = set_threads(threads) if threads is not None else torch.get_num_threads()
     try:
-        tok = arith.build_tokenizer()
-        model = arith.build_tiny_model(
+        tok = tiny_model.build_tokenizer()
+        model = tiny_model.build_tiny_model(
             tok, ws.hidden_size, ws.num_layers, ws.num_heads, ws.intermediate_size, seed=ws.seed
         )
         data = task.sft_dataset(ws.train_problems, seed=10_000)

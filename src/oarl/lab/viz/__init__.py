@@ -1,1 +1,2 @@
-"""Pictures: token-attribution heatmaps (HTML + PNG), training curves, the shared palette."""
+"""Pictures: token-attribution heatmaps (HTML + PNG), training curves, the shared palette (matplotlib: the lab
+extra)."""

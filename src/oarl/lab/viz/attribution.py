@@ -22,6 +22,8 @@ from oarl.batch.spans import describe_finders, token_char_offsets
 from oarl.core import gating
 from oarl.core.diagnostics import auroc, ess_ratio, oracle_recall, top_mass_share
 from oarl.core.layout import Layout
+from oarl.lab.testbed.oracle import role_masks
+from oarl.lab.testbed.tasks.arith_task import ArithTask
 
 #: What every view (console, HTML, PNG) says for a row without an answer span, instead of its ESS or share.
 NO_SPAN_NOTE = "no answer span: nothing scored"
@@ -146,11 +148,12 @@ def score_methods(
     return out
 
 
-def token_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
+def offset_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
     """Split the decoded text of ``ids`` into one contiguous piece per token (the pieces join to the text).
 
     Built on :func:`oarl.batch.spans.token_char_offsets`; characters an offset map leaves out (e.g. a trimmed
-    leading space) go to the token before them.
+    leading space) go to the token before them. (:func:`oarl.lab.testbed.tasks.base.decoded_pieces` instead
+    decodes each token on its own and drops special tokens.)
     """
     text, offsets = token_char_offsets(tokenizer, ids)
     pieces, prev = [], 0
@@ -173,7 +176,7 @@ def row_views(tokenizer, batch: dict[str, Tensor], titles: Sequence[str] | None 
             ("completion", attended & ~batch["prompt_mask"][b]),
         ):
             cols = sel.nonzero().flatten().tolist()
-            pieces = token_pieces(tokenizer, batch["input_ids"][b, cols].tolist()) if cols else []
+            pieces = offset_pieces(tokenizer, batch["input_ids"][b, cols].tolist()) if cols else []
             views[part] = [
                 TokenView(
                     text=piece,
@@ -218,9 +221,6 @@ def attribute(
     pairs = encode_text_pairs(tokenizer, prompts, completions, finders, offsets=bool(oracle))
     batch = _batch(pairs)
     if oracle:
-        from oarl.lab.testbed.oracle import role_masks
-        from oarl.lab.testbed.tasks.arith_task import ArithTask
-
         task = ArithTask() if oracle is True else oracle
         batch["oracle_mask"] = role_masks(pairs, prompts, completions, task)["oracle_mask"]
     device = next(model.parameters()).device

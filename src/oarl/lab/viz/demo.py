@@ -5,20 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from oarl.batch import credit
+from oarl.batch.rollout_layout import LAYOUT_KEYS
+from oarl.batch.settings import OARSettings, method_label
+from oarl.core.layout import Layout
+from oarl.lab.math.evaluation import generate_completions
+from oarl.lab.testbed import oracle
+from oarl.lab.testbed.experiment import load_policy
+from oarl.lab.viz import plots
+
 
 def attribution_strip(ckpt: str | Path, task: Any, rl: Any, path: Path) -> None:
     """Token weights of every scorer on one sampled, chatter-laden completion of the warm model, scored and
     gated with ``rl.oar`` (probe, noise, tau, beta, floor), drawn as a strip at ``path``."""
     import torch
-
-    from oarl.batch import credit
-    from oarl.batch.rollout_layout import LAYOUT_KEYS
-    from oarl.batch.settings import OARSettings, method_label
-    from oarl.core.layout import Layout
-    from oarl.lab.math.evaluation import generate_completions
-    from oarl.lab.testbed import oracle
-    from oarl.lab.testbed.experiment import load_policy
-    from oarl.lab.viz import plots
 
     model, tok = load_policy(ckpt)
     problems = task.problems(16, seed=40_000)

@@ -16,8 +16,8 @@ first ``ANSWER``).  Variable names, ``=`` and ``;`` are format, not content the 
 so they are excluded; base constants are given in the prompt and are never oracle tokens, even if
 a model restates them; the text after ``ANSWER`` is the outcome itself and is excluded too.
 
-Everything here runs offline: the tokenizer is built with ``tokenizers`` and the model from a
-``LlamaConfig``; no downloads.  Programs are parsed with a small regex interpreter, never ``eval``.
+Everything here runs offline (the character-level tokenizer and the tiny model every testbed task trains:
+:mod:`oarl.lab.testbed.tiny_model`).  Programs are parsed with a small regex interpreter, never ``eval``.
 """
 
 from __future__ import annotations
@@ -28,13 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from oarl.lab.testbed.tiny_model import ANSWER_MARKER
+
 if TYPE_CHECKING:  # heavy imports are deferred so generating/scoring problems stays cheap
     from datasets import Dataset
-    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-ANSWER_MARKER = "ANSWER"
-ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz=;+-*? \n"
-SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>")
 _OPS = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y}
 _STMT_RE = re.compile(r"^([a-z])=(?:([a-z]|\d+)([+\-*])([a-z]|\d+)|(\d+))$")
 # A `name=value` pair written by a model; the lookbehind rejects multi-letter names ("ab=3"),
@@ -48,7 +46,7 @@ _MAX_ANSWER_DIGITS = 18  # longer digit runs are garbage; also avoids int() on m
 class ArithConfig:
     """Difficulty knobs.  ``int | (lo, hi)`` fields are sampled uniformly (inclusive) per problem.
 
-    The defaults are deliberately easy: the default ``build_tiny_model`` (0.86M params), trained
+    The defaults are deliberately easy: the default ``tiny_model.build_tiny_model`` (0.86M params), trained
     with plain completion-only SFT (AdamW lr 2e-3, batch 64, 1 CPU thread), reached ~35% greedy
     accuracy after 3 min and ~55% after 5 min, leaving headroom for RL.  ``chain_steps=(2, 3)``,
     ``distractor_steps=(1, 2)`` or ``value_max=99`` each made that budget land near 10-20%.
@@ -293,71 +291,7 @@ def arith_reward(prompts: list[Any], completions: list[Any], answer: list[int], 
     return out
 
 
-# ---------------------------------------------------------------- tokenizer / model / data
-
-
-def build_tokenizer(save_dir: str | None = None, model_max_length: int = 256) -> PreTrainedTokenizerFast:
-    """Character-level fast tokenizer: one token per alphabet char, ``ANSWER`` as one token.
-
-    No BOS/EOS is added automatically (TRL appends EOS itself); unknown characters map to
-    ``<unk>``.  The ``Fuse`` decoder concatenates tokens so ``decode(encode(x)) == x``.
-    """
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {t: i for i, t in enumerate([*SPECIAL_TOKENS, ANSWER_MARKER, *ALPHABET])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    # Split into "ANSWER" or single characters; [\s\S] so newline is its own piece too.
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(ANSWER_MARKER + r"|[\s\S]"), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    tok.add_special_tokens(list(SPECIAL_TOKENS))
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        eos_token="<eos>",
-        bos_token="<bos>",
-        unk_token="<unk>",
-        clean_up_tokenization_spaces=False,
-        model_max_length=model_max_length,
-    )
-    if save_dir is not None:
-        fast.save_pretrained(save_dir)
-    return fast
-
-
-def build_tiny_model(
-    tokenizer: PreTrainedTokenizerFast,
-    hidden_size: int = 128,
-    num_layers: int = 4,
-    num_heads: int = 4,
-    intermediate_size: int = 384,
-    max_positions: int = 256,
-    seed: int = 0,
-) -> LlamaForCausalLM:
-    """Randomly initialised ``LlamaForCausalLM`` sized for the task (~0.86M params by default).
-
-    Llama rather than Qwen2 (the same decoder without q/k/v biases) so that the saved checkpoint loads with
-    plain ``AutoTokenizer``: transformers forces its Qwen2 tokenizer class on every ``model_type: qwen2``
-    folder, and that class re-normalises text (it would drop this tokenizer's newlines and ``ANSWER``).
-    """
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=num_heads,
-        intermediate_size=intermediate_size,
-        max_position_embeddings=max_positions,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    torch.manual_seed(seed)  # weights are initialised from the global torch RNG
-    return LlamaForCausalLM(config)
+# ---------------------------------------------------------------- data
 
 
 def make_dataset(n: int, config: ArithConfig | None = None) -> Dataset:

@@ -6,8 +6,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from oarl.batch.reshape import OARSettings
+from oarl.lab.testbed.settings import RLSettings
 from oarl.lab.testbed.tasks import arith
 from oarl.lab.testbed.tasks.registry import TaskRecipe, TaskSpec, register_task
+from oarl.lab.testbed.warmstart import WarmStartConfig
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,6 @@ class ArithTask:
 
 def arith_recipe() -> TaskRecipe:
     """Defaults of a run on the arithmetic task (the original demo's)."""
-    from oarl.batch.settings import OARSettings
-    from oarl.lab.testbed.settings import RLSettings
-    from oarl.lab.testbed.warmstart import WarmStartConfig
-
     rl = RLSettings(steps=100, learning_rate=3e-5, eval_every=20, oar=OARSettings(noise_std=0.1))
     return TaskRecipe(arith.ArithConfig(), ArithTask, WarmStartConfig(), rl)
 

@@ -57,8 +57,10 @@ def rl_dataset(task: TestbedTask, n: int, seed: int) -> Dataset:
     return Dataset.from_dict({"prompt": [p.prompt for p in probs], "answer": [p.answer for p in probs]})
 
 
-def token_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
-    """The text each token contributes (special tokens contribute nothing), so that ``"".join`` is the text."""
+def decoded_pieces(tokenizer, ids: Sequence[int]) -> list[str]:
+    """Each token decoded on its own (special tokens: ``""``), so that ``"".join`` is the completion's text as the
+    task's character labels see it. (:func:`oarl.lab.viz.attribution.offset_pieces` instead splits one decode of
+    the whole row by the tokenizer's offset map.)"""
     special = set(tokenizer.all_special_ids)
     return ["" if i in special else tokenizer.decode([i]) for i in ids]
 
@@ -85,7 +87,7 @@ def completion_token_mask(
         p_ids = [i for i in prompt_ids[b].tolist() if i != pad]
         n = int(completion_mask[b].sum())
         c_ids = completion_ids[b, :n].tolist()
-        pieces = token_pieces(tokenizer, c_ids)
+        pieces = decoded_pieces(tokenizer, c_ids)
         flags = char_fn(tokenizer.decode(p_ids, skip_special_tokens=True), "".join(pieces))
         out[b, :n] = torch.tensor(chars_to_tokens(pieces, flags), dtype=torch.bool)
     return out
@@ -104,7 +106,7 @@ def decision_labeler(task: TestbedTask):
 
 def token_roles(tokenizer, prompt: str, completion_ids: Sequence[int], task: TestbedTask) -> list[str]:
     """Role of each completion token: the first role among :data:`ROLES` that any of its characters has."""
-    pieces = token_pieces(tokenizer, completion_ids)
+    pieces = decoded_pieces(tokenizer, completion_ids)
     roles = task.char_roles(prompt, "".join(pieces))
 
     def pick(chars: Sequence[str]) -> str:

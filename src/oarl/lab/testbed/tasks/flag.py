@@ -42,7 +42,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from oarl.lab.testbed.tasks.arith import ANSWER_MARKER, arith_reward, build_tiny_model, build_tokenizer  # noqa: F401
+from oarl.lab.testbed.tasks.arith import ANSWER_MARKER, arith_reward
 
 if TYPE_CHECKING:
     from datasets import Dataset

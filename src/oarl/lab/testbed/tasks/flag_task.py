@@ -7,8 +7,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from oarl.batch.reshape import OARSettings
+from oarl.lab.testbed.settings import RLSettings
 from oarl.lab.testbed.tasks import flag, flag_labels
 from oarl.lab.testbed.tasks.registry import TaskRecipe, TaskSpec, register_task
+from oarl.lab.testbed.warmstart import WarmStartConfig
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,6 @@ class FlagTask:
 
 def flag_recipe() -> TaskRecipe:
     """Defaults of ``oarl study`` / ``oarl demo`` on the flag task."""
-    from oarl.batch.settings import OARSettings
-    from oarl.lab.testbed.settings import RLSettings
-    from oarl.lab.testbed.warmstart import WarmStartConfig
-
     # Measured (docs/study.md): the warm policy executes reliably and follows the flag ~65% of the time,
     # so RL has one thing to learn; the flagged distractor is a decision as uncertain as the causal one whose
     # value the answer never reads (entropy credit cannot tell them apart; outcome credit can).

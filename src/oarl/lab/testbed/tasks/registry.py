@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from oarl.lab.testbed.warmstart import warm_start as sft_warm_start
+
 
 @dataclass(frozen=True)
 class TaskRecipe:
@@ -29,7 +31,6 @@ class TaskRecipe:
         """The warm start's path for ``task`` (a variant of this recipe's) with settings ``warm_start``."""
         if self.warm is not None:
             return str(self.warm(task, warm_start, cache_dir, threads=threads))
-        from oarl.lab.testbed.warmstart import warm_start as sft_warm_start
 
         return str(sft_warm_start(task, warm_start, cache_dir, threads=threads))
 

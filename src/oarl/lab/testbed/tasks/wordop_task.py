@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from oarl.lab.testbed.lora_warmstart import LoraSFTConfig, lora_warm_start
+from oarl.lab.testbed.settings import RLSettings
 from oarl.lab.testbed.tasks import wordop
 from oarl.lab.testbed.tasks.registry import TaskRecipe, TaskSpec, register_task
 
@@ -85,9 +87,6 @@ def char_roles(completion: str) -> list[str]:
 def wordop_recipe() -> TaskRecipe:
     """Defaults of a run on the word-problem task with SmolLM2-135M (the warm start is a LoRA adapter:
     :mod:`oarl.lab.testbed.lora_warmstart`)."""
-    from oarl.lab.testbed.lora_warmstart import LoraSFTConfig, lora_warm_start
-    from oarl.lab.testbed.settings import RLSettings
-
     # Fresh LoRA r 16 q/v on the merged warm policy, bf16 autocast; lr 5e-4: GRPO 0.67 -> 0.99 held-out sampled
     # accuracy in 30 steps, one seed; 2e-3 collapsed (docs/real_model.md, "GRPO from it")
     rl = RLSettings(
