@@ -49,6 +49,15 @@ def gate_scores(
     return w, bad | late
 
 
+def ungated_weights(weights: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """A ``output="weights"`` scorer's tensor as weights, not gated: ``weights`` on ``mask``, 1 elsewhere; rows
+    with a non-finite weight get uniform weights (as :func:`gate_scores`). ``[B, L]`` -> ``([B, L], [B])``."""
+    mask = mask.bool()
+    bad = (mask & ~torch.isfinite(weights)).any(-1)
+    w = torch.where(mask & ~bad.unsqueeze(-1), weights.float(), torch.ones_like(weights, dtype=torch.float32))
+    return w, bad
+
+
 def score_and_gate(
     model: nn.Module | None,
     layout: Layout,
@@ -61,6 +70,9 @@ def score_and_gate(
     generator: torch.Generator | None = None,
     oracle_mask: Tensor | None = None,
     reward_fn: Callable[..., Any] | None = None,
+    reference_model: nn.Module | None = None,
+    contrast_models: tuple[nn.Module, nn.Module] | None = None,
+    tokenizer: Any = None,
     rows: Tensor | None = None,
     start: int = 0,
 ) -> Credit:
@@ -73,21 +85,35 @@ def score_and_gate(
         options: the scorer's options, passed as they are (validated by the scorer); see
             :func:`oarl.core.scorers.shared_options` for settings shared by several scorers.
         tau, beta, floor: the gate (:func:`oarl.core.gating.bilevel_weights`).
-        generator, oracle_mask, reward_fn: passed to a scorer that needs them.
+        generator, oracle_mask, reward_fn, reference_model, contrast_models, tokenizer: passed to a scorer
+            that needs them.
         rows: the layout rows to keep (``[B]`` bool or ``[n]`` long; None: all): a group scorer reads
             context rows that are not scored.
         start: the first column gated (the trainer gates the completion columns, ``start = P``).
 
     Returns:
-        :class:`Credit`, its tensors ``[n, L - start]``.
+        :class:`Credit`, its tensors ``[n, L - start]``. A scorer declared ``output="weights"`` (its method's
+        own weights) is not gated: ``Credit.weights`` are its tensor (1 outside the reasoning tokens).
     """
     scorer = get_scorer(method)
     scores = scorer(
-        model, layout, generator=generator, oracle_mask=oracle_mask, reward_fn=reward_fn, **(options or {})
+        model,
+        layout,
+        generator=generator,
+        oracle_mask=oracle_mask,
+        reward_fn=reward_fn,
+        reference_model=reference_model,
+        contrast_models=contrast_models,
+        tokenizer=tokenizer,
+        **(options or {}),
     )
     mask = layout.reasoning_mask
     if rows is not None:
         scores, mask = scores[rows], mask[rows]
     scores, mask = scores[:, start:], mask[:, start:].contiguous()
+    # issue 35 (scorers branch): a scorer whose output is its method's own weights skips OAR's gate, here only.
+    if not scorer.gated:
+        weights, nonfinite = ungated_weights(scores, mask)
+        return Credit(scores, weights, nonfinite)
     weights, nonfinite = gate_scores(scores, mask, tau, beta, floor)
     return Credit(scores, weights, nonfinite)

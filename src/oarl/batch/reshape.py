@@ -195,6 +195,8 @@ def oar_token_advantages(
     rewards: Tensor | None = None,
     reward_fn: Callable[[int, list[list[int]]], Sequence[float]] | None = None,
     loss_mask: Tensor | None = None,
+    reference_model: nn.Module | None = None,
+    contrast_models: tuple[nn.Module, nn.Module] | None = None,
 ) -> OARBatchResult:
     """Reshape GRPO advantages per token for a batch of rollouts.
 
@@ -221,6 +223,8 @@ def oar_token_advantages(
             ``tool_mask``: 0 on tool / environment output). Those tokens stay in the context the scorer reads,
             but are never scored nor an answer span, and the weights sum to the count of trained tokens
             (:func:`oarl.batch.spans.trained_spans`).
+        reference_model, contrast_models: read by the scorers that need ``reference_model`` (``prime``) /
+            ``contrast_models`` (``cdpo``); ``tokenizer`` goes to those that need ``tokenizer`` (``hicra``).
 
     Returns:
         :class:`OARBatchResult`; rows without an answer span, without reasoning tokens, longer than the
@@ -298,6 +302,9 @@ def oar_token_advantages(
             generator=generator,
             oracle_mask=oracle,
             reward_fn=row_fn,
+            reference_model=reference_model,  # issue 35: per-run models (OARStep fields)
+            contrast_models=contrast_models,
+            tokenizer=tokenizer,
             rows=own,
             start=P,
         )

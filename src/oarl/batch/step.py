@@ -79,7 +79,9 @@ class OARStep:
     """One OAR step with its state: settings, generator, warm-up counter; see the module docstring.
 
     ``seed`` seeds the generator on first use (``seed + 7919 * process_index``, as ``OARGRPOTrainer`` does, so
-    the two draw the same noise on the same batch). ``token_labeler`` is required by the ``oracle`` scorer.
+    the two draw the same noise on the same batch). ``token_labeler`` is required by the ``oracle`` scorer,
+    ``reference_model`` (a frozen model) by the scorers that need ``reference_model`` (``prime``) and
+    ``contrast_models = (positive, negative)`` by those that need ``contrast_models`` (``cdpo``).
     """
 
     settings: OARSettings
@@ -88,6 +90,8 @@ class OARStep:
     skip_zero_advantage: bool = True
     probe_warmup_steps: int = 0
     token_labeler: TokenLabeler | None = None
+    reference_model: nn.Module | None = field(default=None, repr=False)
+    contrast_models: tuple[nn.Module, nn.Module] | None = field(default=None, repr=False)
     calls: int = field(default=0, init=False)
     generator: torch.Generator | None = field(default=None, init=False, repr=False)
 
@@ -96,6 +100,17 @@ class OARStep:
             raise ValueError(f"probe_warmup_steps must be >= 0, got {self.probe_warmup_steps}")
         if "oracle_labels" in self.needs and self.token_labeler is None:
             raise ValueError(f"method {self.settings.method!r} needs token_labeler= (known decisive tokens)")
+        if "reference_model" in self.needs and self.reference_model is None:
+            raise ValueError(
+                f"method {self.settings.method!r} needs reference_model= (a frozen reference model)"
+            )
+        if "contrast_models" in self.needs:
+            pair = self.contrast_models
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(m is not None for m in pair)):
+                raise ValueError(
+                    f"method {self.settings.method!r} needs contrast_models=(positive, negative): two models "
+                    "tuned on correct and on wrong rollouts"
+                )
 
     @property
     def needs(self) -> frozenset[str]:
@@ -165,6 +180,8 @@ class OARStep:
             rewards=rewards,
             reward_fn=reward_fn,
             loss_mask=loss_mask,
+            reference_model=self.reference_model if "reference_model" in self.needs else None,
+            contrast_models=self.contrast_models if "contrast_models" in self.needs else None,
         )
         trained = completion_mask if loss_mask is None else completion_mask * loss_mask.to(completion_mask)
         return res.advantages, step_metrics(res, trained, skip, gather)

@@ -54,10 +54,30 @@ OAR_RNG_PREFIX = "oar_rng_state"
 #: ``group_rewards``: TRL's rewards (the weighted sum over reward functions, NaN where unscorable) and groups of
 #: ``num_generations`` consecutive rows, as TRL's sampler orders them. ``generation``: the policy samples and
 #: TRL's reward functions (plain, synchronous callables on text prompts) reward what it samples.
-PROVIDED = frozenset({"model", "gradients", "randomness", "oracle_labels", "group_rewards", "generation"})
+#: issue 35: ``tokenizer`` is TRL's processing class; ``reference_model`` is TRL's own ``ref_model`` (it exists
+#: only with ``beta > 0`` and no PEFT); ``contrast_models`` only when given as ``oar_contrast_models=``.
+PROVIDED = frozenset(
+    {
+        "model",
+        "gradients",
+        "randomness",
+        "oracle_labels",
+        "group_rewards",
+        "generation",
+        "tokenizer",
+        "reference_model",
+        "contrast_models",
+    }
+)
 
 
-def check_needs(method: str, needs: frozenset[str], has_labeler: bool) -> None:
+def check_needs(
+    method: str,
+    needs: frozenset[str],
+    has_labeler: bool,
+    has_reference: bool = False,
+    has_contrast: bool = False,
+) -> None:
     """Refuse, before training, a scorer that reads something this trainer does not provide."""
     missing = sorted(needs - PROVIDED)
     if missing:
@@ -65,6 +85,16 @@ def check_needs(method: str, needs: frozenset[str], has_labeler: bool) -> None:
     if "oracle_labels" in needs and not has_labeler:
         raise ValueError(
             f"oar_method={method!r} needs token_labeler= (known decisive tokens; testbed tasks only)"
+        )
+    if "reference_model" in needs and not has_reference:
+        raise ValueError(
+            f"oar_method={method!r} needs a reference model: set beta > 0 so that TRL loads its ref_model "
+            "(with PEFT TRL keeps none; call OARStep(..., reference_model=...) from your own loop instead)"
+        )
+    if "contrast_models" in needs and not has_contrast:
+        raise ValueError(
+            f"oar_method={method!r} needs oar_contrast_models=(positive, negative): two models tuned on correct "
+            "and on wrong rollouts (OARGRPOTrainer(..., oar_contrast_models=...), or OARStep(contrast_models=...))"
         )
 
 
@@ -205,10 +235,17 @@ def resolve_mask_token(tokenizer, mask_token: str | int | None) -> int | None:
 class OARGRPOTrainer(GRPOTrainer):
     """GRPOTrainer whose advantages are reshaped per token by OAR (see :class:`OARConfig`)."""
 
-    def __init__(self, *args, token_labeler: TokenLabeler | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        token_labeler: TokenLabeler | None = None,
+        oar_contrast_models: tuple[nn.Module, nn.Module] | None = None,
+        **kwargs,
+    ) -> None:
         """As ``GRPOTrainer``, plus ``token_labeler(tokenizer, prompt_ids, completion_ids, completion_mask) ->
         [B, T] bool``: the known decisive completion tokens, read only by scorers that need ``oracle_labels``
-        (testbed tasks provide one; real data has none)."""
+        (testbed tasks provide one; real data has none); ``oar_contrast_models = (positive, negative)``, read only
+        by scorers that need ``contrast_models`` (``cdpo``), on the policy's device, frozen."""
         super().__init__(*args, **kwargs)
         self.token_labeler = token_labeler
         if not isinstance(self.args, OARConfig):
@@ -216,7 +253,13 @@ class OARGRPOTrainer(GRPOTrainer):
         self._oar_needs = (
             frozenset() if self.args.oar_method == "none" else get_scorer(self.args.oar_method).needs
         )
-        check_needs(self.args.oar_method, self._oar_needs, token_labeler is not None)
+        check_needs(
+            self.args.oar_method,
+            self._oar_needs,
+            token_labeler is not None,
+            has_reference=getattr(self, "ref_model", None) is not None,
+            has_contrast=oar_contrast_models is not None,
+        )
         check_vision(self.args.oar_method, self._is_vlm, model_free(self.args.oar_method))
         if "generation" in self._oar_needs:
             check_reward_funcs(self.args.oar_method, self.reward_funcs)
@@ -231,9 +274,20 @@ class OARGRPOTrainer(GRPOTrainer):
             skip_zero_advantage=self.args.oar_skip_zero_advantage,
             probe_warmup_steps=self.args.oar_probe_warmup_steps,
             token_labeler=token_labeler,
+            reference_model=(
+                self.accelerator.unwrap_model(self.ref_model)
+                if "reference_model" in self._oar_needs
+                else None
+            ),
+            contrast_models=oar_contrast_models if "contrast_models" in self._oar_needs else None,
         )
         backend = DistributedBackend(self.accelerator)
         self._oar_zero3 = backend.is_zero3
+        if self._oar_zero3 and self._oar_needs & {"reference_model", "contrast_models"}:
+            raise ValueError(
+                f"oar_method={self.args.oar_method!r} reads a second model, which is not gathered under ZeRO-3; "
+                "use ZeRO-2 or a single process"
+            )
         check_sharding(
             self.args.oar_method,
             backend.zero_stage,
