@@ -4,7 +4,7 @@ docs/authors.md), on the rollouts oarl drew."""
 from __future__ import annotations
 
 import torch
-from conftest import tiny_lm
+from conftest import single_thread, tiny_lm
 from vineppo.compare import measure
 
 from oarl.core.layout import Layout
@@ -23,7 +23,8 @@ def test_resample_matches_vineppo_on_the_same_draws():
     def reward_fn(row, seqs):
         return [float(sum(t < 16 for t in s[P:]) % 2) for s in seqs]
 
-    res = measure(tiny_lm("llama", vocab=32), lay, reward_fn, (DELIM,), eos=EOS, k=8, max_new_tokens=8)
+    with single_thread():  # tiny ops: one thread is faster on a loaded machine
+        res = measure(tiny_lm("llama", vocab=32), lay, reward_fn, (DELIM,), eos=EOS, k=8, max_new_tokens=8)
     assert res["steps"] == 9  # 3 steps per row
     # V = mean reward of the k rollouts, A_i = V_{i+1} - V_i: identical on the same rollouts.
     assert res["max_rel_same_draws_truncated_as_rewarded"] < 1e-12
