@@ -140,6 +140,6 @@ def measure(gb: GroupBatch) -> dict:
         "max_rel_first_tokens_scaled": max_rel(first_t, first_o),
         "tokens_inside_segments": len(other_t),
         "inside_segments_nonzero_share": float(np.mean(np.abs(other_t) > 1e-12)) if other_t else 0.0,
-        "tokens_filled_from_previous_segment": n_filled,
+        "tokens_in_zero_value_segments": n_filled,  # fill_in_paths copies the previous value (not on a first segment)
         "spearman_script_vs_ours_first_tokens": rho(first_s, first_o),
     }
