@@ -34,7 +34,8 @@ from oarl.core.scorers.entropy.high_entropy import high_entropy_scores
 from oarl.core.scorers.surprisal.stare import stare_scores
 from oarl.core.scorers.implicit_prm.prime import prime_scores
 from oarl.core.scorers.contrastive.cdpo import cdpo_scores
-
+from oarl.core.scorers.planning.hicra import hicra_scores
+from oarl.core.scorers.attention.anchor import anchor_scores
 from oarl.core.scorers.reference.naive import naive_perturbation_scores
 
 # isort: on
@@ -54,6 +55,7 @@ from oarl.core.scorers.registry import (
 )
 
 __all__ = [
+    "anchor_scores",
     "COSTS",
     "NEEDS",
     "OUTPUTS",
@@ -67,6 +69,7 @@ __all__ = [
     "gradient_rms_scores",
     "gradient_scores",
     "gtpo_scores",
+    "hicra_scores",
     "high_entropy_scores",
     "info_gain_scores",
     "horizon_perturbation_scores",
