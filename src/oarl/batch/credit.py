@@ -111,7 +111,7 @@ def score_and_gate(
     if rows is not None:
         scores, mask = scores[rows], mask[rows]
     scores, mask = scores[:, start:], mask[:, start:].contiguous()
-    # issue 35 (scorers branch): a scorer whose output is its method's own weights skips OAR's gate, here only.
+    # A scorer whose output is its method's own weights skips OAR's gate, here only.
     if not scorer.gated:
         weights, nonfinite = ungated_weights(scores, mask)
         return Credit(scores, weights, nonfinite)

@@ -302,7 +302,7 @@ def oar_token_advantages(
             generator=generator,
             oracle_mask=oracle,
             reward_fn=row_fn,
-            reference_model=reference_model,  # issue 35: per-run models (OARStep fields)
+            reference_model=reference_model,  # per-run models (OARStep fields)
             contrast_models=contrast_models,
             tokenizer=tokenizer,
             rows=own,

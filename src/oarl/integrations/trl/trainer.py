@@ -54,7 +54,7 @@ OAR_RNG_PREFIX = "oar_rng_state"
 #: ``group_rewards``: TRL's rewards (the weighted sum over reward functions, NaN where unscorable) and groups of
 #: ``num_generations`` consecutive rows, as TRL's sampler orders them. ``generation``: the policy samples and
 #: TRL's reward functions (plain, synchronous callables on text prompts) reward what it samples.
-#: issue 35: ``tokenizer`` is TRL's processing class; ``reference_model`` is TRL's own ``ref_model`` (it exists
+#: ``tokenizer`` is TRL's processing class; ``reference_model`` is TRL's own ``ref_model`` (it exists
 #: only with ``beta > 0`` and no PEFT); ``contrast_models`` only when given as ``oar_contrast_models=``.
 PROVIDED = frozenset(
     {

@@ -48,7 +48,7 @@ def future_attention_influence(model: nn.Module, layout: Layout, layers: tuple[i
         frozenset({"model"}),
         "experimental",
         "forward",
-        why="not yet studied (issue 35)",
+        why="not yet studied: no training run with it yet (flag testbed or SmolLM2)",
         label="Anchor",
         check=_check,
     )  # fmt: skip

@@ -50,7 +50,7 @@ def contrast_probs(positive: nn.Module, negative: nn.Module, layout: Layout, bet
         frozenset({"contrast_models", "group_rewards"}),
         "experimental",
         "forward",
-        why="not yet studied (issue 35)",
+        why="not yet studied: no training run with it yet (flag testbed or SmolLM2)",
         label="cDPO",
         check=_check,
         output="weights",

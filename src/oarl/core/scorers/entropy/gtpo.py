@@ -42,7 +42,7 @@ def gtpo_weights(entropy: Tensor, alive: Tensor, correct: bool, alpha1: float, a
         frozenset({"model", "group_rewards"}),
         "experimental",
         "forward",
-        why="not yet studied (issue 35)",
+        why="not yet studied: no training run with it yet (flag testbed or SmolLM2)",
         label="GTPO",
         check=_check,
         output="weights",

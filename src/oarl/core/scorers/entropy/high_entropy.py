@@ -24,7 +24,8 @@ def _check(opts) -> None:
         frozenset({"model"}),
         "experimental",
         "forward",
-        why="not yet studied as a scorer (issue 35); the trl_entropy study arm runs TRL's own mask",
+        why="not yet studied as a scorer: no training run with it yet (the trl_entropy study arm runs TRL's "
+        "own mask)",
         label="80/20",
         check=_check,
         output="weights",

@@ -46,7 +46,7 @@ def _returns(x: Tensor, mask: Tensor) -> Tensor:
         frozenset({"model", "reference_model", "group_rewards"}),
         "experimental",
         "forward",
-        why="not yet studied (issue 35)",
+        why="not yet studied: no training run with it yet (flag testbed or SmolLM2)",
         label="PRIME",
         check=_check,
     )  # fmt: skip

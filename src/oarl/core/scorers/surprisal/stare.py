@@ -51,7 +51,7 @@ def top_fraction(values: Tensor, candidates: Tensor, ratio: float) -> Tensor:
         frozenset({"model", "group_rewards"}),
         "experimental",
         "forward",
-        why="not yet studied (issue 35)",
+        why="not yet studied: no training run with it yet (flag testbed or SmolLM2)",
         label="STARE",
         check=_check,
         output="weights",
