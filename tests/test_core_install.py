@@ -140,7 +140,8 @@ def row_reward(row, continuations):  # the resampling scorer's reward_fn: any fl
 for name, spec in SCORERS.items():
     if "model" not in spec.needs:
         continue
-    step = OARStep(OARSettings(method=name), seed=0)
+    reference = model if "reference_model" in spec.needs else None  # prime: the policy as its own reference
+    step = OARStep(OARSettings(method=name), seed=0, reference_model=reference)
     rollout = Rollout(
         prompt.input_ids, prompt.attention_mask, comp.input_ids, comp.attention_mask, advantages,
         rewards=rewards, num_generations=2, reward_fn=row_reward if "generation" in spec.needs else None,

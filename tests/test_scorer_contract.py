@@ -4,7 +4,9 @@ Each scorer, on its default options: returns ``[B, L]`` float32, zero outside th
 scores for left and right padding; leaves the model's train/eval modes, ``.grad`` and parameters as they were;
 is deterministic for a given generator; runs through ``OARGRPOTrainer`` for one step, or is refused by it, by
 name, when it needs what the trainer does not provide. The layout carries group ids and rewards (read by the
-scorers that need ``group_rewards``); a toy ``reward_fn`` is given to those that need ``generation``.
+scorers that need ``group_rewards``); a toy ``reward_fn`` is given to those that need ``generation``, two other
+tiny models to those that need ``reference_model`` / ``contrast_models``, and a toy tokenizer to those that need
+``tokenizer``.
 """
 
 from __future__ import annotations
@@ -34,13 +36,32 @@ def _reward(row: int, seqs: list[list[int]]) -> list[float]:
     return [float(s[-1] % 3) for s in seqs]
 
 
+class _Tokenizer:
+    """Token ``i`` reads as ``"wait "`` when ``i % 5 == 0``, else ``"t<i> "`` (for the scorers that read text)."""
+
+    def decode(self, ids, **_) -> str:
+        return "".join("wait " if i % 5 == 0 else f"t{i} " for i in ids)
+
+
+#: The second models (a reference, a positive and a negative one): tiny LMs with other seeds.
+OTHERS = {seed: tiny_lm("llama", seed=seed) for seed in (1, 2, 3)}
+
+
 def score(name: str, model, pad_side: str = "right", seed: int = 0) -> tuple[torch.Tensor, tuple]:
     ids, am, rm, an = batch = layout(ROWS, pad_side=pad_side)
     gen = torch.Generator().manual_seed(seed)
     lay = Layout(*batch, group_ids=GROUPS, rewards=REWARDS)
     spec = get_scorer(name)
     opts = {"max_new_tokens": 4, "k": 2} if name == "resample" else {}  # keeps the contract fast
-    return spec(model, lay, generator=gen, oracle_mask=_oracle(rm, ids), reward_fn=_reward, **opts), batch
+    inputs = dict(
+        generator=gen,
+        oracle_mask=_oracle(rm, ids),
+        reward_fn=_reward,
+        reference_model=OTHERS[1],
+        contrast_models=(OTHERS[2], OTHERS[3]),
+        tokenizer=_Tokenizer(),
+    )
+    return spec(model, lay, **inputs, **opts), batch
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +116,8 @@ def test_one_trainer_step(name, task, tmp_path):  # noqa: F811  (task is the fix
     fast = {"k": 2, "max_new_tokens": 8} if name == "resample" else None  # keeps the contract fast
     args = OARConfig(output_dir=str(tmp_path), oar_method=name, oar_scorer_options=fast, **COMMON)
     tok, state, config, data = task
-    missing = sorted(SCORERS[name].needs - PROVIDED)
+    needs = SCORERS[name].needs
+    missing = sorted(needs - PROVIDED)
     if missing:  # usable from code (and the testbed) only: the trainer refuses it before training, by name
         with pytest.raises(ValueError, match=re.escape(f"oar_method={name!r} needs {missing}")):
             make_trainer(task, OARGRPOTrainer, args)
@@ -104,13 +126,29 @@ def test_one_trainer_step(name, task, tmp_path):  # noqa: F811  (task is the fix
 
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(state)
+    extra = {}
+    if (
+        "reference_model" in needs
+    ):  # TRL's ref_model: refused by name with beta = 0; loaded from the path with beta > 0
+        with pytest.raises(ValueError, match="needs a reference model: set beta > 0"):
+            make_trainer(task, OARGRPOTrainer, args)
+        model.save_pretrained(tmp_path / "policy")
+        args = OARConfig(
+            output_dir=str(tmp_path), oar_method=name, oar_scorer_options=fast, **{**COMMON, "beta": 0.04}
+        )
+        model = str(tmp_path / "policy")
+    if "contrast_models" in needs:  # refused by name unless given
+        with pytest.raises(ValueError, match="needs oar_contrast_models="):
+            make_trainer(task, OARGRPOTrainer, args)
+        pair = [AutoModelForCausalLM.from_config(config) for _ in range(2)]
+        extra["oar_contrast_models"] = tuple(m.eval() for m in pair)
 
     def labeler(tokenizer, prompt_ids, completion_ids, completion_mask):  # the oracle scorer's labels
         return completion_mask.bool() & (completion_ids % 2 == 0)
 
     trainer = OARGRPOTrainer(
         model=model, reward_funcs=varied_reward, args=args, train_dataset=data, processing_class=tok,
-        token_labeler=labeler,
+        token_labeler=labeler, **extra,
     )  # fmt: skip
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h][0]

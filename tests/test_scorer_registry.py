@@ -20,6 +20,8 @@ from oarl.core.scorers import (
 )
 
 CPU = dict(use_cpu=True, bf16=False, report_to="none")
+#: issue 35's families, experimental until a study says otherwise.
+NEW_FAMILIES = ("gtpo", "high_entropy", "stare", "prime", "cdpo", "hicra", "anchor")
 
 
 def test_done_when_a_misspelled_option_fails_at_config_time_naming_the_valid_keys(tmp_path):
@@ -82,7 +84,16 @@ def test_inputs_reach_only_the_scorers_that_need_them():
 
 
 def test_specs_are_consistent():
-    assert set(model_free_scorers()) == {"none", "random", "uniform", "oracle", "tree", "ktae"}
+    assert set(model_free_scorers()) == {
+        "none",
+        "random",
+        "uniform",
+        "oracle",
+        "tree",
+        "ktae",
+        "hicra",
+        "cdpo",
+    }
     for name, spec in SCORERS.items():
         assert spec.name == name and spec.doc, name
         assert (spec.status == "experimental") == bool(spec.why), name
@@ -94,7 +105,10 @@ def test_specs_are_consistent():
         "ktae",
         "info_gain",
         "resample",
+        *NEW_FAMILIES,
     }
+    weights = {n for n, s in SCORERS.items() if s.output == "weights"}
+    assert weights == {"gtpo", "high_entropy", "stare", "cdpo", "hicra"}
     assert shared_options("entropy", probe="as_mean", noise_std=0.1) == {}
     assert shared_options("gradient", probe="lt_logits", noise_std=None) == {"probe": "lt_logits"}
 
@@ -138,6 +152,24 @@ def test_registered_scorers_score_through_the_spec_call():
         via_spec = spec(model, ids, am, rm, an, generator=torch.Generator().manual_seed(0))
         kw = {"generator": torch.Generator().manual_seed(0)} if "randomness" in spec.needs else {}
         assert torch.equal(via_spec, spec.fn(model, Layout(ids, am, rm, an), **kw))  # exact: the same call
+
+
+def test_a_weights_scorer_is_not_gated_and_a_bad_output_is_refused():
+    from oarl.batch.credit import score_and_gate
+    from oarl.core.scorers import ScorerSpec
+
+    ids, am, rm, an = layout([(2, 5, 1), (3, 4, 2)])
+    lay = Layout(ids, am, rm, an, group_ids=torch.tensor([0, 0]), rewards=torch.tensor([1.0, 0.0]))
+
+    class Pieces:
+        def decode(self, ids, **_):
+            return "wait " * len(ids)
+
+    credit = score_and_gate(None, lay, OARSettings(method="hicra"), tokenizer=Pieces())
+    assert torch.equal(credit.weights[rm], credit.scores[rm])  # exact: the scorer's weights, as they are
+    assert (credit.weights[~rm] == 1).all() and not torch.allclose(credit.weights[rm].sum(), rm.sum().float())
+    with pytest.raises(ValueError, match="output 'logits' not in"):
+        ScorerSpec("x", "f", frozenset(), "control", "none", output="logits")
 
 
 def test_the_trainer_refuses_a_scorer_whose_needs_it_cannot_meet():

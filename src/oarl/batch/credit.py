@@ -50,6 +50,15 @@ def gate_scores(
     return w, bad | late
 
 
+def ungated_weights(weights: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """A ``output="weights"`` scorer's tensor as weights, not gated: ``weights`` on ``mask``, 1 elsewhere; rows
+    with a non-finite weight get uniform weights (as :func:`gate_scores`). ``[B, L]`` -> ``([B, L], [B])``."""
+    mask = mask.bool()
+    bad = (mask & ~torch.isfinite(weights)).any(-1)
+    w = torch.where(mask & ~bad.unsqueeze(-1), weights.float(), torch.ones_like(weights, dtype=torch.float32))
+    return w, bad
+
+
 def score_and_gate(
     model: nn.Module | None,
     layout: Layout,
@@ -58,6 +67,9 @@ def score_and_gate(
     generator: torch.Generator | None = None,
     oracle_mask: Tensor | None = None,
     reward_fn: Callable[..., Any] | None = None,
+    reference_model: nn.Module | None = None,
+    contrast_models: tuple[nn.Module, nn.Module] | None = None,
+    tokenizer: Any = None,
     rows: Tensor | None = None,
     start: int = 0,
 ) -> Credit:
@@ -68,7 +80,8 @@ def score_and_gate(
         layout: ``[B, L]`` rows (:func:`oarl.batch.rollout_layout.rollout_layout` / ``encode_text_pairs``).
         settings: the scorer, its options (:meth:`OARSettings.resolved_options`) and the gate (``tau``, ``beta``,
             ``floor``: :func:`oarl.core.gating.bilevel_weights`).
-        generator, oracle_mask, reward_fn: passed to a scorer that needs them.
+        generator, oracle_mask, reward_fn, reference_model, contrast_models, tokenizer: passed to a scorer
+            that needs them.
         rows: the layout rows to keep (``[B]`` bool or ``[n]`` long; None: all): a group scorer reads
             context rows that are not scored.
         start: the first column gated (the trainer gates the completion columns, ``start = P``).
@@ -76,6 +89,8 @@ def score_and_gate(
     Returns:
         :class:`Credit`, its tensors ``[n, L - start]``. A ``uniform`` scorer (plain GRPO) is not gated: its
         weights are 1 by definition.
+        A scorer declared ``output="weights"`` (its method's own weights) is not gated: ``Credit.weights`` are its
+        tensor (1 outside the reasoning tokens).
     """
     scorer = get_scorer(settings.method)
     scores = scorer(
@@ -84,6 +99,9 @@ def score_and_gate(
         generator=generator,
         oracle_mask=oracle_mask,
         reward_fn=reward_fn,
+        reference_model=reference_model,
+        contrast_models=contrast_models,
+        tokenizer=tokenizer,
         **settings.resolved_options(),
     )
     mask = layout.reasoning_mask
@@ -93,5 +111,9 @@ def score_and_gate(
     if scorer.uniform:
         ones = torch.ones(scores.shape, dtype=torch.float32, device=scores.device)
         return Credit(scores, ones, torch.zeros(len(scores), dtype=torch.bool, device=scores.device))
+    # A scorer whose output is its method's own weights skips OAR's gate, here only.
+    if not scorer.gated:
+        weights, nonfinite = ungated_weights(scores, mask)
+        return Credit(scores, weights, nonfinite)
     weights, nonfinite = gate_scores(scores, mask, settings.tau, settings.beta, settings.floor)
     return Credit(scores, weights, nonfinite)

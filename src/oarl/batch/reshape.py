@@ -102,6 +102,9 @@ def oar_token_advantages(
     rollout: Rollout,
     settings: OARSettings,
     generator: torch.Generator | None = None,
+    *,
+    reference_model: nn.Module | None = None,
+    contrast_models: tuple[nn.Module, nn.Module] | None = None,
 ) -> OARBatchResult:
     """Reshape a rollout's GRPO advantages per token (the pure function; :class:`~oarl.batch.step.OARStep` adds
     its state: generator, warm-up, labeler, metrics).
@@ -118,6 +121,8 @@ def oar_token_advantages(
         settings: scorer, gate and switches (``skip_zero_advantage``: rows whose advantage is exactly zero are
             not scored; ``A_t = A * w_t`` is zero for any weights).
         generator: randomness for OAR-G noise / random scores.
+        reference_model, contrast_models: read by the scorers that need ``reference_model`` (``prime``) /
+            ``contrast_models`` (``cdpo``); ``tokenizer`` goes to those that need ``tokenizer`` (``hicra``).
 
     Returns:
         :class:`OARBatchResult`; rows without an answer span, without reasoning tokens, longer than the
@@ -194,6 +199,9 @@ def oar_token_advantages(
             generator=generator,
             oracle_mask=oracle,
             reward_fn=row_fn,
+            reference_model=reference_model,  # per-run models (OARStep fields)
+            contrast_models=contrast_models,
+            tokenizer=tokenizer,
             rows=own,
             start=P,
         )

@@ -81,13 +81,17 @@ class OARStep:
 
     ``seed`` seeds the generator on first use (``seed + 7919 * process_index``, as ``OARGRPOTrainer`` does, so
     the two draw the same noise on the same batch). ``token_labeler`` (required by the ``oracle`` scorer) labels
-    each rollout that carries no ``oracle_labels``.
+    each rollout that carries no ``oracle_labels``;
+    ``reference_model`` (a frozen model) is required by the scorers that need ``reference_model`` (``prime``) and
+    ``contrast_models = (positive, negative)`` by those that need ``contrast_models`` (``cdpo``).
     """
 
     settings: OARSettings
     seed: int = 0
     process_index: int = 0
     token_labeler: TokenLabeler | None = None
+    reference_model: nn.Module | None = field(default=None, repr=False)
+    contrast_models: tuple[nn.Module, nn.Module] | None = field(default=None, repr=False)
     calls: int = field(default=0, init=False)
     generator: torch.Generator | None = field(default=None, init=False, repr=False)
     span_watch: SpanWatch | None = field(default=None, init=False, repr=False)
@@ -103,6 +107,17 @@ class OARStep:
             raise ValueError(
                 f"method {self.settings.method!r} needs token_labeler= (known decisive tokens; testbed tasks only)"
             )
+        if "reference_model" in self.needs and self.reference_model is None:
+            raise ValueError(
+                f"method {self.settings.method!r} needs reference_model= (a frozen reference model)"
+            )
+        if "contrast_models" in self.needs:
+            pair = self.contrast_models
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(m is not None for m in pair)):
+                raise ValueError(
+                    f"method {self.settings.method!r} needs contrast_models=(positive, negative): two models "
+                    "tuned on correct and on wrong rollouts"
+                )
 
     @property
     def needs(self) -> frozenset[str]:
@@ -141,7 +156,15 @@ class OARStep:
                 tokenizer, rollout.prompt_ids, rollout.completion_ids, rollout.completion_mask
             )
             rollout = dataclasses.replace(rollout, oracle_labels=labels)
-        res = oar_token_advantages(model, tokenizer, rollout, self.settings_at(step), self.generator)
+        res = oar_token_advantages(
+            model,
+            tokenizer,
+            rollout,
+            self.settings_at(step),
+            self.generator,
+            reference_model=self.reference_model,
+            contrast_models=self.contrast_models,
+        )
         metrics = step_metrics(res, rollout.trained, gather)
         if self.span_watch is not None:
             self.span_watch.update(metrics["oar/no_span_frac"])

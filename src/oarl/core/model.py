@@ -235,3 +235,29 @@ def attention_hook(model: nn.Module, fn: Callable[..., tuple[Tensor, None]]) -> 
             del ALL_ATTENTION_FUNCTIONS[HOOK]
         else:
             ALL_ATTENTION_FUNCTIONS[HOOK] = outer
+
+
+@contextlib.contextmanager
+def attention_probabilities(
+    model: nn.Module, attention_mask: Tensor, reduce: Callable[[Tensor], Tensor]
+) -> Iterator[list[Tensor]]:
+    """Run ``model``'s attention eagerly under the causal and padding mask of ``attention_mask[B, L]`` and yield
+    a list that each layer's forward appends ``reduce(probs)`` to, ``probs[B, H, L, L]`` (query x key, float32:
+    the softmax the layer applied). ``reduce`` keeps what is needed (the full ``[B, H, L, L]`` of every layer
+    would not fit on a real model). Each query also sees itself, so a padded query has a finite row."""
+    keep = attention_mask.bool()
+    L = keep.shape[-1]
+    causal = torch.ones(L, L, dtype=torch.bool, device=keep.device).tril()
+    visible = (causal & keep[:, None, :]) | torch.eye(L, dtype=torch.bool, device=keep.device)
+    found: list[Tensor] = []
+
+    def eager(module, query, key, value, mask, scaling, dropout=0.0, **_):  # noqa: ANN001
+        n = query.shape[1] // key.shape[1]
+        key, value = key.repeat_interleave(n, dim=1), value.repeat_interleave(n, dim=1)
+        logits = (query.float() @ key.float().transpose(-1, -2)) * scaling
+        probs = torch.softmax(logits.masked_fill(~visible[:, None], float("-inf")), dim=-1)
+        found.append(reduce(probs))
+        return (probs.to(value.dtype) @ value).transpose(1, 2).contiguous(), None
+
+    with attention_hook(model, eager):
+        yield found

@@ -30,12 +30,20 @@ from oarl.core.scorers.group.tree import tree_scores
 from oarl.core.scorers.group.ktae import ktae_scores
 from oarl.core.scorers.information.info_gain import info_gain_scores
 from oarl.core.scorers.resampling.resample import resample_scores
+from oarl.core.scorers.entropy.gtpo import gtpo_scores
+from oarl.core.scorers.entropy.high_entropy import high_entropy_scores
+from oarl.core.scorers.surprisal.stare import stare_scores
+from oarl.core.scorers.implicit_prm.prime import prime_scores
+from oarl.core.scorers.contrastive.cdpo import cdpo_scores
+from oarl.core.scorers.planning.hicra import hicra_scores
+from oarl.core.scorers.attention.anchor import anchor_scores
 from oarl.core.scorers.reference.naive import naive_perturbation_scores
 
 # isort: on
 from oarl.core.scorers.registry import (
     COSTS,
     NEEDS,
+    OUTPUTS,
     SCORERS,
     STATUSES,
     ScorerSpec,
@@ -48,17 +56,23 @@ from oarl.core.scorers.registry import (
 )
 
 __all__ = [
+    "anchor_scores",
     "COSTS",
     "NEEDS",
+    "OUTPUTS",
     "SCORERS",
     "STATUSES",
     "ScorerSpec",
+    "cdpo_scores",
     "entropy_scores",
     "get_scorer",
     "gradient_avg_scores",
     "gradient_rms_scores",
     "gradient_scores",
     "grpo_scores",
+    "gtpo_scores",
+    "hicra_scores",
+    "high_entropy_scores",
     "info_gain_scores",
     "horizon_perturbation_scores",
     "linear_perturbation_scores",
@@ -68,6 +82,7 @@ __all__ = [
     "oracle_scores",
     "path_scores",
     "perturbation_scores",
+    "prime_scores",
     "prerank_perturbation_scores",
     "random_scores",
     "refine_perturbation_scores",
@@ -77,6 +92,7 @@ __all__ = [
     "tree_scores",
     "ktae_scores",
     "span_perturbation_scores",
+    "stare_scores",
     "uniform_scores",
     "unregister_scorer",
     "upcast_scorers",

@@ -1,12 +1,15 @@
 """The scorer registry: each scorer is declared once, where it is defined, as a :class:`ScorerSpec`.
 
-A scorer is a function ``fn(model, layout, <options>, [generator], [oracle_mask], [reward_fn]) -> Tensor[B, L]``
-(float32, 0
-outside the reasoning mask; ``layout`` a :class:`~oarl.core.layout.Layout`). Its keyword parameters
+A scorer is a function ``fn(model, layout, <options>, [inputs]) -> Tensor[B, L]`` (float32, 0 outside the
+reasoning mask; ``layout`` a :class:`~oarl.core.layout.Layout`; the inputs, each passed only to the scorers whose
+``needs`` name it: ``generator``, ``oracle_mask``, ``reward_fn``, ``reference_model``, ``contrast_models``,
+``tokenizer``). ``ScorerSpec.output`` says what the tensor is: ``"scores"`` (OAR's gate turns them into
+weights) or ``"weights"`` (already the method's own per-token multipliers of the sequence advantage; the gate
+is skipped). Its keyword parameters
 with defaults are its options: :func:`register_scorer` turns them into a frozen dataclass
 (``spec.options``), so each default is written once, in the signature, and an option the scorer does not take
-fails loudly (with the valid keys listed) instead of being ignored. ``generator``, ``oracle_mask`` and
-``reward_fn`` are not options but inputs the caller provides, declared in ``needs``. As verl's ``core_algos`` registry, but a name
+fails loudly (with the valid keys listed) instead of being ignored. The inputs are not options but what the
+caller provides, declared in ``needs``. As verl's ``core_algos`` registry, but a name
 registered twice raises.
 """
 
@@ -33,6 +36,16 @@ NEEDS = {
     "group_rewards": "reads the rewards of the row's group",
     "reference_answer": "reads the reference answer",
     "generation": "samples continuations from the policy and rewards them with the caller's ``reward_fn``",
+    "reference_model": "reads a frozen reference model, ``reference_model`` (TRL's ``ref_model``, ``beta > 0``)",
+    "contrast_models": "reads ``contrast_models = (positive, negative)``, two models tuned on correct and on wrong "
+    "rollouts",
+    "tokenizer": "reads the policy's ``tokenizer`` (token text)",
+}
+#: What a scorer's tensor is: gated scores, or the method's own weights (the gate is skipped).
+OUTPUTS = {
+    "scores": "token scores; OAR's bi-level gate turns them into weights that sum to the reasoning-token count",
+    "weights": "the method's own per-token multipliers of the sequence advantage (``A_t = A * w_t``), used as "
+    "they are: the gate is skipped and the mass is the method's (not renormalised)",
 }
 STATUSES = {
     "recommended": 'won or tied in the project\'s measurements (docs/fidelity.md; docs/performance.md, "Past T²")',
@@ -48,7 +61,14 @@ COSTS = {
     "quadratic": "masked copies: ~T^2 / 2 token-passes, or a fraction of that",
 }
 #: Inputs that come from ``needs`` rather than from the options.
-_INPUTS = {"generator": "randomness", "oracle_mask": "oracle_labels", "reward_fn": "generation"}
+_INPUTS = {
+    "generator": "randomness",
+    "oracle_mask": "oracle_labels",
+    "reward_fn": "generation",
+    "reference_model": "reference_model",
+    "contrast_models": "contrast_models",
+    "tokenizer": "tokenizer",
+}
 _LAYOUT = ("model", "layout")
 
 
@@ -57,6 +77,7 @@ class ScorerSpec:
     """A scorer's declaration. ``options``, ``fn`` and ``doc`` are filled in by :func:`register_scorer`.
 
     ``check(options)`` (optional) validates values or nested options at config time (raise ValueError).
+    ``output``: ``"scores"`` (gated) or ``"weights"`` (the method's own weights, not gated; see ``OUTPUTS``).
     """
 
     name: str
@@ -70,6 +91,7 @@ class ScorerSpec:
     #: (no row counts as scored, ESS 1, no scorer time, no loss mode or sharding to refuse).
     uniform: bool = False
     check: Callable[[Any], None] | None = None
+    output: str = "scores"
     options: type | None = None
     fn: Callable[..., Tensor] | None = field(default=None, compare=False)
 
@@ -79,11 +101,17 @@ class ScorerSpec:
             raise ValueError(
                 f"scorer {self.name!r}: a uniform scorer reads nothing (needs empty, cost 'none')"
             )
-        if unknown or self.status not in STATUSES or self.cost not in COSTS:
+        if unknown or self.status not in STATUSES or self.cost not in COSTS or self.output not in OUTPUTS:
             raise ValueError(
                 f"scorer {self.name!r}: needs {sorted(unknown)} not in {list(NEEDS)}, or status {self.status!r} "
-                f"not in {list(STATUSES)}, or cost {self.cost!r} not in {list(COSTS)}"
+                f"not in {list(STATUSES)}, or cost {self.cost!r} not in {list(COSTS)}, or output "
+                f"{self.output!r} not in {list(OUTPUTS)}"
             )
+
+    @property
+    def gated(self) -> bool:
+        """True when OAR's gate turns the output into weights (``output == "scores"``)."""
+        return self.output == "scores"
 
     @property
     def display(self) -> str:
@@ -139,19 +167,29 @@ class ScorerSpec:
         generator=None,
         oracle_mask: Tensor | None = None,
         reward_fn: Callable[..., Any] | None = None,
+        reference_model: Any = None,
+        contrast_models: Any = None,
+        tokenizer: Any = None,
         **options: Any,
     ) -> Tensor:
         """Score a batch: ``[B, L]`` float32. ``layout``: a :class:`Layout`, or its four ``[B, L]`` tensors
-        (``input_ids, attention_mask, reasoning_mask, answer_mask``). Options are validated; ``generator`` /
-        ``oracle_mask`` / ``reward_fn`` are passed only to a scorer that ``needs`` them (callers may always
-        provide them)."""
+        (``input_ids, attention_mask, reasoning_mask, answer_mask``). Options are validated; the inputs
+        (``generator``, ``oracle_mask``, ``reward_fn``, ``reference_model``, ``contrast_models``, ``tokenizer``)
+        are passed only to a scorer that ``needs`` them (callers may always provide them)."""
         if not isinstance(layout, Layout):
             layout = Layout(layout, attention_mask, reasoning_mask, answer_mask)
         elif attention_mask is not None or reasoning_mask is not None or answer_mask is not None:
             raise TypeError("pass a Layout or its four tensors, not both")
         valid = self.validate(options)
         opts = {f.name: getattr(valid, f.name) for f in dataclasses.fields(valid)}  # no deep copy (asdict)
-        inputs = {"generator": generator, "oracle_mask": oracle_mask, "reward_fn": reward_fn}
+        inputs = {
+            "generator": generator,
+            "oracle_mask": oracle_mask,
+            "reward_fn": reward_fn,
+            "reference_model": reference_model,
+            "contrast_models": contrast_models,
+            "tokenizer": tokenizer,
+        }
         kw = {k: v for k, v in inputs.items() if _INPUTS[k] in self.needs}
         return self.fn(model, layout, **opts, **kw)
 

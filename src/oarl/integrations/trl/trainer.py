@@ -36,6 +36,7 @@ from oarl.batch.reshape import context_limit
 from oarl.batch.rollout import Rollout, TokenLabeler
 from oarl.batch.settings import TOKENIZER_FIELDS, OARSettings, config_name, model_free
 from oarl.batch.step import OARStep
+from oarl.core.scorers import get_scorer
 from oarl.integrations.trl.context import RewardFn, check_reward_funcs, local_groups, trl_reward_fn
 from oarl.integrations.trl.inputs import check_prompts
 from oarl.integrations.trl.modes import (
@@ -56,15 +57,41 @@ OAR_RNG_PREFIX = "oar_rng_state"
 #: ``group_rewards``: TRL's rewards (the weighted sum over reward functions, NaN where unscorable) and groups of
 #: ``num_generations`` consecutive rows, as TRL's sampler orders them. ``generation``: the policy samples and
 #: TRL's reward functions (plain, synchronous callables on text prompts) reward what it samples.
-PROVIDED = frozenset({"model", "gradients", "randomness", "oracle_labels", "group_rewards", "generation"})
+#: ``tokenizer`` is TRL's processing class; ``reference_model`` is TRL's own ``ref_model`` (it exists
+#: only with ``beta > 0`` and no PEFT); ``contrast_models`` only when given as ``oar_contrast_models=``.
+PROVIDED = frozenset(
+    {
+        "model",
+        "gradients",
+        "randomness",
+        "oracle_labels",
+        "group_rewards",
+        "generation",
+        "tokenizer",
+        "reference_model",
+        "contrast_models",
+    }
+)
 
 
-def check_needs(method: str, needs: frozenset[str]) -> None:
+def check_needs(
+    method: str, needs: frozenset[str], has_reference: bool = False, has_contrast: bool = False
+) -> None:
     """Refuse, before training, a scorer that reads something this trainer does not provide (``OARStep`` itself
     refuses ``oracle_labels`` without a ``token_labeler``)."""
     missing = sorted(needs - PROVIDED)
     if missing:
         raise ValueError(f"oar_method={method!r} needs {missing}, which OARGRPOTrainer does not provide yet")
+    if "reference_model" in needs and not has_reference:
+        raise ValueError(
+            f"oar_method={method!r} needs a reference model: set beta > 0 so that TRL loads its ref_model "
+            "(with PEFT TRL keeps none; call OARStep(..., reference_model=...) from your own loop instead)"
+        )
+    if "contrast_models" in needs and not has_contrast:
+        raise ValueError(
+            f"oar_method={method!r} needs oar_contrast_models=(positive, negative): two models tuned on correct "
+            "and on wrong rollouts (OARGRPOTrainer(..., oar_contrast_models=...), or OARStep(contrast_models=...))"
+        )
 
 
 def check_sharding(method: str, zero_stage: int, fsdp: bool, gather_zero3: bool) -> None:
@@ -157,24 +184,41 @@ def resolve_mask_token(tokenizer, mask_token: str | int | None) -> int | None:
 class OARGRPOTrainer(GRPOTrainer):
     """GRPOTrainer whose advantages are reshaped per token by OAR (see :class:`OARConfig`)."""
 
-    def __init__(self, *args, token_labeler: TokenLabeler | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        token_labeler: TokenLabeler | None = None,
+        oar_contrast_models: tuple[nn.Module, nn.Module] | None = None,
+        **kwargs,
+    ) -> None:
         """As ``GRPOTrainer``, plus ``token_labeler(tokenizer, prompt_ids, completion_ids, completion_mask) ->
         [B, T] bool``: the known decisive completion tokens, read only by scorers that need ``oracle_labels``
-        (testbed tasks provide one; real data has none)."""
+        (testbed tasks provide one; real data has none); ``oar_contrast_models = (positive, negative)``, read only
+        by scorers that need ``contrast_models`` (``cdpo``), on the policy's device, frozen."""
         check_prompts(kwargs.get("train_dataset", args[3] if len(args) > 3 else None))
         super().__init__(*args, **kwargs)
         self.token_labeler = token_labeler
         if not isinstance(self.args, OARConfig):
             raise TypeError("OARGRPOTrainer needs args=OARConfig(...) (a GRPOConfig with the oar_* fields)")
+        needs = get_scorer(self.args.oar_method).needs
+        check_needs(
+            self.args.oar_method,
+            needs,
+            has_reference=getattr(self, "ref_model", None) is not None,
+            has_contrast=oar_contrast_models is not None,
+        )
         self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
         self._oar_step = OARStep(
             config_settings(self.args, self._oar_mask_token_id),
             seed=self.args.seed,
             process_index=self.accelerator.process_index,
             token_labeler=token_labeler,
+            reference_model=(
+                self.accelerator.unwrap_model(self.ref_model) if "reference_model" in needs else None
+            ),
+            contrast_models=oar_contrast_models if "contrast_models" in needs else None,
         )
         self._oar_needs = self._oar_step.needs
-        check_needs(self.args.oar_method, self._oar_needs)
         check_vision(self.args.oar_method, self._is_vlm, model_free(self.args.oar_method))
         if "generation" in self._oar_needs:
             check_reward_funcs(self.args.oar_method, self.reward_funcs)
@@ -183,6 +227,11 @@ class OARGRPOTrainer(GRPOTrainer):
             )
         backend = DistributedBackend(self.accelerator)
         self._oar_zero3 = backend.is_zero3
+        if self._oar_zero3 and self._oar_needs & {"reference_model", "contrast_models"}:
+            raise ValueError(
+                f"oar_method={self.args.oar_method!r} reads a second model, which is not gathered under ZeRO-3; "
+                "use ZeRO-2 or a single process"
+            )
         check_sharding(
             self.args.oar_method,
             backend.zero_stage,

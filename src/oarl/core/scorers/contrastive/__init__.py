@@ -1,0 +1,1 @@
+"""Contrastive credit: cDPO's critical tokens from a positive and a negative model (``cdpo``)."""
