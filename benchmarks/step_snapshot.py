@@ -28,6 +28,7 @@ from oarl.batch.rollout_layout import encode_text_pairs
 from oarl.batch.settings import OARSettings
 from oarl.batch.step import OARStep
 from oarl.core.scorers import SCORERS
+from oarl.lab.testbed import tiny_model
 from oarl.lab.testbed.tasks import arith
 
 TIMING = ("oar/scorer_seconds", "seconds")
@@ -42,7 +43,9 @@ OPTIONS = {"resample": {"k": 2, "max_new_tokens": 6}, "info_gain": {"max_copies"
 
 def methods() -> list[str]:
     """Every method the snapshot runs (plain GRPO, a registered scorer since issue 33, first)."""
-    return ["none", *[m for m in SCORERS if m != "none"]]
+    # scorers that read a second model or the tokenizer (added after the snapshot) get no such input here
+    later = {"reference_model", "contrast_models", "tokenizer"}
+    return ["none", *[m for m in SCORERS if m != "none" and not SCORERS[m].needs & later]]
 
 
 def make_settings(method: str, mask_token_id: int, **kw) -> OARSettings:
@@ -93,8 +96,8 @@ def run_step(model, tok, b, method, mask_token_id, labeler, reward_fn):
 
 def build() -> tuple:
     """``(model, tokenizer, batch dict)``: the fixed inputs."""
-    tok = arith.build_tokenizer()
-    model = arith.build_tiny_model(
+    tok = tiny_model.build_tokenizer()
+    model = tiny_model.build_tiny_model(
         tok, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, seed=0
     )
     model.eval()

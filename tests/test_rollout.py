@@ -73,6 +73,7 @@ import dataclasses, sys
 from transformers import HfArgumentParser
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer, config_fields
 from oarl.lab.testbed.settings import RUN_FIELDS, RLSettings, with_overrides
+from oarl.lab.testbed import tiny_model
 from oarl.lab.testbed.tasks import arith
 
 field = {f.name: f for f in dataclasses.fields(OARConfig)}["oar_probe_temperature"]
@@ -82,8 +83,8 @@ assert rl.oar.probe_temperature == 0.5 and "oar_probe_temperature" in RUN_FIELDS
 common = dict(output_dir=sys.argv[1], use_cpu=True, report_to="none", per_device_train_batch_size=2,
               num_generations=2, max_completion_length=8)
 args = OARConfig(**common, **config_fields(rl.arm_settings("gradient")))  # as run_arm builds it
-tok = arith.build_tokenizer()
-model = arith.build_tiny_model(tok, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+tok = tiny_model.build_tokenizer()
+model = tiny_model.build_tiny_model(tok, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
 trainer = OARGRPOTrainer(model=model, reward_funcs=arith.arith_reward, args=args,
                          train_dataset=arith.make_dataset(4), processing_class=tok)
 assert trainer._oar_step.settings.probe_temperature == 0.5
