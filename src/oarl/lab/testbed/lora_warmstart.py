@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-from oarl.integrations.trl.lora import peft_lora_config
 from oarl.lab.models.resolve import resolve_model
 from oarl.lab.testbed.warmstart import SHIPPED_DIR, settings_key, sft_rows_sha1
 from oarl.utils.autocast import autocast
@@ -152,6 +151,8 @@ def train_adapter(
     """LoRA SFT for ``cfg.steps`` steps of ``cfg.batch_size`` rows (AdamW, a short warm-up then linear decay to lr/10);
     the adapter (peft's files) is saved in ``out_dir``. Returns the peft model and its tokenizer."""
     from peft import get_peft_model
+
+    from oarl.integrations.trl.lora import peft_lora_config  # its package imports TRL: only when training
 
     torch.manual_seed(cfg.seed)
     base, tok = load_base(cfg.model)
