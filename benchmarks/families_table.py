@@ -58,8 +58,9 @@ def table(level: dict) -> str:
             continue
         mark = ""
         if "note" in s:
-            notes.append(s["note"])
-            mark = f" [{len(notes)}]"
+            if s["note"] not in notes:
+                notes.append(s["note"])
+            mark = f" [{notes.index(s['note']) + 1}]"
         w = s["weights"]
         rows = f" ({s['rows']} rows)" if s["rows"] != level["rows"] else ""
         lines.append(
