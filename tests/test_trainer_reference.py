@@ -50,3 +50,19 @@ def test_a_second_model_the_method_does_not_read_is_refused(task, tmp_path, meth
             model=_model(config, state), reward_funcs=varied_reward, args=args, train_dataset=data,
             processing_class=tok, **{kwarg: given},
         )  # fmt: skip
+
+
+def test_run_arm_gives_prime_a_frozen_copy_of_the_warm_start_and_no_other_arm_a_reference():
+    from conftest import tiny_lm
+
+    from oarl.lab.testbed.experiment import reference_for
+
+    model = tiny_lm()
+    given = reference_for("prime", model)["oar_reference_model"]
+    assert given is not model and not any(p.requires_grad for p in given.parameters())
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(given.state_dict().values(), model.state_dict().values(), strict=True)
+    )
+    assert any(p.requires_grad for p in model.parameters())  # the policy itself still trains
+    assert reference_for("entropy", model) == {} and reference_for("cdpo", model) == {}
