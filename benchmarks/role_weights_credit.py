@@ -13,7 +13,15 @@ scores into weights. Reported per scorer, over the reasoning tokens of those row
 * ``seconds``: scoring (and gating) time on one thread, and ``x_grpo_step``: that time over one GRPO forward + backward of
   the policy on the same rows (``grpo_step_seconds``; TRL's step also generates, which is not counted);
 * ``token_passes``: decoder token positions run forward (a KV-cache decode step counts its new tokens),
-  per scored row, next to the GRPO step's forward (the backward of the gradient scorers is not counted).
+  per scored row, next to the GRPO step's forward (the backward of the gradient scorers is not counted); the
+  second models of ``prime`` / ``cdpo`` are counted too.
+
+Every scorer gets the tokenizer (``hicra``) and what its declared needs ask for (``extra_models``): ``prime``'s
+reference model is the model before the warm start (wordop: SmolLM2 without the adapter), or, on the flag task
+(trained from scratch: no pre-SFT model), the warm model itself frozen, where PRIME's implicit reward is exactly 0
+and its weights uniform by construction; ``cdpo``'s contrast pair is (warm, base) on wordop, a stand-in for the
+paper's (tuned on correct, tuned on wrong) pair, and cdpo is skipped on the flag task (no second model). Each
+scorer's entry carries a ``note`` saying so.
 
 ``resample`` (``k`` continuations from every prefix) is run on the first ``--resample-rows`` rows only and
 reported with its row count; ``resample_step`` resamples from the end of every ``;`` step (as the study's
@@ -38,6 +46,7 @@ second draw of themselves (their seed-to-seed agreement).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from contextlib import contextmanager
@@ -55,6 +64,7 @@ from oarl.core.scorers import SCORERS, get_scorer
 from oarl.lab.math.evaluation import generate_completions
 from oarl.lab.testbed.experiment import load_policy
 from oarl.lab.testbed.fidelity import row_fidelity, summarize
+from oarl.lab.testbed.lora_warmstart import load_base
 from oarl.lab.testbed.tasks import get_task_recipe
 from oarl.lab.testbed.tasks.base import completion_token_mask, token_roles
 from oarl.lab.testbed.tasks.flag_task import flag_recipe
@@ -71,12 +81,19 @@ METHODS = (
     "info_gain",
     "resample",
     "resample_step",
+    "gtpo",
+    "high_entropy",
+    "stare",
+    "anchor",
+    "hicra",
+    "prime",
+    "cdpo",
 )
 
 
 @contextmanager
-def token_passes(model):
-    """Count the token positions the decoder runs forward inside the block: ``counter[0]``."""
+def token_passes(*models):
+    """Count the token positions the decoders of ``models`` run forward inside the block: ``counter[0]``."""
     counter = [0]
 
     def hook(module, args, kwargs):
@@ -84,11 +101,15 @@ def token_passes(model):
         x = x if x is not None else args[0]
         counter[0] += int(x.shape[0] * x.shape[1])
 
-    handle = model.get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
+    handles = [
+        m.get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
+        for m in {id(m): m for m in models}.values()
+    ]
     try:
         yield counter
     finally:
-        handle.remove()
+        for h in handles:
+            h.remove()
 
 
 def grpo_step(model, ids, am, rows) -> tuple[float, int]:
@@ -106,11 +127,16 @@ def grpo_step(model, ids, am, rows) -> tuple[float, int]:
 
 
 def load(level: str, a: argparse.Namespace):
-    """(task, RL settings, model, tokenizer) of the flag task's ``level`` warm start, or of SmolLM2's wordop one."""
+    """(task, RL settings, model, tokenizer, base) of the flag task's ``level`` warm start, or of SmolLM2's wordop
+    one; ``base`` is the model before the warm start (wordop: SmolLM2 without the LoRA adapter), None for the
+    flag task (its warm start is trained from a random initialisation: there is no pre-SFT model)."""
+    base = None
     if a.task == "wordop":
         recipe = get_task_recipe("wordop")
         task = recipe.make(recipe.config)
         ckpt = recipe.checkpoint(task, recipe.warm_start, a.cache_dir)
+        meta = json.loads((Path(ckpt) / "oarl_warmstart.json").read_text(encoding="utf-8"))
+        base = load_base(meta["sft"]["model"])[0].eval().requires_grad_(False)
     else:
         recipe = flag_recipe()
         task = recipe.make(replace(recipe.config, chatter=level))
@@ -118,7 +144,37 @@ def load(level: str, a: argparse.Namespace):
         if ckpt is None:
             return None
     model, tok = load_policy(ckpt)
-    return task, recipe.rl, model.eval(), tok
+    return task, recipe.rl, model.eval(), tok, base
+
+
+def extra_models(name: str, model, base) -> tuple[dict, str | None]:
+    """The models a scorer's declared needs ask for beyond the policy, and a note on what they are.
+
+    ``prime`` (``reference_model``): the model before the warm start where there is one (wordop: the base
+    SmolLM2), else the warm model itself, frozen: the policy then equals its reference, PRIME's implicit reward
+    is exactly 0 and its weights are uniform by construction, not a measurement. ``cdpo`` (``contrast_models``):
+    cDPO's pair is two models tuned on correct and on wrong rollouts, which no warm start has; on wordop the
+    stand-in pair is (warm model, base model), the contrast of what the warm start learned; on the flag task
+    there is no second model, and cdpo is skipped."""
+    needs = SCORERS[name].needs
+    if "reference_model" in needs:
+        if base is not None:
+            return {"reference_model": base}, "reference_model: the base model before the warm start"
+        frozen = copy.deepcopy(model).requires_grad_(False)
+        return {"reference_model": frozen}, (
+            "reference_model: the warm model itself, frozen (no pre-SFT model); the implicit reward is 0, so "
+            "the weights are uniform by construction, not a measurement"
+        )
+    if "contrast_models" in needs:
+        if base is None:
+            return (
+                {},
+                "skipped: no second model (the flag warm start has no pre-SFT model, no negative model)",
+            )
+        return {"contrast_models": (model, base)}, (
+            "contrast_models: (warm model, base model), a stand-in for cDPO's (tuned on correct, tuned on wrong) pair"
+        )
+    return {}, None
 
 
 def fidelity(scores: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> dict:
@@ -134,7 +190,7 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
     loaded = load(chatter, a)
     if loaded is None:
         return {"skipped": "no shipped or cached warm start"}
-    task, rl, model, tok = loaded
+    task, rl, model, tok, base = loaded
     problems = task.problems(a.prompts, seed=40_000)
     prompts = [p.prompt for p in problems for _ in range(a.group)]
     answers = [p.answer for p in problems for _ in range(a.group)]
@@ -195,6 +251,11 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
             }
         if name == "resample_step":
             own["step_token_ids"] = (tok.convert_tokens_to_ids(";"),)
+        models, note = extra_models(method, model, base)
+        if note is not None and note.startswith("skipped"):
+            out["scorers"][name] = {"skipped": note}
+            print(chatter, name, note, flush=True)
+            continue
         oar = rl.oar
         settings = OARSettings(
             method=method,
@@ -205,7 +266,8 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
             floor=oar.floor,
             scorer_options=own or None,
         )
-        with token_passes(model) as passes:
+        others = [models.get("reference_model"), *models.get("contrast_models", ())]
+        with token_passes(model, *[m for m in others if m is not None]) as passes:
             t0 = time.perf_counter()
             credit = score_and_gate(
                 model,
@@ -214,6 +276,8 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
                 generator=torch.Generator().manual_seed(0),
                 oracle_mask=decision,  # read by the ceiling arm (oracle) only: the decision tokens
                 reward_fn=reward_fn,
+                tokenizer=tok,
+                **models,
             )
             seconds = time.perf_counter() - t0
         scores, w = credit.scores, credit.weights
@@ -232,7 +296,10 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
             "seconds": round(seconds, 2),
             "x_grpo_step": round(seconds / step_seconds * int(keep.sum()) / max(int(rows.sum()), 1), 2),
             "token_passes_per_row": round(passes[0] / max(int(rows.sum()), 1), 1),
-        }
+            "grpo_step_seconds": out[
+                "grpo_step_seconds"
+            ],  # the step it is compared with (runs may be merged)
+        } | ({"note": note} if note else {})
         if a.fidelity and reference is not None and method != "resample":
             fid = {"vs_exact_oar_p": fidelity(scores, reference, mask)}
             if "randomness" in SCORERS[method].needs:  # a second draw: the scorer's own noise

@@ -113,3 +113,21 @@ def test_role_weights_credit_on_the_shipped_flag_warm_start(tmp_path):
     for r in out["scorers"].values():
         assert set(r["weights"]) == set(rw.ROLES) and r["rows"] == out["rows"]
         assert all(w is None or (math.isfinite(w) and w > 0) for w in r["weights"].values())
+
+
+def test_role_weights_credit_gives_every_family_its_needs_and_the_table_prints_them(tmp_path):
+    rw, ft = _load("role_weights_credit"), _load("families_table")
+    a = argparse.Namespace(
+        task="flag", fidelity=False, prompts=3, group=4, methods="gtpo,anchor,hicra,prime,cdpo",
+        resample_rows=1, k=2, seed=0, cache_dir=str(tmp_path),
+    )  # fmt: skip
+    out = rw.measure("some", a)
+    if "skipped" in out:
+        pytest.skip(out["skipped"])
+    s = out["scorers"]
+    assert "skipped" in s["cdpo"]  # the flag task has no second model: not faked
+    assert "uniform by construction" in s["prime"]["note"]  # reference = the policy: implicit reward 0
+    assert all(w is None or w == pytest.approx(1.0) for w in s["prime"]["weights"].values())
+    assert all(r["grpo_step_seconds"] == out["grpo_step_seconds"] for n, r in s.items() if n != "cdpo")
+    md = ft.table(out)
+    assert all(f"| `{n}`" in md for n in s) and "[1] reference_model" in md

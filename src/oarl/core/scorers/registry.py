@@ -36,7 +36,7 @@ NEEDS = {
     "group_rewards": "reads the rewards of the row's group",
     "reference_answer": "reads the reference answer",
     "generation": "samples continuations from the policy and rewards them with the caller's ``reward_fn``",
-    "reference_model": "reads a frozen reference model, ``reference_model`` (TRL's ``ref_model``, ``beta > 0``)",
+    "reference_model": "reads a frozen reference model, ``reference_model`` (``oar_reference_model=``, else TRL's ``ref_model``)",
     "contrast_models": "reads ``contrast_models = (positive, negative)``, two models tuned on correct and on wrong "
     "rollouts",
     "tokenizer": "reads the policy's ``tokenizer`` (token text)",

@@ -57,8 +57,9 @@ OAR_RNG_PREFIX = "oar_rng_state"
 #: ``group_rewards``: TRL's rewards (the weighted sum over reward functions, NaN where unscorable) and groups of
 #: ``num_generations`` consecutive rows, as TRL's sampler orders them. ``generation``: the policy samples and
 #: TRL's reward functions (plain, synchronous callables on text prompts) reward what it samples.
-#: ``tokenizer`` is TRL's processing class; ``reference_model`` is TRL's own ``ref_model`` (it exists
-#: only with ``beta > 0`` and no PEFT); ``contrast_models`` only when given as ``oar_contrast_models=``.
+#: ``tokenizer`` is TRL's processing class; ``reference_model`` is ``oar_reference_model=`` when given, else
+#: TRL's own ``ref_model`` (it exists only with ``beta > 0`` and no PEFT); ``contrast_models`` only when given
+#: as ``oar_contrast_models=``.
 PROVIDED = frozenset(
     {
         "model",
@@ -84,8 +85,8 @@ def check_needs(
         raise ValueError(f"oar_method={method!r} needs {missing}, which OARGRPOTrainer does not provide yet")
     if "reference_model" in needs and not has_reference:
         raise ValueError(
-            f"oar_method={method!r} needs a reference model: set beta > 0 so that TRL loads its ref_model "
-            "(with PEFT TRL keeps none; call OARStep(..., reference_model=...) from your own loop instead)"
+            f"oar_method={method!r} needs a reference model: pass OARGRPOTrainer(..., oar_reference_model=...) "
+            "(a frozen model), or set beta > 0 so that TRL loads its ref_model (with PEFT TRL keeps none)"
         )
     if "contrast_models" in needs and not has_contrast:
         raise ValueError(
@@ -189,24 +190,38 @@ class OARGRPOTrainer(GRPOTrainer):
         *args,
         token_labeler: TokenLabeler | None = None,
         oar_contrast_models: tuple[nn.Module, nn.Module] | None = None,
+        oar_reference_model: nn.Module | None = None,
         **kwargs,
     ) -> None:
         """As ``GRPOTrainer``, plus ``token_labeler(tokenizer, prompt_ids, completion_ids, completion_mask) ->
         [B, T] bool``: the known decisive completion tokens, read only by scorers that need ``oracle_labels``
         (testbed tasks provide one; real data has none); ``oar_contrast_models = (positive, negative)``, read only
-        by scorers that need ``contrast_models`` (``cdpo``), on the policy's device, frozen."""
+        by scorers that need ``contrast_models`` (``cdpo``), on the policy's device, frozen;
+        ``oar_reference_model``, read only by scorers that need ``reference_model`` (``prime``), frozen, moved to
+        the policy's device; without it they read TRL's ``ref_model`` (``beta > 0``, no PEFT). Either model given
+        to a method that does not read it is refused."""
         check_prompts(kwargs.get("train_dataset", args[3] if len(args) > 3 else None))
         super().__init__(*args, **kwargs)
         self.token_labeler = token_labeler
         if not isinstance(self.args, OARConfig):
             raise TypeError("OARGRPOTrainer needs args=OARConfig(...) (a GRPOConfig with the oar_* fields)")
         needs = get_scorer(self.args.oar_method).needs
+        for given, need, arg in (
+            (oar_reference_model, "reference_model", "oar_reference_model"),
+            (oar_contrast_models, "contrast_models", "oar_contrast_models"),
+        ):
+            if given is not None and need not in needs:
+                raise ValueError(
+                    f"{arg}= given, but oar_method={self.args.oar_method!r} does not read {need}"
+                )
         check_needs(
             self.args.oar_method,
             needs,
-            has_reference=getattr(self, "ref_model", None) is not None,
+            has_reference=oar_reference_model is not None or getattr(self, "ref_model", None) is not None,
             has_contrast=oar_contrast_models is not None,
         )
+        if oar_reference_model is not None:
+            oar_reference_model = oar_reference_model.to(self.accelerator.device).eval().requires_grad_(False)
         self._oar_mask_token_id = resolve_mask_token(self._tokenizer, self.args.oar_mask_token)
         self._oar_step = OARStep(
             config_settings(self.args, self._oar_mask_token_id),
@@ -214,7 +229,11 @@ class OARGRPOTrainer(GRPOTrainer):
             process_index=self.accelerator.process_index,
             token_labeler=token_labeler,
             reference_model=(
-                self.accelerator.unwrap_model(self.ref_model) if "reference_model" in needs else None
+                None
+                if "reference_model" not in needs
+                else oar_reference_model
+                if oar_reference_model is not None
+                else self.accelerator.unwrap_model(self.ref_model)
             ),
             contrast_models=oar_contrast_models if "contrast_models" in needs else None,
         )

@@ -7,6 +7,7 @@ fields. Every arm of a comparison gets the same :class:`RLSettings` (budget, lea
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -19,6 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
 
 from oarl.batch.settings import method_label, methods
+from oarl.core.scorers import SCORERS
 from oarl.integrations.trl.trainer import OARConfig, OARGRPOTrainer, config_fields
 from oarl.lab.math.evaluation import accuracy
 from oarl.lab.testbed.evaluate import evaluate_policy
@@ -243,6 +245,16 @@ def load_policy(model_path: str | Path):
     return AutoModelForCausalLM.from_pretrained(model_path), load_tokenizer(model_path)
 
 
+def reference_for(method: str, model) -> dict:
+    """``{"oar_reference_model": a frozen copy of the warm start}`` for a scorer that needs a reference model
+    (``prime``: its implicit reward is the log-ratio of the policy to the model it started from), else ``{}``.
+    ``contrast_models`` (``cdpo``) are not provided: its pair is two models tuned on correct and on wrong
+    rollouts, which the testbed does not train, and the trainer refuses the arm by name."""
+    if "reference_model" not in SCORERS[method].needs:
+        return {}
+    return {"oar_reference_model": copy.deepcopy(model).eval().requires_grad_(False)}
+
+
 def run_arm(
     arm: Arm,
     model_path: str | Path,
@@ -316,6 +328,7 @@ def run_arm(
         callbacks=[callback, StepProgress(f"{arm.label} seed {seed}", progress, callback)],
         token_labeler=decision_labeler(task),
         peft_config=peft_config,
+        **reference_for(arm.oar_method, model),
     )
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
