@@ -48,7 +48,7 @@ def future_attention_influence(model: nn.Module, layout: Layout, layers: tuple[i
         frozenset({"model"}),
         "experimental",
         "forward",
-        why="not yet studied: no training run with it yet (flag testbed or SmolLM2)",
+        why="flag testbed, heavy chatter, 5 fresh seeds: +0.051 [+0.035, +0.068] AUC vs GRPO, 5/5, Holm p 0.004, 85% of the oracle's gain; not yet replicated",
         label="Anchor",
         check=_check,
     )  # fmt: skip
