@@ -186,11 +186,11 @@ def run_lora(args: argparse.Namespace) -> int:
         from oarl.lab.testbed.lora_warmstart import load_base
 
         base, tok = load_base(cfg.model)
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        model = get_peft_model(
-            base, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(cfg.target_modules))
-        )
+        from oarl.integrations.trl.lora import peft_lora_config
+
+        model = get_peft_model(base, peft_lora_config(cfg.rank, cfg.alpha, 0.0, list(cfg.target_modules)))
         batch = sft_batch(tok, list(task.sft_dataset(cfg.batch_size, seed=10_000)))
         timing = {
             "fp32_s": time_step(model, batch, False),
