@@ -7,8 +7,10 @@ completions this rank generated, and the world size.
 
 from __future__ import annotations
 
+import faulthandler
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,12 +26,15 @@ def params_hash(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def main(model_path: str, out_dir: str) -> int:
+def main(model_path: str, out_dir: str) -> None:
     """Train 3 OAR-G steps on 8 GSM8K rows and write this rank's hashes."""
     from oarl.cli.train import TaskArguments, build_trainer
     from oarl.integrations.trl.trainer import OARConfig
 
     torch.set_num_threads(1)  # two ranks share the CI machine's cores
+    # A hang (a collective one rank never reaches) prints every thread's stack and ends the rank before
+    # the test's 240 s timeout, so the failure says where it stuck.
+    faulthandler.dump_traceback_later(180, exit=True)
     out = Path(out_dir)
     task = TaskArguments(task="gsm8k", model_path=model_path, split="train", max_rows=8,
                          format_reward_weight=0.5)  # fmt: skip
@@ -59,12 +64,17 @@ def main(model_path: str, out_dir: str) -> int:
         "steps": trainer.state.global_step, "scored_frac": scored,
     }  # fmt: skip
     (out / f"rank{acc.process_index}.json").write_text(json.dumps(record))
-    # Leave the process group before exit: gloo's threads torn down at interpreter exit can abort a rank
-    # ("terminate called without an active exception"; seen once here, after both ranks had finished).
+    # Leave without tearing gloo down. destroy_process_group() can deadlock here: the main thread joins
+    # gloo's run-loop thread while holding the GIL, and that thread is freeing a finished all-gather whose
+    # tensors are Python objects, which needs the GIL (seen about 1 run in 10 on torch 2.13). Interpreter
+    # teardown of a live group can abort a rank instead. So: wait until every rank has written its record,
+    # flush, and end the process at once.
     if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-    return 0
+        torch.distributed.barrier()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    main(*sys.argv[1:3])
