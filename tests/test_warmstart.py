@@ -64,3 +64,11 @@ def test_ship_outside_a_source_checkout_is_refused(monkeypatch, tmp_path, capsys
     monkeypatch.setattr(warmstart, "REPO", tmp_path)  # as from an installed wheel: no pyproject.toml there
     assert cli.main(["--ship", "--chatter", "none"]) == 2
     assert "source checkout" in capsys.readouterr().err
+
+
+def test_wordop_chatter_is_checked_before_any_training(capsys):
+    from oarl.cli import warmstart as cli
+
+    assert cli.main(["--task", "wordop", "--chatter", "loud"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown chatter 'loud'" in err and "heavy" in err

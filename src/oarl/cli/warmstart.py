@@ -8,6 +8,7 @@ the repository's ``checkpoints/`` (what ``oarl demo`` and ``oarl study`` use bef
 ``tests/test_warmstart.py`` fails when the task's data no longer matches a shipped checkpoint.
 
     oarl warmstart --task wordop --ship      # SmolLM2's LoRA adapter: what the shipped one was made with (2 threads, ~15 min)
+    oarl warmstart --task wordop --chatter heavy --threads 2     # the same with 3 chatter sentences a completion
 
 ``--task wordop`` trains the LoRA SFT warm start of SmolLM2-135M on the word-problem task (or reuses
 ``--cache-dir``'s), measures the held-out gate (sampled at the RL temperature: format >= 0.95, execution given
@@ -49,7 +50,11 @@ def main(argv: list[str]) -> int:
         choices=("flag", "wordop"),
         help="flag: the tiny model's warm starts; wordop: SmolLM2's LoRA adapter",
     )
-    p.add_argument("--chatter", default="none,some,heavy", help="comma list of chatter levels (flag task)")
+    p.add_argument(
+        "--chatter",
+        default=None,
+        help="comma list of chatter levels (default: none,some,heavy for flag; none for wordop)",
+    )
     p.add_argument("--cache-dir", default="runs/cache")
     p.add_argument(
         "--ship",
@@ -70,7 +75,16 @@ def main(argv: list[str]) -> int:
             print(f"oarl warmstart: error: {e}", file=sys.stderr)
             return 2
     if args.task == "wordop":
-        return run_lora(args)
+        from oarl.lab.testbed.tasks.wordop import CHATTER_LEVELS
+
+        levels = names(args.chatter or "none")
+        unknown = [level for level in levels if level not in CHATTER_LEVELS]
+        if unknown:
+            print(
+                f"oarl warmstart: unknown chatter {unknown[0]!r} ({sorted(CHATTER_LEVELS)})", file=sys.stderr
+            )
+            return 2
+        return max(run_lora(args, level) for level in levels)
     return run(args)
 
 
@@ -85,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from oarl.utils.threads import set_threads
 
     recipe = get_task_recipe("flag")
-    levels = names(args.chatter)
+    levels = names(args.chatter or "none,some,heavy")
     for level in levels:
         if level not in CHATTER_LEVELS:
             print(f"oarl warmstart: unknown chatter {level!r} ({sorted(CHATTER_LEVELS)})", file=sys.stderr)
@@ -140,8 +154,9 @@ def add_lora_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-samples", type=int, default=4, help="samples per held-out problem for the gate")
 
 
-def run_lora(args: argparse.Namespace) -> int:
-    """``--task wordop``: the LoRA SFT warm start of SmolLM2-135M on the word-problem task (module docstring)."""
+def run_lora(args: argparse.Namespace, chatter: str = "none") -> int:
+    """``--task wordop``: the LoRA SFT warm start of SmolLM2-135M on the word-problem task at one ``chatter``
+    level (module docstring)."""
     import torch
 
     from oarl.lab.testbed.lora_gate import GATE, gate_failures, gate_metrics
@@ -159,7 +174,7 @@ def run_lora(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     recipe = get_task_recipe("wordop")
-    task = recipe.make(recipe.config)
+    task = recipe.make(replace(recipe.config, chatter=chatter))
     cfg = LoraSFTConfig()
     if args.steps is not None:
         cfg = replace(cfg, steps=args.steps)
