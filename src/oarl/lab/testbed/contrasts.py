@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from oarl.lab.testbed.report import PRIMARY, run_quantities
-from oarl.lab.testbed.stats import paired
+from oarl.lab.testbed.stats import paired, share_interval
 from oarl.lab.testbed.study import read_curves
 from oarl.utils.atomic import atomic_write_json, atomic_write_text
 
@@ -50,7 +50,9 @@ def contrasts(
 ) -> dict:
     """Every tested arm against every reference arm in every condition (paired by seed), the share of the
     ceiling's mean gain over the first reference, and Holm's adjustment over the tests against that first
-    reference. Returns ``{"conditions": {cond: {arm: {ref: paired, "share_of_ceiling": x, "claim": bool}}}}``.
+    reference. Returns ``{"conditions": {cond: {arm: {ref: paired, "share_of_ceiling": x, "share_ci": [lo, hi],
+    "claim": bool}}}}``; ``share_ci`` is Fieller's 95% interval of the share (NaN when the ceiling's own gain is
+    not clear of 0: :func:`oarl.lab.testbed.stats.share_interval`).
     """
     base = references[0]
     out: dict = {"tested": list(tested), "references": list(references), "ceiling": ceiling,
@@ -69,6 +71,8 @@ def contrasts(
             row["share_of_ceiling"] = (
                 gain / ceiling_gain if ceiling_gain and math.isfinite(ceiling_gain) else math.nan
             )
+            share = share_interval(arms[arm], arms[ceiling], arms[base]) if ceiling in arms else None
+            row["share_ci"] = [math.nan, math.nan] if share is None else [share.lo, share.hi]
             rows[arm] = row
             family.append((cond, arm, row[base]["p_t"]))
         out["conditions"][cond] = {"ceiling_gain": ceiling_gain, "arms": rows}
@@ -79,6 +83,13 @@ def contrasts(
     return out
 
 
+def share_text(row: dict) -> str:
+    """``85% [60%, 110%]``: the share of the ceiling's gain and its interval (``unbounded`` when it has none)."""
+    lo, hi = row.get("share_ci", [math.nan, math.nan])
+    bounds = f"[{lo:.0%}, {hi:.0%}]" if math.isfinite(lo) and math.isfinite(hi) else "[unbounded]"
+    return f"{row['share_of_ceiling']:.0%} {bounds}"
+
+
 def markdown(result: dict, labels: dict[str, str] | None = None) -> str:
     """One table per condition: Δ vs each reference [95% CI], d_z, wins, the share of the ceiling, Holm p."""
     labels = labels or {}
@@ -87,7 +98,7 @@ def markdown(result: dict, labels: dict[str, str] | None = None) -> str:
     for cond, c in result["conditions"].items():
         lines += [f"**{cond}** ({result['ceiling']} − {base}: {c['ceiling_gain']:+.3f} AUC)", ""]
         head = ["arm"] + [f"Δ AUC vs {r} [95% CI], d_z, wins" for r in refs]
-        head += [f"share of {result['ceiling']}'s gain", "p (t, Holm)", "claim"]
+        head += [f"share of {result['ceiling']}'s gain [95% CI]", "p (t, Holm)", "claim"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for arm, row in c["arms"].items():
             cells = [labels.get(arm, arm)]
@@ -99,7 +110,7 @@ def markdown(result: dict, labels: dict[str, str] | None = None) -> str:
                     f"{p['d_z']:+.2f}, {p['wins']}/{p['n']}"
                 )  # fmt: skip
             cells += [
-                f"{row['share_of_ceiling']:.0%}",
+                share_text(row),
                 f"{row['p_holm']:.3f}",
                 "yes" if row["claim"] else "no",
             ]

@@ -101,3 +101,38 @@ def steps_to_reach(steps: Sequence[float], values: Sequence[float], target: floa
                 return float(x[i])
             return float(x[i - 1] + (target - y[i - 1]) * (x[i] - x[i - 1]) / (y[i] - y[i - 1]))
     return math.inf
+
+
+def share_interval(
+    arm: dict[int, float], ceiling: dict[int, float], baseline: dict[int, float], level: float = 0.95
+) -> Interval:
+    """The share of the ceiling's gain an arm reaches, ``mean(x) / mean(y)`` with ``x = arm - baseline`` and
+    ``y = ceiling - baseline`` per seed (seeds all three have), and Fieller's interval for that ratio.
+
+    Fieller: the shares ``rho`` whose paired differences ``x - rho y`` have a t statistic within the
+    two-sided ``level`` critical value, i.e. ``(x̄ - rho ȳ)² <= t² (Sxx - 2 rho Sxy + rho² Syy) / n`` (sample
+    (co)variances). When the ceiling's own gain is not clear of 0 at ``level`` the set is unbounded and
+    ``lo``/``hi`` are NaN (the share cannot be bounded on these seeds). Returned as an :class:`Interval` whose
+    ``mean`` is the share."""
+    seeds = sorted(
+        s
+        for s in arm.keys() & ceiling.keys() & baseline.keys()
+        if all(math.isfinite(v[s]) for v in (arm, ceiling, baseline))
+    )
+    x = np.array([arm[s] - baseline[s] for s in seeds], dtype=float)
+    y = np.array([ceiling[s] - baseline[s] for s in seeds], dtype=float)
+    n = x.size
+    share = float(x.mean() / y.mean()) if n and y.mean() != 0 else math.nan
+    if n < 2:
+        return Interval(share, math.nan, math.nan, n)
+    t2 = stats.t.ppf(0.5 + level / 2, n - 1) ** 2
+    cov = np.cov(x, y, ddof=1)
+    sxx, sxy, syy = cov[0, 0], cov[0, 1], cov[1, 1]
+    a = y.mean() ** 2 - t2 * syy / n
+    b = -2 * (x.mean() * y.mean() - t2 * sxy / n)
+    c = x.mean() ** 2 - t2 * sxx / n
+    if a <= 0:
+        return Interval(share, math.nan, math.nan, n)
+    # With a > 0 the set holds x̄/ȳ (its left side is 0 there), so b² - 4ac >= 0 up to rounding.
+    root = math.sqrt(max(b * b - 4 * a * c, 0.0))
+    return Interval(share, float((-b - root) / (2 * a)), float((-b + root) / (2 * a)), n)
