@@ -98,6 +98,14 @@ def test_study_runs_resumes_and_reports(warm, tmp_path):
     assert plain["paired"]["oracle"]["auc_sampled"]["n"] == 2
     fewer = StudyPlan(plan.conditions, ["grpo", "oracle"], [1], TINY_RL, 4, plan.checkpoints)
     assert set(fewer.finished_in(out)) == {r.key for r in fewer.runs()} and len(fewer.runs()) == 4
+    # Each summary carries its evaluation curve: without the run logs the results are the same.
+    assert done["plain__grpo__seed0"]["curve"] == evals
+    import shutil
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(out / "summaries.jsonl", bare / "summaries.jsonl")
+    assert summarize(bare, finished(bare))["conditions"] == res["conditions"]
     from oarl.lab.viz.study import learning_curves, role_entropy_curves, sweep_heatmaps
 
     assert learning_curves(res, tmp_path / "c.png").stat().st_size > 0

@@ -33,7 +33,7 @@ def per_seed(
     out_dir, summaries: dict[str, dict], metric: str = PRIMARY
 ) -> dict[str, dict[str, dict[int, float]]]:
     """``{condition: {arm: {seed: metric}}}`` from a study folder's summaries and curves."""
-    curves = read_curves(out_dir, list(summaries))
+    curves = read_curves(out_dir, summaries)
     out: dict[str, dict[str, dict[int, float]]] = {}
     for key, s in summaries.items():
         q = run_quantities(s, curves[key], None)

@@ -49,7 +49,7 @@ def run_quantities(summary: dict, curve: list[dict], baseline_gain: float | None
 
 def summarize(out_dir: Path, summaries: dict[str, dict], baseline: str = "grpo") -> dict:
     """The study's results JSON: ``{"conditions": {cond: {"arms": {arm: {...}}, "paired": {...}}}}``."""
-    curves = read_curves(out_dir, list(summaries))
+    curves = read_curves(out_dir, summaries)
     by_cond: dict[str, dict[str, dict[int, str]]] = defaultdict(lambda: defaultdict(dict))
     for key, s in summaries.items():
         by_cond[s["condition"]][s["arm"]][s["seed"]] = key

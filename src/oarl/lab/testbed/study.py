@@ -2,8 +2,9 @@
 
 A *condition* is a task variant (e.g. a chatter level, with its own warm start) plus overrides of the RL
 settings (e.g. a gate's tau and beta in a sweep). Every run writes its own ``runs/<key>.jsonl`` (evaluation
-and training lines) and, when it finishes, one summary line to ``summaries.jsonl``; a study that is
-interrupted and started again skips the finished runs and redoes the rest from scratch.
+and training lines) and, when it finishes, one summary line to ``summaries.jsonl`` that also carries the
+run's evaluation curve (so the summaries alone give every run's AUC); a study that is interrupted and started
+again skips the finished runs and redoes the rest from scratch.
 """
 
 from __future__ import annotations
@@ -153,7 +154,8 @@ def _run_one(
         tag={"condition": spec.condition, "key": spec.key},
         evaluate_start=True,
     )
-    return {**summary, "rl": asdict(rl)}
+    # The summary carries its evaluation curve, so a study folder's summaries.jsonl alone gives every run's AUC.
+    return {**summary, "rl": asdict(rl), "curve": evaluation_lines(metrics)}
 
 
 def run_study(
@@ -232,18 +234,27 @@ def run_study(
     return done
 
 
-def read_curves(out_dir: Path, keys: list[str]) -> dict[str, list[dict]]:
-    """The evaluation lines (those with ``accuracy``) of each finished run, by run key, in step order."""
+def read_curves(out_dir: Path, summaries: dict[str, dict]) -> dict[str, list[dict]]:
+    """The evaluation lines (those with ``accuracy``) of each finished run, by run key, in step order: from the
+    run's log ``runs/<key>.jsonl``, or, where that log is not kept, from the ``curve`` its summary carries."""
     curves = {}
-    for key in keys:
+    for key, summary in summaries.items():
         path = out_dir / "runs" / f"{key}.jsonl"
         recs = (
             [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
             if path.exists()
-            else []
+            else summary.get("curve", [])
         )
         curves[key] = sorted((r for r in recs if "accuracy" in r), key=lambda r: r["step"])
     return curves
+
+
+def evaluation_lines(log: Path) -> list[dict]:
+    """The held-out evaluation lines of a run's log (what :func:`read_curves` reads), for its summary."""
+    lines = (
+        [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    )
+    return [r for r in lines if "accuracy" in r]
 
 
 def read_training(out_dir: Path, key: str) -> list[dict]:

@@ -73,7 +73,8 @@ def role_entropy_curves(
             ax.set_title(f"{cond}: entropy at {role} tokens", fontsize=9)
             ax.grid(alpha=0.3)
             ax.set_xlabel("RL step")
-    axes[0][-1].legend(fontsize=7)
+    if axes[0][-1].get_legend_handles_labels()[0]:  # a task without these roles draws no curve
+        axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
