@@ -75,3 +75,29 @@ def test_share_interval_brackets_a_clear_share_and_needs_two_seeds():
     assert 0.0 < iv.lo < iv.mean < iv.hi and iv.n == 5
     one = share_interval({0: 1.0}, {0: 2.0}, {0: 0.0})
     assert one.mean == pytest.approx(0.5) and math.isnan(one.lo) and math.isnan(one.hi)
+
+
+@given(st.lists(st.floats(-0.2, 0.2), min_size=4, max_size=9), st.integers(2, 3))
+@settings(max_examples=60, deadline=None)
+def test_pooled_paired_equals_paired_on_all_seeds(diffs, n1):
+    """Earlier seeds known only by their summary + new seeds' values = the paired test on every seed."""
+    from oarl.lab.testbed.stats import pooled_paired
+
+    arm = {s: 0.5 + d for s, d in enumerate(diffs)}
+    base = {s: 0.5 for s in range(len(diffs))}
+    early = paired({s: arm[s] for s in range(n1)}, {s: 0.5 for s in range(n1)})
+    if not np.isfinite(early.diff.lo) or early.diff.hi == early.diff.lo:
+        return  # identical earlier differences: no interval to invert
+    pooled = pooled_paired(early.as_dict(), [arm[s] - 0.5 for s in range(n1, len(diffs))])
+    full = paired(arm, base)
+    assert pooled.n == full.n and pooled.wins == full.wins
+    for a, b in (
+        (pooled.diff.mean, full.diff.mean),
+        (pooled.diff.lo, full.diff.lo),
+        (pooled.diff.hi, full.diff.hi),
+    ):
+        assert a == pytest.approx(b, abs=1e-9)
+    if np.std(list(arm.values())) > 1e-6:
+        assert pooled.p_t == pytest.approx(full.p_t, rel=1e-6, abs=1e-9)
+        assert pooled.d_z == pytest.approx(full.d_z, rel=1e-6, abs=1e-9)
+    assert math.isnan(pooled.p_wilcoxon)

@@ -136,3 +136,29 @@ def share_interval(
     # With a > 0 the set holds x̄/ȳ (its left side is 0 there), so b² - 4ac >= 0 up to rounding.
     root = math.sqrt(max(b * b - 4 * a * c, 0.0))
     return Interval(share, float((-b - root) / (2 * a)), float((-b + root) / (2 * a)), n)
+
+
+def pooled_paired(earlier: dict, new_diffs: Sequence[float], level: float = 0.95) -> Paired:
+    """:func:`paired` over earlier seeds and new ones, when only the earlier seeds' summary survives.
+
+    ``earlier`` is a :meth:`Paired.as_dict` of ``n1 >= 2`` seeds (its mean and ``level`` t-interval give back the
+    seeds' sum and sum of squares exactly); ``new_diffs`` the new seeds' ``arm - baseline``. The mean, interval,
+    t-test, ``d_z`` and wins equal those of :func:`paired` on all seeds; the signed-rank test needs every seed's
+    value and is NaN."""
+    n1, m1 = int(earlier["n"]), float(earlier["diff"]["mean"])
+    half1 = (float(earlier["diff"]["hi"]) - float(earlier["diff"]["lo"])) / 2
+    s1 = half1 * math.sqrt(n1) / float(stats.t.ppf(0.5 + level / 2, n1 - 1))
+    new = _finite(new_diffs)
+    n = n1 + new.size
+    total = n1 * m1 + float(new.sum())
+    squares = (n1 - 1) * s1**2 + n1 * m1**2 + float((new**2).sum())
+    m = total / n
+    sd = math.sqrt(max(squares - n * m * m, 0.0) / (n - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    if sd == 0:
+        p_t, d_z = (1.0, 0.0) if m == 0 else (0.0, math.copysign(math.inf, m))
+    else:
+        p_t = float(2 * stats.t.sf(abs(m / (sd / math.sqrt(n))), n - 1))
+        d_z = m / sd
+    wins = int(earlier["wins"]) + int((new > 0).sum())
+    return Paired(Interval(m, m - half, m + half, n), p_t, math.nan, d_z, wins, n)
