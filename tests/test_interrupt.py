@@ -83,3 +83,40 @@ def test_every_long_command_says_how_to_go_on(command):
 
     hint = importlib.import_module(COMMANDS[command][0]).RESUME_HINT
     assert "{command}" in hint
+
+
+def test_ctrl_c_stops_a_parallel_study_at_once_and_keeps_what_finished(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group (the study and its worker processes): one line with
+    the resume command, exit 130, no traceback, no worker left behind."""
+    out = tmp_path / "study"
+    cmd = [sys.executable, "-m", "oarl.cli", "study", "--task", "flag", "--arms", "grpo,oracle", "--seeds", "0-3",
+           "--steps", "40", "--eval-every", "20", "--eval-problems", "8", "--workers", "2", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 240
+    while not list((out / "runs").glob("*.jsonl")):  # the workers have started their first runs
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no run started in time"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    start = time.monotonic()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert time.monotonic() - start < 30
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert "oarl study: interrupted (Ctrl-C)" in stderr and "resume with: oarl study --task flag" in stderr
+    assert group_gone(proc.pid, within=20.0)  # no worker left running (an exited one is reaped by init)
+
+
+def group_gone(pgid: int, within: float) -> bool:
+    """True once no process of the group ``pgid`` is left (zombies are reaped shortly after their parent ends)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
