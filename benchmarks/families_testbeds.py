@@ -38,7 +38,7 @@ TESTBEDS = {
     ),
     "SmolLM2": (
         "SmolLM2-135M + LoRA on `wordop` (4 x 4 rows a step, 15 steps)",
-        ["docs/real_lm_study/five_seeds.json"],
+        ["docs/real_lm_study/study"],
         ("docs/families/role_weights_wordop.json", "wordop"),
     ),
 }
@@ -142,7 +142,13 @@ def table() -> str:
             f"[{Path(s).name}]({s}) (seeds {seeds_text(sorted(v))})" for s, v in by_source.items()
         )
         sources.append(f"**{name}**: {label}; {links}")
-    lines += ["", "Each ΔAUC is paired with GRPO on its own study's seeds. " + " ".join(sources) + "."]
+    lines += [
+        "",
+        "ΔAUC: held-out sampled accuracy's AUC minus GRPO's on the same seeds (95% t interval; seeds ahead of GRPO). "
+        "Share: of the oracle's gain on the same seeds, with Fieller's 95% interval where every run's curve is "
+        "kept. Cost: the scorer's time over one GRPO forward + backward of the warm model on the same rows (one "
+        "thread, taken beside other jobs; [families](docs/families.md)). " + " ".join(sources) + ".",
+    ]
     lines += ["Not trained: " + "; ".join(f"`{k}`, {v}" for k, v in NOT_TRAINED.items()) + "."]
     return "\n".join(lines)
 

@@ -40,3 +40,18 @@ def test_the_api_page_lists_every_step_metric():
     logged = set(re.findall(r'"(oar/[a-z0-9_]+)":', source))
     documented = set(re.findall(r"`(oar/[a-z0-9_]+)`", (ROOT / "docs" / "api.md").read_text()))
     assert logged and logged == documented
+
+
+def test_the_readme_families_table_is_the_committed_studies():
+    """The README's families x testbeds table is what ``benchmarks/families_testbeds.py`` prints from the
+    committed study folders (rerun it with ``--write README.md`` after a study changes)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "families_testbeds", ROOT / "benchmarks" / "families_testbeds.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    readme = (ROOT / "README.md").read_text()
+    written = readme.split(mod.BEGIN, 1)[1].split(mod.END, 1)[0].strip()
+    assert written == mod.table().strip()
