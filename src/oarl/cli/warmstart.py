@@ -169,6 +169,7 @@ def run_lora(args: argparse.Namespace, chatter: str = "none") -> int:
         train_adapter,
     )
     from oarl.lab.testbed.tasks import get_task_recipe
+    from oarl.lab.testbed.tasks.wordop import COMPLETION_BUDGET
     from oarl.lab.testbed.warmstart import SHIPPED_DIR
     from oarl.utils.threads import set_threads
 
@@ -186,9 +187,11 @@ def run_lora(args: argparse.Namespace, chatter: str = "none") -> int:
     held_out = task.problems(args.eval_problems, seed=30_000)
     temperature = recipe.rl.temperature
 
+    budget = COMPLETION_BUDGET[chatter]  # chatter makes completions longer: the gate must not truncate them
+
     def evaluate(model, step: int) -> dict:
         start = time.perf_counter()
-        m = gate_metrics(model, tok, task, held_out, args.eval_samples, temperature)
+        m = gate_metrics(model, tok, task, held_out, args.eval_samples, temperature, max_new_tokens=budget)
         say(
             f"  step {step}: held-out "
             + " ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float))
@@ -244,7 +247,7 @@ def run_lora(args: argparse.Namespace, chatter: str = "none") -> int:
         if timing:
             meta["timing"] = timing
     m = evaluate(model, cfg.steps)
-    meta["held_out"] = {**m, "eval_problems": args.eval_problems, "gate": GATE}
+    meta["held_out"] = {**m, "eval_problems": args.eval_problems, "gate": GATE, "max_new_tokens": budget}
     (out / "oarl_warmstart.json").write_text(json.dumps(meta, indent=1, default=str))
     failures = gate_failures(m)
     say(f"{name}: " + ("passes the gate" if not failures else "misses the gate: " + "; ".join(failures)))
