@@ -7,7 +7,8 @@ still exact for the mean difference, its t interval, the t-test, ``d_z`` and the
 gain need every seed's value and are not given.
 
     python benchmarks/pool_study_seeds.py --earlier docs/real_lm_study/study --new runs/study/wordop_study \\
-        --seeds 13,14 --tested oar_g,oar_p,info_gain,tree,entropy --out docs/real_lm_study/five_seeds.json
+        --seeds 13,14 --tested oar_g,oar_p,info_gain,tree,entropy --out docs/real_lm_study/five_seeds.json \\
+        --role-weights docs/real_lm_study/role_weights_wordop.json
 """
 
 from __future__ import annotations
@@ -55,6 +56,23 @@ def pool(earlier: Path, new: Path, seeds: list[int], tested: list[str]) -> dict:
     return {"condition": cond, "baseline_gain": gain, "arms": arms}
 
 
+def mechanism(pooled: dict, role_weights: Path) -> dict:
+    """H2 over the pooled seeds: Spearman of the warm model's mean gated weight on the decisive tokens
+    (``benchmarks/role_weights_credit.py``) against each arm's pooled ΔAUC (GRPO: weight 1, ΔAUC 0)."""
+    from scipy import stats
+
+    (level,) = json.loads(role_weights.read_text()).values()
+    rows = [{"arm": "grpo", "decision_weight": 1.0, "delta_auc": 0.0}]
+    for arm, r in pooled["arms"].items():
+        scorer = level["scorers"].get(get_arm(arm).oar_method)
+        if scorer is not None:
+            rows.append(
+                {"arm": arm, "decision_weight": scorer["weights"]["decision"], "delta_auc": r["diff"]["mean"]}
+            )
+    rho, p = stats.spearmanr([r["decision_weight"] for r in rows], [r["delta_auc"] for r in rows])
+    return {"rows": rows, "spearman": float(rho), "p": float(p), "n": len(rows)}
+
+
 def markdown(pooled: dict) -> str:
     lines = [
         f"GRPO's mean gain in held-out sampled accuracy: {pooled['baseline_gain']:+.3f}",
@@ -80,11 +98,21 @@ def main() -> None:
     ap.add_argument("--seeds", required=True, help="the later seeds, e.g. 13,14")
     ap.add_argument("--tested", required=True, help="the arms of the Holm family")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--role-weights", type=Path, help="the warm model's role weights: H2 over the pooled seeds"
+    )
     a = ap.parse_args()
     pooled = pool(a.earlier, a.new, [int(s) for s in a.seeds.split(",")], a.tested.split(","))
+    if a.role_weights:
+        pooled["mechanism"] = mechanism(pooled, a.role_weights)
     pooled["command"] = "python benchmarks/pool_study_seeds.py " + " ".join(sys.argv[1:])
     a.out.write_text(json.dumps(pooled, indent=1) + "\n")
     print(markdown(pooled))
+    if "mechanism" in pooled:
+        m = pooled["mechanism"]
+        print(
+            f"\nH2: Spearman(decision weight, ΔAUC) = {m['spearman']:+.2f} over {m['n']} arms (p {m['p']:.3f})"
+        )
 
 
 if __name__ == "__main__":
