@@ -469,3 +469,16 @@ def test_eval_yaml_unknown_key_is_named_too(tmp_path, capsys):
     cfg.write_text("data: arith\nmodle: smollm2-135m\n")
     code, _, err, _ = _oarl(["eval", "--config", str(cfg)], capsys)
     assert code == 2 and "unknown key 'modle'; did you mean 'model'?" in err
+
+
+def test_a_study_arm_whose_scorer_the_runner_cannot_feed_is_refused_at_once(tmp_path, capsys):
+    """``cdpo`` needs two contrast models that ``oarl study`` does not train: refused before any warm start."""
+    from oarl import cli
+
+    out = tmp_path / "study"
+    assert (
+        cli.main(["study", "--task", "flag", "--arms", "grpo,cdpo", "--seeds", "0", "--out", str(out)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "arm 'cdpo' cannot run in oarl study" in err and "oar_contrast_models" in err
+    assert "Traceback" not in err and not out.exists()

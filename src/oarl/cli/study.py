@@ -100,6 +100,8 @@ def main(argv: list[str]) -> int:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from oarl.core.scorers import SCORERS
+    from oarl.integrations.trl.trainer import check_needs
     from oarl.lab.testbed.experiment import get_arm
     from oarl.lab.testbed.report import markdown_table, summarize
     from oarl.lab.testbed.settings import canonical_key, with_overrides
@@ -111,6 +113,14 @@ def run(args: argparse.Namespace) -> int:
     arms, tested, refs = names(args.arms), names(args.contrasts), names(args.contrast_refs)
     for a in arms + tested + refs:
         get_arm(a)  # fails early on a typo
+    for a in arms:  # and on a scorer the runner cannot feed, before minutes of loading and warm starts
+        method = get_arm(a).oar_method
+        try:
+            check_needs(method, SCORERS[method].needs, has_reference=True, has_contrast=False)
+        except ValueError as e:
+            raise ValueError(
+                f"arm {a!r} cannot run in oarl study: {e}; the study's runner provides none"
+            ) from None
     if tested and not set(tested + refs) <= set(arms):
         raise ValueError(
             f"--contrasts/--contrast-refs: {sorted(set(tested + refs) - set(arms))} not in --arms"
