@@ -1,7 +1,11 @@
 """PRIME (arXiv 2502.01456, code PRIME-RL/PRIME): an implicit process reward model gives each token the reward
 ``beta * log(pi_phi(y_t | y_<t) / pi_ref(y_t | y_<t))``. Here the policy plays ``pi_phi`` and the caller's frozen
 ``reference_model`` plays ``pi_ref`` (PRIME trains a separate PRM online from the outcome labels; a trainer
-that keeps one passes the policy's role to it by calling the scorer with it as ``model``)."""
+that keeps one passes the policy's role to it by calling the scorer with it as ``model``).
+
+With the policy as its own PRM, ``r_t`` measures how far training has moved token t, not whether it helps: with
+``credit="aligned"`` it collapsed GRPO on the flag testbed (docs/credit_study.md, the amendment of the third
+study), a ratchet that pushes each token further in the direction it has drifted."""
 
 from __future__ import annotations
 
@@ -46,7 +50,8 @@ def _returns(x: Tensor, mask: Tensor) -> Tensor:
         frozenset({"model", "reference_model", "group_rewards"}),
         "experimental",
         "forward",
-        why="not yet studied: no training run with it yet (flag testbed or SmolLM2)",
+        why="with the policy as its own PRM it collapses GRPO: -0.497 AUC on the flag testbed (5/5 seeds below); "
+        "PRIME's separately trained PRM is not tested",
         label="PRIME",
         check=_check,
     )  # fmt: skip
