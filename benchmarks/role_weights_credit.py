@@ -68,6 +68,7 @@ from oarl.lab.testbed.lora_warmstart import load_base
 from oarl.lab.testbed.tasks import get_task_recipe
 from oarl.lab.testbed.tasks.base import completion_token_mask, token_roles
 from oarl.lab.testbed.tasks.flag_task import flag_recipe
+from oarl.lab.testbed.tasks.wordop import COMPLETION_BUDGET
 from oarl.lab.testbed.warmstart import find_warm_start
 
 ROLES = ("decision", "causal", "distractor", "chatter", "format")
@@ -133,10 +134,14 @@ def load(level: str, a: argparse.Namespace):
     base = None
     if a.task == "wordop":
         recipe = get_task_recipe("wordop")
-        task = recipe.make(recipe.config)
+        chatter = level.removeprefix("wordop").removeprefix("_") or "none"  # "wordop", "wordop_heavy", ...
+        task = recipe.make(replace(recipe.config, chatter=chatter))
         ckpt = recipe.checkpoint(task, recipe.warm_start, a.cache_dir)
         meta = json.loads((Path(ckpt) / "oarl_warmstart.json").read_text(encoding="utf-8"))
         base = load_base(meta["sft"]["model"])[0].eval().requires_grad_(False)
+        model, tok = load_policy(ckpt)
+        rl = replace(recipe.rl, max_completion_length=COMPLETION_BUDGET[chatter])  # chatter needs room
+        return task, rl, model.eval(), tok, base
     else:
         recipe = flag_recipe()
         task = recipe.make(replace(recipe.config, chatter=level))
@@ -319,7 +324,11 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="flag", choices=("flag", "wordop"))
-    ap.add_argument("--chatter", default="heavy,some,none", help="flag levels (wordop: ignored, one level)")
+    ap.add_argument(
+        "--chatter",
+        default="heavy,some,none",
+        help="flag: levels; wordop: one level (none, the default, is reported as 'wordop'; heavy as 'wordop_heavy')",
+    )
     ap.add_argument("--fidelity", action="store_true", help="agreement with exact OAR-P (needs perturbation)")
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--group", type=int, default=8)
@@ -333,9 +342,16 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(a.out)
     result = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}  # other levels are kept
-    if a.task == "wordop" and a.chatter != ap.get_default("chatter"):
-        ap.error("--chatter applies to the flag task only")
-    for level in ["wordop"] if a.task == "wordop" else a.chatter.split(","):
+    if a.task == "wordop":
+        chatter = "none" if a.chatter == ap.get_default("chatter") else a.chatter
+        if chatter not in COMPLETION_BUDGET:
+            ap.error(
+                f"--task wordop takes one chatter level of {sorted(COMPLETION_BUDGET)}, got {a.chatter!r}"
+            )
+        levels = ["wordop" if chatter == "none" else f"wordop_{chatter}"]
+    else:
+        levels = a.chatter.split(",")
+    for level in levels:
         t0 = time.perf_counter()
         new = measure(level, a)
         old = result.get(level, {})
