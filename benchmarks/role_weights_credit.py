@@ -139,17 +139,16 @@ def load(level: str, a: argparse.Namespace):
         ckpt = recipe.checkpoint(task, recipe.warm_start, a.cache_dir)
         meta = json.loads((Path(ckpt) / "oarl_warmstart.json").read_text(encoding="utf-8"))
         base = load_base(meta["sft"]["model"])[0].eval().requires_grad_(False)
-        model, tok = load_policy(ckpt)
         rl = replace(recipe.rl, max_completion_length=COMPLETION_BUDGET[chatter])  # chatter needs room
-        return task, rl, model.eval(), tok, base
     else:
         recipe = flag_recipe()
         task = recipe.make(replace(recipe.config, chatter=level))
         ckpt = find_warm_start(task, recipe.warm_start, a.cache_dir)
         if ckpt is None:
             return None
+        rl = recipe.rl
     model, tok = load_policy(ckpt)
-    return task, recipe.rl, model.eval(), tok, base
+    return task, rl, model.eval(), tok, base
 
 
 def extra_models(name: str, model, base) -> tuple[dict, str | None]:

@@ -77,15 +77,20 @@ def main(argv: list[str]) -> int:
     if args.task == "wordop":
         from oarl.lab.testbed.tasks.wordop import CHATTER_LEVELS
 
-        levels = names(args.chatter or "none")
-        unknown = [level for level in levels if level not in CHATTER_LEVELS]
-        if unknown:
-            print(
-                f"oarl warmstart: unknown chatter {unknown[0]!r} ({sorted(CHATTER_LEVELS)})", file=sys.stderr
-            )
-            return 2
-        return max(run_lora(args, level) for level in levels)
+        levels = chatter_levels(args.chatter or "none", CHATTER_LEVELS)
+        return 2 if levels is None else max(run_lora(args, level) for level in levels)
     return run(args)
+
+
+def chatter_levels(spec: str, known) -> list[str] | None:
+    """The comma list ``spec`` of chatter levels; None, after naming the first unknown one, if any is not in
+    ``known`` (checked for every level before anything trains)."""
+    levels = names(spec)
+    unknown = [level for level in levels if level not in known]
+    if unknown:
+        print(f"oarl warmstart: unknown chatter {unknown[0]!r} ({sorted(known)})", file=sys.stderr)
+        return None
+    return levels
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,11 +104,9 @@ def run(args: argparse.Namespace) -> int:
     from oarl.utils.threads import set_threads
 
     recipe = get_task_recipe("flag")
-    levels = names(args.chatter or "none,some,heavy")
-    for level in levels:
-        if level not in CHATTER_LEVELS:
-            print(f"oarl warmstart: unknown chatter {level!r} ({sorted(CHATTER_LEVELS)})", file=sys.stderr)
-            return 2
+    levels = chatter_levels(args.chatter or "none,some,heavy", CHATTER_LEVELS)
+    if levels is None:
+        return 2
     failed = 0
     for level in levels:
         task = recipe.make(replace(recipe.config, chatter=level))

@@ -240,25 +240,21 @@ def read_curves(out_dir: Path, summaries: dict[str, dict]) -> dict[str, list[dic
     curves = {}
     for key, summary in summaries.items():
         path = out_dir / "runs" / f"{key}.jsonl"
-        recs = (
-            [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            if path.exists()
-            else summary.get("curve", [])
-        )
+        recs = evaluation_lines(path) if path.exists() else summary.get("curve", [])
         curves[key] = sorted((r for r in recs if "accuracy" in r), key=lambda r: r["step"])
     return curves
 
 
+def log_lines(path: Path) -> list[dict]:
+    """Every line of a run's log ``runs/<key>.jsonl``, parsed."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def evaluation_lines(log: Path) -> list[dict]:
     """The held-out evaluation lines of a run's log (what :func:`read_curves` reads), for its summary."""
-    lines = (
-        [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
-    )
-    return [r for r in lines if "accuracy" in r]
+    return [r for r in log_lines(log) if "accuracy" in r] if log.exists() else []
 
 
 def read_training(out_dir: Path, key: str) -> list[dict]:
     """The per-step training log lines of one run (reward, entropy, ``oar/*``)."""
-    path = out_dir / "runs" / f"{key}.jsonl"
-    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in recs if "loss" in r]
+    return [r for r in log_lines(out_dir / "runs" / f"{key}.jsonl") if "loss" in r]

@@ -45,7 +45,8 @@ CHATTER = (
 )
 CHATTER_LEVELS = {"none": 0, "some": 1, "heavy": 3}
 #: New tokens a completion needs at each chatter level (SmolLM2's tokenizer: the longest SFT completion is 23,
-#: 29 and 40 tokens with EOS): the held-out gate's budget, and the study's ``max_completion_length`` to pass.
+#: 29 and 40 tokens with EOS): the held-out gate's budget and the recipe's ``max_completion_length`` (no chatter;
+#: a chatter study passes its level's with ``--sweep max_completion_length=N``).
 COMPLETION_BUDGET = {"none": 32, "some": 48, "heavy": 64}
 #: The answer's one marked form: what the span finder locates and the reward parses.
 ANSWER_FINDERS = ("answer_is",)

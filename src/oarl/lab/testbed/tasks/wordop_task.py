@@ -95,7 +95,7 @@ def wordop_recipe() -> TaskRecipe:
         num_generations=4,
         learning_rate=5e-4,
         eval_every=5,
-        max_completion_length=32,
+        max_completion_length=wordop.COMPLETION_BUDGET["none"],
         eval_samples=4,
         lora_rank=16,
         bf16=True,
