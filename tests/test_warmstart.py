@@ -72,3 +72,19 @@ def test_wordop_chatter_is_checked_before_any_training(capsys):
     assert cli.main(["--task", "wordop", "--chatter", "loud"]) == 2
     err = capsys.readouterr().err
     assert "unknown chatter 'loud'" in err and "heavy" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--fidelity", "0.55"], "--task wordop only"),  # the flag task has no fidelity to set
+        (["--task", "wordop", "--fidelity", "1.5"], "must be in [0, 1]"),
+    ],
+)
+def test_fidelity_is_checked_before_any_training(argv, message, capsys):
+    from oarl.cli import warmstart as cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err

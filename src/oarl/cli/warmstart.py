@@ -9,6 +9,7 @@ the repository's ``checkpoints/`` (what ``oarl demo`` and ``oarl study`` use bef
 
     oarl warmstart --task wordop --ship      # SmolLM2's LoRA adapter: what the shipped one was made with (2 threads, ~15 min)
     oarl warmstart --task wordop --chatter heavy --threads 2     # the same with 3 chatter sentences a completion
+    oarl warmstart --task wordop --fidelity 0.55 --threads 2     # SFT data that writes the right operation 55% of the time
 
 ``--task wordop`` trains the LoRA SFT warm start of SmolLM2-135M on the word-problem task (or reuses
 ``--cache-dir``'s), measures the held-out gate (sampled at the RL temperature: format >= 0.95, execution given
@@ -55,6 +56,12 @@ def main(argv: list[str]) -> int:
         default=None,
         help="comma list of chatter levels (default: none,some,heavy for flag; none for wordop)",
     )
+    p.add_argument(
+        "--fidelity",
+        type=float,
+        default=None,
+        help="wordop only: P(the SFT data writes the operation the question names) (default: the task's 0.65)",
+    )
     p.add_argument("--cache-dir", default="runs/cache")
     p.add_argument(
         "--ship",
@@ -66,6 +73,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     add_lora_arguments(p)
     args = p.parse_args(argv)
+    if args.fidelity is not None and args.task != "wordop":  # the flag task's warm starts have no such field
+        p.error("--fidelity applies to --task wordop only")
+    if args.fidelity is not None and not 0.0 <= args.fidelity <= 1.0:
+        p.error(f"--fidelity must be in [0, 1], got {args.fidelity}")
     if args.ship:  # before minutes of training: shipping needs a source checkout
         from oarl.lab.testbed.warmstart import shipping_dir
 
@@ -178,7 +189,8 @@ def run_lora(args: argparse.Namespace, chatter: str = "none") -> int:
 
     set_threads(args.threads)
     recipe = get_task_recipe("wordop")
-    task = recipe.make(replace(recipe.config, chatter=chatter))
+    fidelity = recipe.config.fidelity if args.fidelity is None else args.fidelity
+    task = recipe.make(replace(recipe.config, chatter=chatter, fidelity=fidelity))
     cfg = LoraSFTConfig()
     if args.steps is not None:
         cfg = replace(cfg, steps=args.steps)
