@@ -15,7 +15,7 @@ from oarl.lab.testbed.tasks import TASKS, TaskSpec, get_task, register_task, tas
 
 
 def test_one_entry_per_task_and_a_name_registered_twice_raises():
-    assert list(TASKS) == ["arith", "flag", "wordop"]
+    assert list(TASKS) == ["arith", "flag", "wordop", "wordop2"]
     for name, spec in TASKS.items():
         assert spec.name == name and spec.help
         recipe = spec.recipe()

@@ -2,9 +2,9 @@
 
 The YAML holds ``OARConfig`` fields (all of TRL's ``GRPOConfig`` plus ``oar_*``) and the task fields below;
 command-line flags override it. Tasks: the testbed's (``flag``, the study's task, ``recipes/flag.yaml``;
-``arith``, the original demo's, ``recipes/demo_arith.yaml``; ``wordop``), each from its recipe's warm start,
-``gsm8k`` / ``math500`` (the local benchmark copies) and ``jsonl`` (any JSONL/Parquet file of questions and
-answers). Math tasks need ``model_path`` (a local model folder), are rewarded by
+``arith``, the original demo's, ``recipes/demo_arith.yaml``; ``wordop``, ``wordop2``), each from its recipe's
+warm start, ``gsm8k`` / ``math500`` (the local benchmark copies) and ``jsonl`` (any JSONL/Parquet file of
+questions and answers). Math tasks need ``model_path`` (a local model folder), are rewarded by
 :func:`oarl.lab.math.rewards.make_math_reward` and are evaluated afterwards with ``oarl eval``. Runs under
 ``accelerate launch`` as they are (see ``recipes/``). ``--use_peft`` trains LoRA adapters (flags as in TRL's
 scripts, :mod:`oarl.integrations.trl.lora`); ``final`` then holds the merged model and ``final/adapter`` the
@@ -62,8 +62,8 @@ def main(argv: list[str]) -> int:
 
 EPILOG = (
     "Writes OUTPUT_DIR/{metrics.jsonl, checkpoint-N/, final/} (OUTPUT_DIR default: runs/train/<task>-<method>). "
-    "A testbed task (--task flag|arith|wordop) runs its recipe (lr, lengths, batch, steps, OAR settings); any "
-    "field you give, in --config or on the command line, wins. Device: CPU in float32 without a CUDA GPU, the "
+    "A testbed task (--task flag|arith|wordop|wordop2) runs its recipe (lr, lengths, batch, steps, OAR "
+    "settings); any field you give, in --config or on the command line, wins. Device: CPU in float32 without a CUDA GPU, the "
     "GPU (bf16 where it has it) otherwise. Ctrl-C or SIGTERM stops after the step with a checkpoint (exit 130 / "
     "143; twice: at once); --resume continues."
 )

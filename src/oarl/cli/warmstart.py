@@ -10,13 +10,15 @@ the repository's ``checkpoints/`` (what ``oarl demo`` and ``oarl study`` use bef
     oarl warmstart --task wordop --ship      # SmolLM2's LoRA adapter: what the shipped one was made with (2 threads, ~15 min)
     oarl warmstart --task wordop --chatter heavy --threads 2     # the same with 3 chatter sentences a completion
     oarl warmstart --task wordop --fidelity 0.55 --threads 2     # SFT data that writes the right operation 55% of the time
+    oarl warmstart --task wordop2 --threads 2    # two operations a problem: two decisions a completion
 
-``--task wordop`` trains the LoRA SFT warm start of SmolLM2-135M on the word-problem task (or reuses
-``--cache-dir``'s), measures the held-out gate (sampled at the RL temperature: format >= 0.95, execution given
-the chosen operation >= 0.90, right choice in [0.55, 0.75]) and with ``--ship`` copies
-adapter_model.safetensors, adapter_config.json and oarl_warmstart.json (task identity, data fingerprint, the
-gate's numbers) into the repository's ``checkpoints/``, refusing one that misses it. ``--time-bf16`` first times
-one forward + backward of a batch in float32 and under bfloat16 autocast.
+``--task wordop`` (or ``wordop2``) trains the LoRA SFT warm start of SmolLM2-135M on that word-problem task
+(or reuses ``--cache-dir``'s), measures the held-out gate (sampled at the RL temperature: format >= 0.95,
+execution given the chosen operations >= 0.90, right choice in [0.55, 0.75]; wordop2's choice is both
+operations right) and with ``--ship`` copies adapter_model.safetensors, adapter_config.json and
+oarl_warmstart.json (task identity, data fingerprint, the gate's numbers) into the repository's
+``checkpoints/``, refusing one that misses it. ``--time-bf16`` first times one forward + backward of a batch
+in float32 and under bfloat16 autocast.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from oarl.cli._args import names
 #: What Ctrl-C outside a clean stop point leaves, and how to go on (printed by ``oarl``; see
 #: :func:`oarl.utils.interrupt.interrupted_message`).
 RESUME_HINT = "a finished SFT is cached and reused: {command}"
+#: The tasks whose warm start is SmolLM2's LoRA adapter (:func:`run_lora`; the rest: the tiny model's, :func:`run`).
+LORA_TASKS = ("wordop", "wordop2")
 
 
 def main(argv: list[str]) -> int:
@@ -48,19 +52,21 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--task",
         default="flag",
-        choices=("flag", "wordop"),
-        help="flag: the tiny model's warm starts; wordop: SmolLM2's LoRA adapter",
+        choices=("flag", *LORA_TASKS),
+        help="flag: the tiny model's warm starts; wordop: SmolLM2's LoRA adapter; wordop2: the same on two "
+        "operations a problem",
     )
     p.add_argument(
         "--chatter",
         default=None,
-        help="comma list of chatter levels (default: none,some,heavy for flag; none for wordop)",
+        help="comma list of chatter levels (default: none,some,heavy for flag; none for wordop, wordop2)",
     )
     p.add_argument(
         "--fidelity",
         type=float,
         default=None,
-        help="wordop only: P(the SFT data writes the operation the question names) (default: the task's 0.65)",
+        help="wordop, wordop2: P(the SFT data writes an operation as the question names it) (default: the "
+        "task's 0.65)",
     )
     p.add_argument("--cache-dir", default="runs/cache")
     p.add_argument(
@@ -73,8 +79,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     add_lora_arguments(p)
     args = p.parse_args(argv)
-    if args.fidelity is not None and args.task != "wordop":  # the flag task's warm starts have no such field
-        p.error("--fidelity applies to --task wordop only")
+    if args.fidelity is not None and args.task not in LORA_TASKS:  # the flag task has no fidelity
+        p.error("--fidelity applies to --task wordop2 or --task wordop only")
     if args.fidelity is not None and not 0.0 <= args.fidelity <= 1.0:
         p.error(f"--fidelity must be in [0, 1], got {args.fidelity}")
     if args.ship:  # before minutes of training: shipping needs a source checkout
@@ -85,8 +91,8 @@ def main(argv: list[str]) -> int:
         except FileNotFoundError as e:
             print(f"oarl warmstart: error: {e}", file=sys.stderr)
             return 2
-    if args.task == "wordop":
-        from oarl.lab.testbed.tasks.wordop import CHATTER_LEVELS
+    if args.task in LORA_TASKS:
+        from oarl.lab.testbed.tasks.wordop import CHATTER_LEVELS  # wordop2's too
 
         levels = chatter_levels(args.chatter or "none", CHATTER_LEVELS)
         return 2 if levels is None else max(run_lora(args, level) for level in levels)
@@ -161,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_lora_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``--task wordop``."""
+    """The options of ``--task wordop`` and ``--task wordop2``."""
     p.add_argument("--steps", type=int, default=None, help="SFT steps (default: the recipe's)")
     p.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     p.add_argument("--time-bf16", action="store_true", help="time a step in float32 and bfloat16 first")
@@ -169,8 +175,8 @@ def add_lora_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_lora(args: argparse.Namespace, chatter: str = "none") -> int:
-    """``--task wordop``: the LoRA SFT warm start of SmolLM2-135M on the word-problem task at one ``chatter``
-    level (module docstring)."""
+    """``--task wordop`` / ``wordop2``: the LoRA SFT warm start of SmolLM2-135M on that word-problem task at one
+    ``chatter`` level (module docstring)."""
     import torch
 
     from oarl.lab.testbed.lora_gate import GATE, gate_failures, gate_metrics
@@ -182,13 +188,12 @@ def run_lora(args: argparse.Namespace, chatter: str = "none") -> int:
         time_step,
         train_adapter,
     )
-    from oarl.lab.testbed.tasks import get_task_recipe
-    from oarl.lab.testbed.tasks.wordop import COMPLETION_BUDGET
+    from oarl.lab.testbed.tasks import get_task_recipe, wordop, wordop2
     from oarl.lab.testbed.warmstart import SHIPPED_DIR
     from oarl.utils.threads import set_threads
 
     set_threads(args.threads)
-    recipe = get_task_recipe("wordop")
+    recipe = get_task_recipe(args.task)
     fidelity = recipe.config.fidelity if args.fidelity is None else args.fidelity
     task = recipe.make(replace(recipe.config, chatter=chatter, fidelity=fidelity))
     cfg = LoraSFTConfig()
@@ -202,7 +207,8 @@ def run_lora(args: argparse.Namespace, chatter: str = "none") -> int:
     held_out = task.problems(args.eval_problems, seed=30_000)
     temperature = recipe.rl.temperature
 
-    budget = COMPLETION_BUDGET[chatter]  # chatter makes completions longer: the gate must not truncate them
+    # chatter (and a second operation) makes completions longer: the gate must not truncate them
+    budget = {"wordop": wordop, "wordop2": wordop2}[args.task].COMPLETION_BUDGET[chatter]
 
     def evaluate(model, step: int) -> dict:
         start = time.perf_counter()

@@ -1,9 +1,10 @@
 """The trainer ``oarl train`` builds from its task fields: datasets, reward, held-out callback, OARGRPOTrainer.
 
-Tasks: every registered testbed task (:data:`oarl.lab.testbed.tasks.TASKS`: ``flag``, ``arith``, ``wordop``; their
-recipe's warm start, rewarded and labelled by the task, greedy held-out accuracy every ``eval_every`` steps)
-and the math tasks ``gsm8k`` / ``math500`` (the local benchmark copies) and ``jsonl`` (any JSONL/Parquet file of
-questions and answers), which need ``model_path`` and are evaluated afterwards with ``oarl eval``.
+Tasks: every registered testbed task (:data:`oarl.lab.testbed.tasks.TASKS`: ``flag``, ``arith``, ``wordop``,
+``wordop2``; their recipe's warm start, rewarded and labelled by the task, greedy held-out accuracy every
+``eval_every`` steps) and the math tasks ``gsm8k`` / ``math500`` (the local benchmark copies) and ``jsonl``
+(any JSONL/Parquet file of questions and answers), which need ``model_path`` and are evaluated afterwards
+with ``oarl eval``.
 """
 
 from __future__ import annotations

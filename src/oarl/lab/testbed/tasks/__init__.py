@@ -28,12 +28,13 @@ from oarl.lab.testbed.tasks.registry import (
     task_names,
     tasks_help,
 )
+from oarl.lab.testbed.tasks.wordop2_task import WordOp2Task
 from oarl.lab.testbed.tasks.wordop_task import WordOpTask
 
 
 def get_task_recipe(name: str) -> TaskRecipe:
     """The recipe of a registered task (:data:`TASKS`: ``"flag"``, the study's task; ``"arith"``, the original
-    demo task; ``"wordop"``, word problems for SmolLM2)."""
+    demo task; ``"wordop"``, word problems for SmolLM2; ``"wordop2"``, the same with two operations)."""
     return get_task(name).recipe()
 
 
@@ -58,6 +59,7 @@ __all__ = [
     "TaskRecipe",
     "TaskSpec",
     "WordOpTask",
+    "WordOp2Task",
     "arith_reward",
     "char_spans_to_token_mask",
     "dependency_path",
