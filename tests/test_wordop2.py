@@ -142,6 +142,22 @@ def test_the_gate_checks_of_hand_written_completions(completion, executed, chose
     assert wordop2.chose_question_ops(PROMPT, completion) is chose
 
 
+@pytest.mark.parametrize(
+    ("ops", "share"),
+    [
+        (("add", "subtract"), 1.0),
+        (("subtract", "subtract"), 0.5),
+        (("add", "add"), 0.5),
+        (("subtract", "add"), 0.0),
+    ],
+)
+def test_the_gate_counts_each_decision_once(ops, share):
+    """The gate's choice is per decision, so the band [0.55, 0.75] means for two decisions what it means for one."""
+    completion, _ = wordop2.write_completion(ops, 9, 5, 3, [])
+    assert wordop2.decision_choice_share(PROMPT, completion) == share
+    assert wordop2.decision_choice_share(PROMPT, " Operation: add. 9 + 5 = 14. The answer is 14.") == 0.5
+
+
 def _fake_generation(monkeypatch, completions):
     def generate(model, tok, prompts, max_new_tokens, **kwargs):
         assert len(prompts) in (1, len(completions))
@@ -161,7 +177,8 @@ def test_gate_metrics_read_both_decisions_for_wordop2(monkeypatch):
     _fake_generation(monkeypatch, comps)
     problem = SimpleNamespace(prompt=PROMPT, answer=11)
     m = lora_gate.gate_metrics(None, None, TASK, [problem], samples=len(comps), temperature=1.0)
-    assert (m["format"], m["exec"], m["choice"]) == (4 / 5, 3 / 4, 2 / 4)
+    # choice per decision, of the 4 formatted: 1 + 1/2 + 1/2 + 1
+    assert (m["format"], m["exec"], m["choice"]) == (4 / 5, 3 / 4, 3 / 4)
     assert m["accuracy"] == 1 / 5 and m["greedy_accuracy"] == 1.0
 
 

@@ -14,20 +14,20 @@ from oarl.lab.math.evaluation import generate_completions
 from oarl.lab.testbed.tasks import wordop, wordop2
 
 #: The held-out gate (sampled at the RL temperature): format, execution given the chosen operation, and the
-#: share of right choices inside a band (RL needs something left to learn, and something to start from). The band
-#: was set for wordop's one decision: wordop2's choice (both right) from SFT data at fidelity 0.65 aims at
-#: 0.65 ** 2 ~ 0.42, below it.
+#: share of right choices inside a band (RL needs something left to learn, and something to start from). The
+#: choice is per decision: wordop2's two decisions each count half, so SFT data at fidelity 0.65 aims at 0.65
+#: there too (both right would aim at 0.65 ** 2 ~ 0.42).
 GATE = {"format": 0.95, "exec": 0.90, "choice_min": 0.55, "choice_max": 0.75}
 
 #: Per task name, what the gate reads of one (prompt, completion): ``executed(prompt, completion)`` (None when
 #: it is not formatted, else whether it computes the operations it chose) and ``chose(prompt, completion)``
-#: (whether every operation it wrote is the one the question's words name).
+#: (the share of its decisions that are the operation the question's words name).
 CHECKS = {
     "wordop": (
         wordop.executed_correctly,
         lambda prompt, comp: wordop.parse_completion(comp)["op"] == wordop.question_op(prompt),
     ),
-    "wordop2": (wordop2.executed_correctly, wordop2.chose_question_ops),
+    "wordop2": (wordop2.executed_correctly, wordop2.decision_choice_share),
 }
 
 
@@ -43,8 +43,8 @@ def gate_metrics(
     seed: int = 0,
 ) -> dict[str, float]:
     """Held-out sampled metrics the gate reads: ``format`` (each operation, its equation and the answer present),
-    ``exec`` (computes the operations it chose, of the formatted), ``choice`` (every operation the one the
-    question's words name, of the formatted), ``accuracy`` (reward) and greedy ``greedy_accuracy``. ``task``
+    ``exec`` (computes the operations it chose, of the formatted), ``choice`` (the share of decisions that are the
+    operation the question's words name, of the formatted), ``accuracy`` (reward) and greedy ``greedy_accuracy``. ``task``
     is ``wordop`` or ``wordop2`` (:data:`CHECKS`)."""
     executed, chose = CHECKS[task.name]
     prompts = [p.prompt for p in problems for _ in range(samples)]

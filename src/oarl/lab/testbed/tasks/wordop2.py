@@ -189,3 +189,11 @@ def executed_correctly(prompt: str, completion: str) -> bool | None:
 def chose_question_ops(prompt: str, completion: str) -> bool:
     """Whether the completion's first two operations are both the ones the question's words name."""
     return tuple(s["op"] for s in parse_completion(completion)[:2]) == question_ops(prompt)
+
+
+def decision_choice_share(prompt: str, completion: str) -> float:
+    """The share of the completion's first two operations that are the ones the question's words name (0, 0.5
+    or 1): the gate's ``choice`` per decision, so its band means what it means for wordop's one decision."""
+    want = question_ops(prompt) or (None, None)
+    got = [s["op"] for s in parse_completion(completion)[:2]]
+    return sum(g == w for g, w in zip(got, want, strict=False)) / 2
