@@ -14,7 +14,8 @@ from oarl.lab.testbed import lora_gate
 from oarl.lab.testbed.lora_warmstart import LoraSFTConfig, adapter_name
 from oarl.lab.testbed.tasks import get_task_recipe, task_from_identity, wordop, wordop2
 from oarl.lab.testbed.tasks.base import completion_token_mask
-from oarl.lab.testbed.tasks.wordop2_task import HELD_OUT_SEED, WordOp2Task, char_roles
+from oarl.lab.testbed.tasks.wordop2_task import WordOp2Task, char_roles
+from oarl.lab.testbed.tasks.wordop_task import HELD_OUT_SEED
 
 TASK = WordOp2Task()
 PROMPT = (

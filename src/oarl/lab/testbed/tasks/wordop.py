@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from oarl.batch.spans import find_answer
 
@@ -106,6 +108,31 @@ def write_completion(op: str, a: int, b: int, chatter: list[str]) -> tuple[str, 
     return f" Operation: {op}.{middle} {a} {OPS[op]} {b} = {v}. The answer is {v}.", v
 
 
+def distinct_questions(
+    r: random.Random, split: str, max_a: int, draw: Callable[[random.Random], tuple]
+) -> Iterator:
+    """``draw(r)`` over and over, yielding each draw whose question text (its first item) is new and falls in
+    ``split``; the consumer may draw more from ``r`` between yields (the order of draws is the data)."""
+    seen, made, misses = set(), 0, 0
+    while True:
+        drawn = draw(r)
+        q = drawn[0]
+        if q in seen or split_of(q) != split:
+            misses += 1
+            if misses > 100_000:
+                raise ValueError(f"no more distinct {split} problems with max_a={max_a} ({made} made)")
+            continue
+        misses = 0
+        seen.add(q)
+        made += 1
+        yield drawn
+
+
+def check_split(split: str) -> None:
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+
+
 def generate_problems(
     n: int, config: WordOpConfig | None = None, split: str = "train", for_sft: bool = False
 ) -> list[WordOpProblem]:
@@ -113,20 +140,11 @@ def generate_problems(
 
     ``for_sft``: the operation written follows the question with probability ``fidelity``."""
     cfg = config or WordOpConfig()
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    r, seen, out, misses = random.Random(cfg.seed), set(), [], 0
-    while len(out) < n:
-        q, op, a, b, name, item = _question(r, cfg)
-        if q in seen or split_of(q) != split:
-            misses += 1
-            if misses > 100_000:
-                raise ValueError(
-                    f"no more distinct {split} problems with max_a={cfg.max_a} ({len(out)} made)"
-                )
-            continue
-        misses = 0
-        seen.add(q)
+    check_split(split)
+    r, out = random.Random(cfg.seed), []
+    for q, op, a, b, name, item in islice(
+        distinct_questions(r, split, cfg.max_a, lambda r: _question(r, cfg)), n
+    ):
         chatter = [r.choice(CHATTER).format(name=name, item=item) for _ in range(CHATTER_LEVELS[cfg.chatter])]
         written = op
         if for_sft and r.random() >= cfg.fidelity:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from itertools import islice
 
 from oarl.lab.testbed.tasks.wordop import (  # noqa: F401  (ANSWER_FINDERS, CHATTER_LEVELS, ...: re-exported)
     _EQ_RE,
@@ -39,6 +40,8 @@ from oarl.lab.testbed.tasks.wordop import (  # noqa: F401  (ANSWER_FINDERS, CHAT
     PROMPT_END,
     TEST_BUCKETS,
     WordOpConfig,
+    check_split,
+    distinct_questions,
     extract_answer,
     split_of,
 )
@@ -117,20 +120,10 @@ def generate_problems(
 
     ``for_sft``: each operation written follows the question with probability ``fidelity``, independently."""
     cfg = config or WordOp2Config()
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    r, seen, out, misses = random.Random(cfg.seed), set(), [], 0
-    while len(out) < n:
-        q, ops, a, b, c, name, item = _question(r, cfg)
-        if q in seen or split_of(q) != split:
-            misses += 1
-            if misses > 100_000:
-                raise ValueError(
-                    f"no more distinct {split} problems with max_a={cfg.max_a} ({len(out)} made)"
-                )
-            continue
-        misses = 0
-        seen.add(q)
+    check_split(split)
+    r, out = random.Random(cfg.seed), []
+    questions = distinct_questions(r, split, cfg.max_a, lambda r: _question(r, cfg))
+    for q, ops, a, b, c, name, item in islice(questions, n):
         chatter = [r.choice(CHATTER).format(name=name, item=item) for _ in range(CHATTER_LEVELS[cfg.chatter])]
         written = ops
         if for_sft:  # two draws, one per decision: the flips are independent

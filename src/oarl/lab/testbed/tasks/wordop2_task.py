@@ -3,48 +3,29 @@ roles of any completion (gold or model-written) and the decisions an oracle arm 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 from oarl.batch.spans import find_answer
 from oarl.lab.testbed.tasks import wordop, wordop2
 from oarl.lab.testbed.tasks.registry import TaskRecipe, TaskSpec, register_task
-from oarl.lab.testbed.tasks.wordop_task import HELD_OUT_SEED, wordop_recipe
+from oarl.lab.testbed.tasks.wordop_task import WordOpTask, wordop_recipe
 
 
 @dataclass(frozen=True)
-class WordOp2Task:
-    """Decisions: both operation words; causal: them, both signs and both results."""
+class WordOp2Task(WordOpTask):
+    """Decisions: both operation words; causal: them, both signs and both results. Problems, SFT rows and the
+    reward (the final ``The answer is N``) are wordop's code over :mod:`~oarl.lab.testbed.tasks.wordop2`'s
+    generator."""
 
     config: wordop2.WordOp2Config = field(default_factory=wordop2.WordOp2Config)
     name: str = "wordop2"
-
-    def identity(self) -> dict[str, Any]:
-        return {"task": self.name, **asdict(self.config)}
+    generate: ClassVar[Callable[..., list]] = staticmethod(wordop2.generate_problems)
 
     def source_files(self) -> list[Path]:
         return [Path(wordop.__file__), Path(wordop2.__file__), Path(__file__)]
-
-    def problems(self, n: int, seed: int) -> list[wordop2.WordOp2Problem]:
-        split = "test" if seed >= HELD_OUT_SEED else "train"
-        return wordop2.generate_problems(n, replace(self.config, seed=self.config.seed + seed), split)
-
-    def sft_dataset(self, n: int, seed: int):
-        from datasets import Dataset
-
-        cfg = replace(self.config, seed=self.config.seed + seed)
-        probs = wordop2.generate_problems(n, cfg, "train", for_sft=True)
-        return Dataset.from_dict(
-            {
-                "prompt": [p.prompt for p in probs],
-                "completion": [p.completion for p in probs],
-                "answer": [p.answer for p in probs],
-            }
-        )
-
-    def reward(self, prompts: list, completions: list, answer: list, **kwargs: Any) -> list[float]:
-        return wordop.wordop_reward(prompts, completions, answer)  # the final "The answer is N", as wordop
 
     def char_roles(self, prompt: str, completion: str) -> list[str]:
         return char_roles(completion)

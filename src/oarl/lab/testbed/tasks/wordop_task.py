@@ -3,9 +3,10 @@ completion (gold or model-written) and the decision an oracle arm weights (the o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from oarl.lab.testbed.lora_warmstart import LoraSFTConfig, lora_warm_start
 from oarl.lab.testbed.settings import RLSettings
@@ -23,6 +24,8 @@ class WordOpTask:
 
     config: wordop.WordOpConfig = field(default_factory=wordop.WordOpConfig)
     name: str = "wordop"
+    #: ``generate_problems(n, config, split, for_sft)`` of the task's module (a variant task swaps it)
+    generate: ClassVar[Callable[..., list]] = staticmethod(wordop.generate_problems)
 
     def identity(self) -> dict[str, Any]:
         return {"task": self.name, **asdict(self.config)}
@@ -32,13 +35,13 @@ class WordOpTask:
 
     def problems(self, n: int, seed: int) -> list[wordop.WordOpProblem]:
         split = "test" if seed >= HELD_OUT_SEED else "train"
-        return wordop.generate_problems(n, replace(self.config, seed=self.config.seed + seed), split)
+        return self.generate(n, replace(self.config, seed=self.config.seed + seed), split)
 
     def sft_dataset(self, n: int, seed: int):
         from datasets import Dataset
 
         cfg = replace(self.config, seed=self.config.seed + seed)
-        probs = wordop.generate_problems(n, cfg, "train", for_sft=True)
+        probs = self.generate(n, cfg, "train", for_sft=True)
         return Dataset.from_dict(
             {
                 "prompt": [p.prompt for p in probs],
