@@ -33,7 +33,7 @@ measured in this run are kept), about 1.5 / 1.5 / 3.5 minutes for none / some / 
     OMP_NUM_THREADS=1 python benchmarks/role_weights_credit.py --chatter heavy
 
 ``--task wordop`` measures SmolLM2's shipped word-operation warm start instead (one level, ``wordop``; the
-decision is the operation word): the real-LM study's H2 (weight on the decision) and, with ``--fidelity``, H3:
+decision is the operation word; ``--task wordop2`` the two-operation task's, both operation words): the real-LM study's H2 (weight on the decision) and, with ``--fidelity``, H3:
 each scorer's per-row Spearman and top-10% overlap against exact OAR-P (``perturbation``, which must be among
 ``--methods``) and, for the scorers that draw (OAR-G's noise, ``info_gain``'s samples), the same against a
 second draw of themselves (their seed-to-seed agreement).
@@ -65,11 +65,13 @@ from oarl.lab.math.evaluation import generate_completions
 from oarl.lab.testbed.experiment import load_policy
 from oarl.lab.testbed.fidelity import row_fidelity, summarize
 from oarl.lab.testbed.lora_warmstart import load_base
-from oarl.lab.testbed.tasks import get_task_recipe
+from oarl.lab.testbed.tasks import get_task_recipe, wordop, wordop2
 from oarl.lab.testbed.tasks.base import completion_token_mask, token_roles
 from oarl.lab.testbed.tasks.flag_task import flag_recipe
-from oarl.lab.testbed.tasks.wordop import COMPLETION_BUDGET
 from oarl.lab.testbed.warmstart import find_warm_start
+
+#: New tokens per chatter level of each SmolLM2 word task (its module's ``COMPLETION_BUDGET``).
+BUDGETS = {"wordop": wordop.COMPLETION_BUDGET, "wordop2": wordop2.COMPLETION_BUDGET}
 
 ROLES = ("decision", "causal", "distractor", "chatter", "format")
 METHODS = (
@@ -132,14 +134,14 @@ def load(level: str, a: argparse.Namespace):
     one; ``base`` is the model before the warm start (wordop: SmolLM2 without the LoRA adapter), None for the
     flag task (its warm start is trained from a random initialisation: there is no pre-SFT model)."""
     base = None
-    if a.task == "wordop":
-        recipe = get_task_recipe("wordop")
-        chatter = level.removeprefix("wordop").removeprefix("_") or "none"  # "wordop", "wordop_heavy", ...
+    if a.task in BUDGETS:
+        recipe = get_task_recipe(a.task)
+        chatter = level.removeprefix(a.task).removeprefix("_") or "none"  # "wordop", "wordop_heavy", ...
         task = recipe.make(replace(recipe.config, chatter=chatter))
         ckpt = recipe.checkpoint(task, recipe.warm_start, a.cache_dir)
         meta = json.loads((Path(ckpt) / "oarl_warmstart.json").read_text(encoding="utf-8"))
         base = load_base(meta["sft"]["model"])[0].eval().requires_grad_(False)
-        rl = replace(recipe.rl, max_completion_length=COMPLETION_BUDGET[chatter])  # chatter needs room
+        rl = replace(recipe.rl, max_completion_length=BUDGETS[a.task][chatter])  # chatter needs room
     else:
         recipe = flag_recipe()
         task = recipe.make(replace(recipe.config, chatter=level))
@@ -322,11 +324,12 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", default="flag", choices=("flag", "wordop"))
+    ap.add_argument("--task", default="flag", choices=("flag", *BUDGETS))
     ap.add_argument(
         "--chatter",
         default="heavy,some,none",
-        help="flag: levels; wordop: one level (none, the default, is reported as 'wordop'; heavy as 'wordop_heavy')",
+        help="flag: levels; wordop, wordop2: one level (none, the default, is reported as the task's name, e.g. "
+        "'wordop'; heavy as 'wordop_heavy')",
     )
     ap.add_argument("--fidelity", action="store_true", help="agreement with exact OAR-P (needs perturbation)")
     ap.add_argument("--prompts", type=int, default=64)
@@ -341,13 +344,13 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(a.out)
     result = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}  # other levels are kept
-    if a.task == "wordop":
+    if a.task in BUDGETS:
         chatter = "none" if a.chatter == ap.get_default("chatter") else a.chatter
-        if chatter not in COMPLETION_BUDGET:
+        if chatter not in BUDGETS[a.task]:
             ap.error(
-                f"--task wordop takes one chatter level of {sorted(COMPLETION_BUDGET)}, got {a.chatter!r}"
+                f"--task {a.task} takes one chatter level of {sorted(BUDGETS[a.task])}, got {a.chatter!r}"
             )
-        levels = ["wordop" if chatter == "none" else f"wordop_{chatter}"]
+        levels = [a.task if chatter == "none" else f"{a.task}_{chatter}"]
     else:
         levels = a.chatter.split(",")
     for level in levels:
