@@ -38,7 +38,7 @@ TESTBEDS = {
     ),
     "SmolLM2": (
         "SmolLM2-135M + LoRA on `wordop` (4 x 4 rows a step, 15 steps)",
-        ["docs/real_lm_study/study"],
+        ["docs/real_lm_study/five_seeds.json"],
         ("docs/families/role_weights_wordop.json", "wordop"),
     ),
 }
@@ -115,7 +115,11 @@ def table() -> str:
     for name, (label, folders, (cost_json, level)) in TESTBEDS.items():
         rows: dict[str, list[dict]] = {}
         for f in folders:
-            for arm, row in study_rows(ROOT / f).items():
+            found = study_rows(ROOT / f)
+            control = found.get("oracle", {}).get("diff", {})
+            for arm, row in found.items():
+                if not control.get("lo", math.nan) > 0:  # no share of a gain that is not there
+                    row = {**row, "share": math.nan, "share_ci": [math.nan, math.nan]}
                 rows.setdefault(arm, []).append({**row, "source": f})
         beds[name] = (label, rows, cost(cost_json, level))
     arms: list[str] = []
@@ -146,7 +150,7 @@ def table() -> str:
         "",
         "ΔAUC: held-out sampled accuracy's AUC minus GRPO's on the same seeds (95% t interval; seeds ahead of GRPO). "
         "Share: of the oracle's gain on the same seeds, with Fieller's 95% interval where every run's curve is "
-        "kept. Cost: the scorer's time over one GRPO forward + backward of the warm model on the same rows (one "
+        "kept; `-` where the oracle's own interval is not above 0 (a share of a gain that may be 0 means nothing). Cost: the scorer's time over one GRPO forward + backward of the warm model on the same rows (one "
         "thread, taken beside other jobs; [families](docs/families.md)). " + " ".join(sources) + ".",
     ]
     lines += ["Not trained: " + "; ".join(f"`{k}`, {v}" for k, v in NOT_TRAINED.items()) + "."]
