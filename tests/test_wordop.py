@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from char_marks import marked_text, text_by_role
 
 from oarl.batch.spans import find_answer_span
 from oarl.lab.models.resolve import is_fetched, model_dir
@@ -74,12 +75,11 @@ def test_reward_reads_the_span_the_span_finder_finds():
 def test_roles_and_decision_chars_of_a_model_written_completion_with_chatter():
     c = " Operation: subtract. Tom smiles. 9 - 2 = 7. The answer is 7."
     roles = char_roles(c)
-    by_role = {r: "".join(ch for ch, x in zip(c, roles, strict=True) if x == r) for r in set(roles)}
+    by_role = text_by_role(c, roles)
     assert by_role["causal"] == "subtract-7"
     assert by_role["chatter"] == "Tomsmiles."
     assert by_role["answer"] == "7"
-    marks = TASK.decision_chars("", c)
-    assert "".join(ch for ch, m in zip(c, marks, strict=True) if m) == "subtract"
+    assert marked_text(c, TASK.decision_chars("", c)) == "subtract"
     assert not any(TASK.decision_chars("", "The answer is 7."))
 
 

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from char_marks import marked_text, text_by_role
 
 from oarl.lab.models.resolve import is_fetched, model_dir
 from oarl.lab.testbed import lora_gate
@@ -88,12 +89,11 @@ def test_roles_and_both_decisions_of_a_completion_with_heavy_chatter():
         " Operation: add. 7 + 1 = 8. The answer is 8."
     )
     roles = char_roles(c)
-    by_role = {r: "".join(ch for ch, x in zip(c, roles, strict=True) if x == r) for r in set(roles)}
+    by_role = text_by_role(c, roles)
     assert by_role["causal"] == "subtract-7add+8"
     assert by_role["chatter"] == "Tomsmiles.Itisasunnyday.Tomcountscarefully."
     assert by_role["answer"] == "8"
-    marks = TASK.decision_chars("", c)
-    assert "".join(ch for ch, m in zip(c, marks, strict=True) if m) == "subtractadd"
+    assert marked_text(c, TASK.decision_chars("", c)) == "subtractadd"
     assert not any(TASK.decision_chars("", "The answer is 7."))
     # chatter a model writes before the second equation is chatter too; a third operation is no decision
     extra = (
