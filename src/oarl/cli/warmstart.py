@@ -14,8 +14,8 @@ the repository's ``checkpoints/`` (what ``oarl demo`` and ``oarl study`` use bef
 
 ``--task wordop`` (or ``wordop2``) trains the LoRA SFT warm start of SmolLM2-135M on that word-problem task
 (or reuses ``--cache-dir``'s), measures the held-out gate (sampled at the RL temperature: format >= 0.95,
-execution given the chosen operations >= 0.90, right choice in [0.55, 0.75]; wordop2's choice is both
-operations right) and with ``--ship`` copies adapter_model.safetensors, adapter_config.json and
+execution given the chosen operations >= 0.90, right choice in [0.55, 0.75]; wordop2's choice counts
+each of its two decisions) and with ``--ship`` copies adapter_model.safetensors, adapter_config.json and
 oarl_warmstart.json (task identity, data fingerprint, the gate's numbers) into the repository's
 ``checkpoints/``, refusing one that misses it. ``--time-bf16`` first times one forward + backward of a batch
 in float32 and under bfloat16 autocast.

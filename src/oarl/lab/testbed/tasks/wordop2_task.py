@@ -8,10 +8,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
-from oarl.batch.spans import find_answer
 from oarl.lab.testbed.tasks import wordop, wordop2
 from oarl.lab.testbed.tasks.registry import TaskRecipe, TaskSpec, register_task
-from oarl.lab.testbed.tasks.wordop_task import WordOpTask, wordop_recipe
+from oarl.lab.testbed.tasks.wordop_task import WordOpTask, mark_answer, mark_step, wordop_recipe
 
 
 @dataclass(frozen=True)
@@ -43,20 +42,9 @@ def char_roles(completion: str) -> list[str]:
     ``chatter`` (text between an operation and its equation, or its step's end when it has none),
     ``answer`` (the value after ``The answer is``), else ``format`` (the restated first result included)."""
     roles = ["format"] * len(completion)
-    steps = wordop2.parse_completion(completion)[:2]
-    for step in steps:
-        s, e = step["op_span"]
-        roles[s:e] = ["causal"] * (e - s)
-        eq = step["eq"]
-        for j in range(e + 1, eq.start() if eq is not None else step["end"]):  # after the operation's "."
-            if not completion[j].isspace():
-                roles[j] = "chatter"
-        if eq is not None:
-            for g in (2, 4):
-                roles[eq.start(g) : eq.end(g)] = ["causal"] * (eq.end(g) - eq.start(g))
-    hit = find_answer(completion, wordop.ANSWER_FINDERS)
-    if hit is not None:
-        roles[hit[1] : hit[2]] = ["answer"] * (hit[2] - hit[1])
+    for step in wordop2.parse_completion(completion)[:2]:
+        mark_step(roles, completion, step["op_span"], step["eq"], step["end"])
+    mark_answer(roles, completion)
     return roles
 
 

@@ -71,20 +71,29 @@ def char_roles(completion: str) -> list[str]:
     roles = ["format"] * len(completion)
     parsed = wordop.parse_completion(completion)
     if parsed["op_span"] is not None:
-        s, e = parsed["op_span"]
-        roles[s:e] = ["causal"] * (e - s)
-        eq = parsed["eq"]
-        chatter_end = eq.start() if eq is not None else len(completion)
-        for i in range(e + 1, chatter_end):  # after the operation's "."
-            if not completion[i].isspace():
-                roles[i] = "chatter"
-        if eq is not None:
-            for g in (2, 4):
-                roles[eq.start(g) : eq.end(g)] = ["causal"] * (eq.end(g) - eq.start(g))
+        mark_step(roles, completion, parsed["op_span"], parsed["eq"], len(completion))
+    mark_answer(roles, completion)
+    return roles
+
+
+def mark_step(roles: list[str], completion: str, op_span: tuple[int, int], eq, end: int) -> None:
+    """Mark one operation step in ``roles``: the operation word ``causal``; the non-space text after its "."
+    up to the equation (else ``end``) ``chatter``; the equation's sign and result ``causal``."""
+    s, e = op_span
+    roles[s:e] = ["causal"] * (e - s)
+    for i in range(e + 1, eq.start() if eq is not None else end):  # after the operation's "."
+        if not completion[i].isspace():
+            roles[i] = "chatter"
+    if eq is not None:
+        for g in (2, 4):
+            roles[eq.start(g) : eq.end(g)] = ["causal"] * (eq.end(g) - eq.start(g))
+
+
+def mark_answer(roles: list[str], completion: str) -> None:
+    """Mark the value after the final ``The answer is`` ``answer`` in ``roles``."""
     hit = wordop.find_answer(completion, wordop.ANSWER_FINDERS)
     if hit is not None:
         roles[hit[1] : hit[2]] = ["answer"] * (hit[2] - hit[1])
-    return roles
 
 
 def wordop_recipe() -> TaskRecipe:
