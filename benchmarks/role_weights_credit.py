@@ -65,13 +65,13 @@ from oarl.lab.math.evaluation import generate_completions
 from oarl.lab.testbed.experiment import load_policy
 from oarl.lab.testbed.fidelity import row_fidelity, summarize
 from oarl.lab.testbed.lora_warmstart import load_base
-from oarl.lab.testbed.tasks import get_task_recipe, wordop, wordop2
+from oarl.lab.testbed.tasks import get_task_recipe
 from oarl.lab.testbed.tasks.base import completion_token_mask, token_roles
 from oarl.lab.testbed.tasks.flag_task import flag_recipe
 from oarl.lab.testbed.warmstart import find_warm_start
 
-#: New tokens per chatter level of each SmolLM2 word task (its module's ``COMPLETION_BUDGET``).
-BUDGETS = {"wordop": wordop.COMPLETION_BUDGET, "wordop2": wordop2.COMPLETION_BUDGET}
+#: New tokens per chatter level of each SmolLM2 word task (its task's ``completion_budget``).
+BUDGETS = {name: get_task_recipe(name).make.completion_budget for name in ("wordop", "wordop2")}
 
 ROLES = ("decision", "causal", "distractor", "chatter", "format")
 METHODS = (

@@ -188,7 +188,7 @@ def run_lora(args: argparse.Namespace, chatter: str = "none") -> int:
         time_step,
         train_adapter,
     )
-    from oarl.lab.testbed.tasks import get_task_recipe, wordop, wordop2
+    from oarl.lab.testbed.tasks import get_task_recipe
     from oarl.lab.testbed.warmstart import SHIPPED_DIR
     from oarl.utils.threads import set_threads
 
@@ -208,7 +208,7 @@ def run_lora(args: argparse.Namespace, chatter: str = "none") -> int:
     temperature = recipe.rl.temperature
 
     # chatter (and a second operation) makes completions longer: the gate must not truncate them
-    budget = {"wordop": wordop, "wordop2": wordop2}[args.task].COMPLETION_BUDGET[chatter]
+    budget = task.completion_budget[chatter]
 
     def evaluate(model, step: int) -> dict:
         start = time.perf_counter()

@@ -22,6 +22,7 @@ class WordOp2Task(WordOpTask):
     config: wordop2.WordOp2Config = field(default_factory=wordop2.WordOp2Config)
     name: str = "wordop2"
     generate: ClassVar[Callable[..., list]] = staticmethod(wordop2.generate_problems)
+    completion_budget: ClassVar[dict[str, int]] = wordop2.COMPLETION_BUDGET
 
     def source_files(self) -> list[Path]:
         return [Path(wordop.__file__), Path(wordop2.__file__), Path(__file__)]

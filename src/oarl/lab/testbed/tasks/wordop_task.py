@@ -26,6 +26,8 @@ class WordOpTask:
     name: str = "wordop"
     #: ``generate_problems(n, config, split, for_sft)`` of the task's module (a variant task swaps it)
     generate: ClassVar[Callable[..., list]] = staticmethod(wordop.generate_problems)
+    #: New tokens a completion needs per chatter level (the gate's budget; a chatter study's max_completion_length)
+    completion_budget: ClassVar[dict[str, int]] = wordop.COMPLETION_BUDGET
 
     def identity(self) -> dict[str, Any]:
         return {"task": self.name, **asdict(self.config)}
