@@ -70,6 +70,10 @@ def test_reward_reads_the_span_the_span_finder_finds():
         "Question: Tom has 3 apples.", " Operation: add. 3 + 4 = 8. The answer is 8."
     )
     assert wordop.executed_correctly("", "no format") is None
+    # the gate reads the same checks through the task: a wrong operation executed right is not a right choice
+    q = "Question: Tom has 3 apples. Tom gets 4 more apples."
+    assert TASK.executed(q, wrong) and TASK.choice_share(q, wrong) == 0
+    assert TASK.choice_share(q, " Operation: add. 3 + 4 = 7. The answer is 7.") == 1
 
 
 def test_roles_and_decision_chars_of_a_model_written_completion_with_chatter():

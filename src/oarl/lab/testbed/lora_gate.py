@@ -11,24 +11,12 @@ from collections.abc import Sequence
 import torch
 
 from oarl.lab.math.evaluation import generate_completions
-from oarl.lab.testbed.tasks import wordop, wordop2
 
 #: The held-out gate (sampled at the RL temperature): format, execution given the chosen operation, and the
 #: share of right choices inside a band (RL needs something left to learn, and something to start from). The
 #: choice is per decision: wordop2's two decisions each count half, so SFT data at fidelity 0.65 aims at 0.65
 #: there too (both right would aim at 0.65 ** 2 ~ 0.42).
 GATE = {"format": 0.95, "exec": 0.90, "choice_min": 0.55, "choice_max": 0.75}
-
-#: Per task name, what the gate reads of one (prompt, completion): ``executed(prompt, completion)`` (None when
-#: it is not formatted, else whether it computes the operations it chose) and ``chose(prompt, completion)``
-#: (the share of its decisions that are the operation the question's words name).
-CHECKS = {
-    "wordop": (
-        wordop.executed_correctly,
-        lambda prompt, comp: wordop.parse_completion(comp)["op"] == wordop.question_op(prompt),
-    ),
-    "wordop2": (wordop2.executed_correctly, wordop2.decision_choice_share),
-}
 
 
 @torch.no_grad()
@@ -45,8 +33,8 @@ def gate_metrics(
     """Held-out sampled metrics the gate reads: ``format`` (each operation, its equation and the answer present),
     ``exec`` (computes the operations it chose, of the formatted), ``choice`` (the share of decisions that are the
     operation the question's words name, of the formatted), ``accuracy`` (reward) and greedy ``greedy_accuracy``. ``task``
-    is ``wordop`` or ``wordop2`` (:data:`CHECKS`)."""
-    executed, chose = CHECKS[task.name]
+    is a word task (:class:`~oarl.lab.testbed.tasks.wordop_task.WordOpTask`: its ``executed`` and ``choice_share``
+    are what the gate reads of one prompt and completion)."""
     prompts = [p.prompt for p in problems for _ in range(samples)]
     answers = [p.answer for p in problems for _ in range(samples)]
     with torch.random.fork_rng(devices=[]):
@@ -55,9 +43,9 @@ def gate_metrics(
             model, tok, prompts, max_new_tokens, do_sample=True, temperature=temperature
         )
     greedy = generate_completions(model, tok, [p.prompt for p in problems], max_new_tokens)
-    ok = [executed(p, c) for p, c in zip(prompts, comps, strict=True)]
+    ok = [task.executed(p, c) for p, c in zip(prompts, comps, strict=True)]
     fmt = [i for i, x in enumerate(ok) if x is not None]
-    choice = [chose(prompts[i], comps[i]) for i in fmt]
+    choice = [task.choice_share(prompts[i], comps[i]) for i in fmt]
     return {
         "format": len(fmt) / len(comps),
         "exec": sum(bool(ok[i]) for i in fmt) / max(1, len(fmt)),

@@ -54,12 +54,13 @@ COMPLETION_BUDGET = {"none": 32, "some": 48, "heavy": 64}
 ANSWER_FINDERS = ("answer_is",)
 PROMPT_END = "\nAnswer:"
 
-_OP_RE = re.compile(r"Operation: (add|subtract)\.")
-_PHRASE_RE = {
+#: The completion's operation, the question's operation phrases and an equation (wordop2 parses with them too).
+OP_RE = re.compile(r"Operation: (add|subtract)\.")
+PHRASE_RE = {
     op: re.compile("|".join(p.replace("{b}", r"\d+").replace("{item}", r"\w+") for p in ps))
     for op, ps in PHRASES.items()
 }
-_EQ_RE = re.compile(r"(-?\d+) ([+\-]) (-?\d+) = (-?\d+)\.")
+EQ_RE = re.compile(r"(-?\d+) ([+\-]) (-?\d+) = (-?\d+)\.")
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def wordop_reward(prompts: list, completions: list, answer: list, **kwargs) -> l
 
 def question_op(prompt: str) -> str | None:
     """The operation the question's words name (``add`` / ``subtract``), or None when no phrase matches."""
-    for op, rx in _PHRASE_RE.items():
+    for op, rx in PHRASE_RE.items():
         if rx.search(prompt):
             return op
     return None
@@ -192,9 +193,9 @@ def question_numbers(prompt: str) -> tuple[int, int] | None:
 def parse_completion(completion: str) -> dict:
     """Where the parts of a (model-written) completion are: ``op`` (word, span), ``eq`` (match), answer."""
     out: dict = {"op": None, "op_span": None, "eq": None}
-    if m := _OP_RE.search(completion):
+    if m := OP_RE.search(completion):
         out["op"], out["op_span"] = m.group(1), m.span(1)
-        if eq := _EQ_RE.search(completion, m.end()):
+        if eq := EQ_RE.search(completion, m.end()):
             out["eq"] = eq
     return out
 
@@ -209,3 +210,8 @@ def executed_correctly(prompt: str, completion: str) -> bool | None:
     a, sign, b, v = int(eq.group(1)), eq.group(2), int(eq.group(3)), int(eq.group(4))
     want = a + b if p["op"] == "add" else a - b
     return (a, b) == question_numbers(prompt) and sign == OPS[p["op"]] and v == want and ans == v
+
+
+def decision_choice_share(prompt: str, completion: str) -> float:
+    """1.0 when the completion's operation is the one the question's words name, else 0.0 (the gate's ``choice``)."""
+    return float(parse_completion(completion)["op"] == question_op(prompt))

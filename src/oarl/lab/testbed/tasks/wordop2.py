@@ -27,15 +27,15 @@ from dataclasses import dataclass
 from itertools import islice
 
 from oarl.lab.testbed.tasks.wordop import (  # noqa: F401  (ANSWER_FINDERS, CHATTER_LEVELS, ...: re-exported)
-    _EQ_RE,
-    _OP_RE,
-    _PHRASE_RE,
     ANSWER_FINDERS,
     CHATTER,
     CHATTER_LEVELS,
+    EQ_RE,
     ITEMS,
     NAMES,
+    OP_RE,
     OPS,
+    PHRASE_RE,
     PHRASES,
     PROMPT_END,
     TEST_BUCKETS,
@@ -136,7 +136,7 @@ def generate_problems(
 
 def question_ops(prompt: str) -> tuple[str, str] | None:
     """The two operations the question's words name, in order; None unless exactly two phrases match."""
-    found = sorted((m.start(), op) for op, rx in _PHRASE_RE.items() for m in rx.finditer(prompt))
+    found = sorted((m.start(), op) for op, rx in PHRASE_RE.items() for m in rx.finditer(prompt))
     return (found[0][1], found[1][1]) if len(found) == 2 else None
 
 
@@ -150,11 +150,11 @@ def parse_completion(completion: str) -> list[dict]:
     """Each ``Operation: X.`` of a (model-written) completion, in order, as wordop's parse: ``op`` (word),
     ``op_span``, ``end`` (where its step ends: the next ``Operation:``, else the completion's end) and ``eq``
     (the first equation between the two, else None)."""
-    found = list(_OP_RE.finditer(completion))
+    found = list(OP_RE.finditer(completion))
     out = []
     for i, m in enumerate(found):
         end = found[i + 1].start() if i + 1 < len(found) else len(completion)
-        eq = _EQ_RE.search(completion, m.end(), end)
+        eq = EQ_RE.search(completion, m.end(), end)
         out.append({"op": m.group(1), "op_span": m.span(1), "end": end, "eq": eq})
     return out
 

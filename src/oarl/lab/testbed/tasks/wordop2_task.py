@@ -27,6 +27,12 @@ class WordOp2Task(WordOpTask):
     def source_files(self) -> list[Path]:
         return [Path(wordop.__file__), Path(wordop2.__file__), Path(__file__)]
 
+    def executed(self, prompt: str, completion: str) -> bool | None:
+        return wordop2.executed_correctly(prompt, completion)
+
+    def choice_share(self, prompt: str, completion: str) -> float:
+        return wordop2.decision_choice_share(prompt, completion)
+
     def char_roles(self, prompt: str, completion: str) -> list[str]:
         return char_roles(completion)
 

@@ -55,6 +55,14 @@ class WordOpTask:
     def reward(self, prompts: list, completions: list, answer: list, **kwargs: Any) -> list[float]:
         return wordop.wordop_reward(prompts, completions, answer)
 
+    def executed(self, prompt: str, completion: str) -> bool | None:
+        """The held-out gate's execution check: None when not formatted, else whether it computes what it chose."""
+        return wordop.executed_correctly(prompt, completion)
+
+    def choice_share(self, prompt: str, completion: str) -> float:
+        """The held-out gate's choice: the share of the completion's decisions the question's words name."""
+        return wordop.decision_choice_share(prompt, completion)
+
     def char_roles(self, prompt: str, completion: str) -> list[str]:
         return char_roles(completion)
 
