@@ -1,7 +1,8 @@
 """SmolLM2's LoRA warm start on the word-problem task: shipped, keyed by the task's data, gated.
 
 Reads the shipped files only (no model load): if the task's SFT data or the SFT settings change, the adapter's
-name changes and the first test fails until it is re-made with ``oarl warmstart --task wordop --ship``.
+name changes and the first test fails until it is re-made with ``oarl warmstart --task wordop --ship`` (with
+``--chatter heavy`` for the heavy-chatter one).
 """
 
 from __future__ import annotations
@@ -27,17 +28,27 @@ RECIPE = get_task_recipe("wordop")
 TASK = RECIPE.make(RECIPE.config)
 
 
-def test_the_wordop_adapter_ships_and_matches_the_task():
+@pytest.mark.parametrize(
+    "chatter",
+    [
+        "none",  # the shipped warm start of the real-LM study
+        "heavy",  # knob 2's and knob 5's of the regime pilot, where `make gpu-families` runs
+    ],
+)
+def test_the_wordop_adapter_ships_and_matches_the_task(chatter):
     cfg = LoraSFTConfig()
-    path = shipped_adapter(TASK, cfg)
+    task = RECIPE.make(replace(RECIPE.config, chatter=chatter))
+    path = shipped_adapter(task, cfg)
     assert path is not None, (
-        f"no shipped adapter {adapter_name(TASK, cfg)}: the wordop task's SFT data or the LoRA SFT settings "
-        "changed; re-make it with `oarl warmstart --task wordop --threads 2 --ship`"
+        f"no shipped adapter {adapter_name(task, cfg)}: the wordop task's SFT data or the LoRA SFT settings "
+        f"changed; re-make it with `oarl warmstart --task wordop --chatter {chatter} --threads 2 --ship`"
     )
     meta = json.loads((path / "oarl_warmstart.json").read_text())
-    assert meta["task"] == json.loads(json.dumps(TASK.identity()))
-    assert meta["data"] == data_fingerprint(TASK)
+    assert meta["task"] == json.loads(json.dumps(task.identity()))
+    assert meta["data"] == data_fingerprint(task)
     assert not gate_failures(meta["held_out"])  # what `--ship` checked before copying it
+    # sampled with room to finish (the first adapter's record predates the key: it was gated at 32, its budget)
+    assert meta["held_out"].get("max_new_tokens", 32) == task.completion_budget[chatter]
     assert json.loads((path / "adapter_config.json").read_text())["r"] == cfg.rank
     assert (path / "adapter_model.safetensors").stat().st_size < 8_000_000  # a few MB of package data
 
