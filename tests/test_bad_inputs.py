@@ -482,3 +482,31 @@ def test_a_study_arm_whose_scorer_the_runner_cannot_feed_is_refused_at_once(tmp_
     err = capsys.readouterr().err
     assert "arm 'cdpo' cannot run in oarl study" in err and "oar_contrast_models" in err
     assert "Traceback" not in err and not out.exists()
+
+
+def test_a_study_on_cuda_without_a_gpu_is_refused_at_once(tmp_path, capsys, monkeypatch):
+    """``--device cuda`` where torch sees no GPU (``make gpu-families`` on a CPU machine): refused before any
+    warm start, naming the fix, not by TRL's "use_cpu" error minutes later."""
+    import torch
+
+    from oarl import cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "study"
+    argv = [
+        "study",
+        "--task",
+        "flag",
+        "--arms",
+        "grpo",
+        "--seeds",
+        "0",
+        "--device",
+        "cuda",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "sees no CUDA GPU" in err and "docs/gpu.md" in err and "--device at cpu" in err
+    assert "Traceback" not in err and not out.exists()

@@ -109,6 +109,16 @@ def run(args: argparse.Namespace) -> int:
     from oarl.lab.testbed.tasks import get_task_recipe
     from oarl.utils.atomic import atomic_write_json, atomic_write_text
 
+    if args.device == "cuda" and not args.report_only:
+        import torch
+
+        if (
+            not torch.cuda.is_available()
+        ):  # else TRL refuses minutes later, after the warm start, in its words
+            raise ValueError(
+                f"--device cuda, but this torch ({torch.__version__}) sees no CUDA GPU: run it on the GPU "
+                "machine with a CUDA build of torch (docs/gpu.md), or leave --device at cpu"
+            )
     recipe = get_task_recipe(args.task)
     arms, tested, refs = names(args.arms), names(args.contrasts), names(args.contrast_refs)
     for a in arms + tested + refs:
