@@ -61,8 +61,8 @@ gpu-study: setup
 		--contrasts oar_g,oar_p,info_gain,tree,entropy --contrast-refs grpo --out runs/study/wordop_gpu
 
 # The pre-registered comparison of the credit families on SmolLM2 (docs/real_lm_families.md) on one GPU. No
-# pilot knob qualified (docs/real_lm_regime.md), so by that page's rule it runs in the setting with the largest
-# oracle gain, knob 5 (heavy chatter, 8 samples a group), labelled as one where the control did not qualify;
+# pilot knob qualified (docs/real_lm_regime.md), so it runs in the setting with the largest oracle gain, knob 5
+# (heavy chatter, 8 samples a group), labelled as one where the pilot's control did not qualify;
 # REGIME=... replaces those flags. SEEDS=20-21 runs a slice; a rerun skips finished runs.
 comma := ,
 GPU_FAMILIES_ARMS := grpo,oracle,oar_g,oar_p,tree,info_gain,gtpo,stare,prime,anchor,resample
