@@ -493,19 +493,7 @@ def test_a_study_on_cuda_without_a_gpu_is_refused_at_once(tmp_path, capsys, monk
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     out = tmp_path / "study"
-    argv = [
-        "study",
-        "--task",
-        "flag",
-        "--arms",
-        "grpo",
-        "--seeds",
-        "0",
-        "--device",
-        "cuda",
-        "--out",
-        str(out),
-    ]
+    argv = "study --task flag --arms grpo --seeds 0 --device cuda --out".split() + [str(out)]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "sees no CUDA GPU" in err and "docs/gpu.md" in err and "--device at cpu" in err

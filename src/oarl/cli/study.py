@@ -112,9 +112,8 @@ def run(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not args.report_only:
         import torch
 
-        if (
-            not torch.cuda.is_available()
-        ):  # else TRL refuses minutes later, after the warm start, in its words
+        # refused here: TRL would refuse it only after the warm start's minutes, and in its own words
+        if not torch.cuda.is_available():
             raise ValueError(
                 f"--device cuda, but this torch ({torch.__version__}) sees no CUDA GPU: run it on the GPU "
                 "machine with a CUDA build of torch (docs/gpu.md), or leave --device at cpu"
