@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -131,3 +132,37 @@ def test_role_weights_credit_gives_every_family_its_needs_and_the_table_prints_t
     assert all(r["grpo_step_seconds"] == out["grpo_step_seconds"] for n, r in s.items() if n != "cdpo")
     md = ft.table(out)
     assert all(f"| `{n}`" in md for n in s) and "[1] reference_model" in md
+
+
+def test_real_lm_mechanism_reads_each_arms_scorer_and_step_cost(tmp_path):
+    """The mechanism test maps arms to their scorer's role weights (``resample`` to ``resample_step``) and
+    ranks them against ΔAUC; the step cost is the median over the kept logs, first step dropped, over GRPO's."""
+    mech = _load("real_lm_mechanism")
+    scorers = {
+        "oracle": {"weights": {"decision": 3.0}},
+        "gradient": {"weights": {"decision": 0.5}},
+        "resample_step": {"weights": {"decision": 2.0}},
+        "resample": {"weights": {"decision": -9.0}},
+    }
+    paired = {arm: {"auc_sampled": {"diff": {"mean": d}, "n": 5}} for arm, d in
+              [("oracle", 0.06), ("oar_g", -0.01), ("resample", 0.03)]}  # fmt: skip
+    h2 = mech.mechanism(paired, scorers)
+    assert [r["decision_weight"] for r in h2["rows"]] == [1.0, 3.0, 0.5, 2.0]
+    assert h2["spearman"] == pytest.approx(1.0)
+
+    (tmp_path / "runs").mkdir()
+    summaries = []
+    for arm, times in [("grpo", [99.0, 10.0, 12.0, 14.0]), ("oar_g", [99.0, 20.0, 24.0, 28.0])]:
+        key = f"c__{arm}__seed1"
+        summaries.append(json.dumps({"key": key, "arm": arm, "condition": "c"}))
+        lines = [{"step": 0, "accuracy": 0.5}]
+        lines += [{"loss": 0.0, "step_time": t, "oar/scorer_seconds": t / 2} for t in times]
+        (tmp_path / "runs" / f"{key}.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
+    kept_no_log = {"key": "c__oracle__seed1", "arm": "oracle", "condition": "c"}
+    summaries.append(json.dumps(kept_no_log))
+    (tmp_path / "summaries.jsonl").write_text("\n".join(summaries))
+    cost = mech.step_cost(tmp_path, "c")
+    assert set(cost) == {"grpo", "oar_g"}
+    assert cost["grpo"]["median_step_s"] == pytest.approx(12.0)
+    assert cost["oar_g"]["median_scorer_s"] == pytest.approx(12.0)
+    assert cost["oar_g"]["ratio_to_grpo"] == pytest.approx(2.0)
