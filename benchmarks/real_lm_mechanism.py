@@ -53,18 +53,18 @@ def step_cost(study: Path, condition: str) -> dict:
     steps: dict[str, list[float]] = {}
     scorer: dict[str, list[float]] = {}
     for key, s in finished(study).items():
-        if s["condition"] != condition or not (study / "runs" / f"{key}.jsonl").exists():
-            continue  # another condition's run, or a run whose log was not kept
-        lines = read_training(study, key)[1:]
+        if s["condition"] != condition:
+            continue
+        lines = read_training(study, key)[1:]  # none where the run's log was not kept
         steps.setdefault(s["arm"], []).extend(r["step_time"] for r in lines if "step_time" in r)
         scorer.setdefault(s["arm"], []).extend(r.get("oar/scorer_seconds") or 0.0 for r in lines)
-    if "grpo" not in steps:
+    if not steps.get("grpo"):
         return {}
     base = statistics.median(steps["grpo"])
     return {
         arm: {
             "median_step_s": round(statistics.median(t), 2),
-            "median_scorer_s": round(statistics.median(scorer[arm] or [0.0]), 2),
+            "median_scorer_s": round(statistics.median(scorer[arm]), 2),
             "ratio_to_grpo": round(statistics.median(t) / base, 2),
             "steps": len(t),
         }

@@ -138,7 +138,7 @@ def _run_one(
         datasets.disable_progress_bars()
     rl = with_overrides(rl, dict(condition.rl_overrides))
     out = Path(out_dir)
-    metrics = out / "runs" / f"{spec.key}.jsonl"
+    metrics = run_log(out, spec.key)
     metrics.unlink(missing_ok=True)  # a run that did not finish is redone from the start
     held_out = condition.task.problems(n_eval, seed=30_000)
     summary = run_arm(
@@ -239,10 +239,15 @@ def read_curves(out_dir: Path, summaries: dict[str, dict]) -> dict[str, list[dic
     run's log ``runs/<key>.jsonl``, or, where that log is not kept, from the ``curve`` its summary carries."""
     curves = {}
     for key, summary in summaries.items():
-        path = out_dir / "runs" / f"{key}.jsonl"
+        path = run_log(out_dir, key)
         recs = evaluation_lines(path) if path.exists() else summary.get("curve", [])
         curves[key] = sorted((r for r in recs if "accuracy" in r), key=lambda r: r["step"])
     return curves
+
+
+def run_log(out_dir: Path, key: str) -> Path:
+    """Where one run's log lives: ``runs/<key>.jsonl`` in the study folder."""
+    return out_dir / "runs" / f"{key}.jsonl"
 
 
 def log_lines(path: Path) -> list[dict]:
@@ -256,5 +261,6 @@ def evaluation_lines(log: Path) -> list[dict]:
 
 
 def read_training(out_dir: Path, key: str) -> list[dict]:
-    """The per-step training log lines of one run (reward, entropy, ``oar/*``)."""
-    return [r for r in log_lines(out_dir / "runs" / f"{key}.jsonl") if "loss" in r]
+    """The per-step training log lines of one run (reward, entropy, ``oar/*``); none where its log is not kept."""
+    log = run_log(out_dir, key)
+    return [r for r in log_lines(log) if "loss" in r] if log.exists() else []
