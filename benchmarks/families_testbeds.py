@@ -135,7 +135,7 @@ def table() -> str:
         method = arm.oar_method
         line = [SCORERS[method].family, f"`{method}`" + (f" ({arm.label})" if arm.name != method else "")]
         for _, rows, costs in beds.values():
-            line += cells(rows.get(key, []), costs.get(method))
+            line += cells(rows.get(key, []), costs.get(arm.role_name))
         lines.append("| " + " | ".join(line) + " |")
     sources = []
     for name, (label, rows, _) in beds.items():
@@ -153,7 +153,11 @@ def table() -> str:
         "kept; `-` where the oracle's own interval is not above 0 (a share of a gain that may be 0 means nothing). Cost: the scorer's time over one GRPO forward + backward of the warm model on the same rows (one "
         "thread, taken beside other jobs; [families](docs/families.md)). " + " ".join(sources) + ".",
     ]
-    lines += ["Not trained: " + "; ".join(f"`{k}`, {v}" for k, v in NOT_TRAINED.items()) + "."]
+    untrained = {
+        k: v for k, v in NOT_TRAINED.items() if k not in arms
+    }  # a family joins once a study trains it
+    if untrained:
+        lines += ["Not trained: " + "; ".join(f"`{k}`, {v}" for k, v in untrained.items()) + "."]
     return "\n".join(lines)
 
 

@@ -3,8 +3,8 @@
 Mechanism (H2 of the real-LM study; the families comparison's mechanism test): does the mean gated weight a
 scorer puts on the decisive tokens of the *warm* model (``benchmarks/role_weights_credit.py``) predict its
 paired ΔAUC over GRPO across the arms? Spearman over the arms (GRPO: weight 1.0, ΔAUC 0), scipy's exact p for
-n <= 9. Each arm's scorer is its ``oar_method`` (the study's ``resample`` arm resamples from every ``;`` step,
-so it reads ``resample_step``). Cost: each arm's median TRL ``step_time`` and ``oar/scorer_seconds`` over all
+n <= 9. Each arm's scorer is its ``Arm.role_name`` (the study's ``resample`` arm resamples from every ``;``
+step, so it reads ``resample_step``). Cost: each arm's median TRL ``step_time`` and ``oar/scorer_seconds`` over all
 its steps and seeds (the first step of each run dropped) and the step's ratio to GRPO's; every arm ran in the
 same study, two runs at a time, so the ratios are side by side.
 
@@ -24,9 +24,6 @@ from scipy import stats
 from oarl.lab.testbed.experiment import get_arm
 from oarl.lab.testbed.study import finished, read_training
 
-#: Study arms whose role weights are reported under another name than their ``oar_method``.
-ROLE_NAME = {"resample": "resample_step"}
-
 
 def only(mapping: dict, what: str) -> str:
     """The single key of ``mapping``; an error naming the flag to pass when there are several."""
@@ -39,9 +36,8 @@ def mechanism(paired: dict, scorers: dict) -> dict:
     """Spearman of the weight on the decision vs ΔAUC over the arms in ``paired`` (GRPO as weight 1, ΔAUC 0)."""
     rows = [{"arm": "grpo", "decision_weight": 1.0, "delta_auc": 0.0, "n": None}]
     for arm, p in paired.items():
-        method = get_arm(arm).oar_method
         d = p["auc_sampled"]
-        weight = scorers[ROLE_NAME.get(arm, method)]["weights"]["decision"]
+        weight = scorers[get_arm(arm).role_name]["weights"]["decision"]
         rows.append({"arm": arm, "decision_weight": weight, "delta_auc": d["diff"]["mean"], "n": d["n"]})
     rho = stats.spearmanr([r["decision_weight"] for r in rows], [r["delta_auc"] for r in rows])
     return {"rows": rows, "spearman": float(rho.statistic), "p": float(rho.pvalue), "arms": len(rows)}

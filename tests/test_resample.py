@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -186,3 +188,16 @@ def test_the_study_arm_resamples_per_step_over_the_whole_budget():
     assert semicolon != tok.unk_token_id
     assert opts["max_new_tokens"] == 96 and opts["step_token_ids"] == (semicolon,)
     get_scorer("resample").validate(opts)
+
+
+def test_the_study_arm_reads_the_per_step_role_weights():
+    """The mechanism test and the families table read the study's ``resample`` arm under ``resample_step``, the
+    name ``benchmarks/role_weights_credit.py`` gives the same per-step options; other arms under their scorer."""
+    from oarl.lab.testbed.experiment import get_arm
+
+    role_weights = json.loads(
+        (Path(__file__).parents[1] / "docs/families/role_weights_wordop_heavy.json").read_text()
+    )
+    names = role_weights["wordop_heavy"]["scorers"]
+    assert get_arm("resample").role_name == "resample_step" and "resample_step" in names
+    assert get_arm("oar_g").role_name == "gradient" and get_arm("tree").role_name == "tree"

@@ -38,13 +38,20 @@ from oarl.utils.checkpoint import load_tokenizer
 class Arm:
     """A credit-assignment arm: the trainer's ``oar_method``, any extra ``GRPOConfig`` fields, and the scorer's
     options, from ``scorer_options(tokenizer, rl)`` when they depend on the run (a delimiter's token id, the
-    completion budget)."""
+    completion budget). ``role_key`` names its scorer in the role-weight JSON (``benchmarks/role_weights_credit.py``)
+    where those options differ from the scorer's defaults."""
 
     name: str
     label: str
     oar_method: str
     trl_fields: tuple[tuple[str, Any], ...] = ()
     scorer_options: Callable[[Any, RLSettings], dict] | None = None
+    role_key: str | None = None
+
+    @property
+    def role_name(self) -> str:
+        """This arm's scorer's name in a role-weight JSON: ``role_key``, else ``oar_method``."""
+        return self.role_key or self.oar_method
 
     def __post_init__(self) -> None:
         check_trl_fields(dict(self.trl_fields), f"arm {self.name!r}'s trl_fields")
@@ -73,7 +80,7 @@ ARMS: dict[str, Arm] = {
         Arm("trl_entropy", "TRL top-entropy 20%", "none", (("top_entropy_quantile", 0.2),)),
         Arm("random", "random (gated)", "random"),
         Arm("oracle", "oracle", "oracle"),
-        Arm("resample", "Resample (per step)", "resample", scorer_options=per_step_resampling),
+        Arm("resample", "Resample (per step)", "resample", (), per_step_resampling, role_key="resample_step"),
     )
 }
 
