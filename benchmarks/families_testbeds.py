@@ -153,9 +153,8 @@ def table() -> str:
         "kept; `-` where the oracle's own interval is not above 0 (a share of a gain that may be 0 means nothing). Cost: the scorer's time over one GRPO forward + backward of the warm model on the same rows (one "
         "thread, taken beside other jobs; [families](docs/families.md)). " + " ".join(sources) + ".",
     ]
-    untrained = {
-        k: v for k, v in NOT_TRAINED.items() if k not in arms
-    }  # a family joins once a study trains it
+    # a family leaves this list once a study trains it
+    untrained = {k: v for k, v in NOT_TRAINED.items() if k not in arms}
     if untrained:
         lines += ["Not trained: " + "; ".join(f"`{k}`, {v}" for k, v in untrained.items()) + "."]
     return "\n".join(lines)
