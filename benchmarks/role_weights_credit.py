@@ -62,7 +62,7 @@ from oarl.core.diagnostics import oracle_recall
 from oarl.core.layout import Layout
 from oarl.core.scorers import SCORERS, get_scorer
 from oarl.lab.math.evaluation import generate_completions
-from oarl.lab.testbed.experiment import load_policy
+from oarl.lab.testbed.experiment import load_policy, per_step_resampling
 from oarl.lab.testbed.fidelity import row_fidelity, summarize
 from oarl.lab.testbed.lora_warmstart import load_base
 from oarl.lab.testbed.tasks import get_task_recipe
@@ -248,15 +248,15 @@ def measure(chatter: str, a: argparse.Namespace) -> dict:
             few = keep & (keep.cumsum(0) <= a.resample_rows)
             lay = layout.replace(reasoning_mask=rm & few[:, None], answer_mask=an & few[:, None])
         own: dict = {}
-        if method == "resample":
+        if method == "resample":  # the study's options (per step for resample_step), with this script's --k
+            steps = per_step_resampling(tok, rl) if name == "resample_step" else {}
             own = {
+                **steps,
                 "k": a.k,
                 "max_new_tokens": rl.max_completion_length,
                 "eos_token_id": tok.eos_token_id,
                 "temperature": rl.temperature,
             }
-        if name == "resample_step":
-            own["step_token_ids"] = (tok.convert_tokens_to_ids(";"),)
         models, note = extra_models(method, model, base)
         if note is not None and note.startswith("skipped"):
             out["scorers"][name] = {"skipped": note}

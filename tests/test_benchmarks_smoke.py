@@ -99,7 +99,7 @@ def test_role_weights_credit_on_the_shipped_flag_warm_start(tmp_path):
         fidelity=True,
         prompts=3,
         group=4,
-        methods="perturbation,entropy,random,tree",
+        methods="perturbation,entropy,random,tree,resample_step",
         resample_rows=1,
         k=2,
         seed=0,
@@ -108,11 +108,14 @@ def test_role_weights_credit_on_the_shipped_flag_warm_start(tmp_path):
     out = rw.measure("some", a)
     if "skipped" in out:
         pytest.skip(out["skipped"])
-    assert set(out["scorers"]) == {"perturbation", "entropy", "random", "tree"}
+    assert set(out["scorers"]) == {"perturbation", "entropy", "random", "tree", "resample_step"}
+    assert out["scorers"]["resample_step"]["rows"] == 1  # --resample-rows: the first row only
     assert out["scorers"]["perturbation"]["fidelity"]["vs_exact_oar_p"]["spearman"] == pytest.approx(1.0)
     assert "vs_itself_seed1" in out["scorers"]["random"]["fidelity"]  # a scorer that draws: its own noise
-    for r in out["scorers"].values():
-        assert set(r["weights"]) == set(rw.ROLES) and r["rows"] == out["rows"]
+    for name, r in out["scorers"].items():
+        assert set(r["weights"]) == set(rw.ROLES) and r["rows"] == (
+            1 if name == "resample_step" else out["rows"]
+        )
         assert all(w is None or (math.isfinite(w) and w > 0) for w in r["weights"].values())
 
 
