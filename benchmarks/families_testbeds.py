@@ -41,6 +41,12 @@ TESTBEDS = {
         ["docs/real_lm_study/five_seeds.json"],
         ("docs/families/role_weights_wordop.json", "wordop"),
     ),
+    "SmolLM2, heavy chatter": (
+        "SmolLM2-135M + LoRA on `wordop` with heavy chatter (4 x 8 rows a step, 64 tokens, 15 steps; a setting "
+        "chosen by exploration after the regime pilot's rule found none)",
+        ["docs/real_lm_families/study"],
+        ("docs/families/role_weights_wordop_heavy.json", "wordop_heavy"),
+    ),
 }
 
 #: Registered families that no study trains, with the reason (shown under the table).

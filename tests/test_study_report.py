@@ -35,3 +35,4 @@ def test_report_only_keeps_the_config_and_reports_its_plan(tmp_path):
     assert set(results["conditions"]["arith"]["arms"]) == {"grpo", "oracle"}
     tests = json.loads((out / "contrasts.json").read_text())["conditions"]["arith"]["arms"]["oracle"]
     assert tests["grpo"]["wins"] == 3 and tests["grpo"]["diff"]["mean"] > 0
+    assert (out / "paired.png").stat().st_size > 0 and (out / "gaps.png").stat().st_size > 0  # the figures

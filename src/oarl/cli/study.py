@@ -8,7 +8,8 @@ Conditions are the product of ``--vary`` (a field of the task config; each value
 and ``--sweep`` (RL settings: a field of RLSettings such as ``prompts_per_step``, or an OAR setting by its path
 ``oar.tau`` or its flat name ``tau``; any other name is an error). Every arm runs every seed of every condition with the same
 budget and learning rate. Writes ``OUT/{config.yaml, summaries.jsonl, runs/*.jsonl, results.json,
-curves.png, entropy.png, gaps.png[, sweep.png], table.md}``; run the same command again to resume.
+curves.png, entropy.png, gaps.png[, sweep.png], table.md[, contrasts.json/md, paired.png]}``; run the same
+command again to resume.
 """
 
 from __future__ import annotations
@@ -211,11 +212,19 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     if tested:
         from oarl.lab.testbed.contrasts import per_seed, write_contrasts
+        from oarl.lab.viz.study import paired_seeds_plot
 
-        print(write_contrasts(out, per_seed(out, done), tested, refs, {a: get_arm(a).label for a in tested}))
+        values = per_seed(out, done)
+        print(write_contrasts(out, values, tested, refs, {a: get_arm(a).label for a in tested}))
+        for i, cond in enumerate(values):  # every arm's difference to the first reference, seed by seed
+            if refs[0] in values[cond] and len(values[cond]) > 1:
+                name = "paired.png" if len(values) == 1 else f"paired_{i}.png"
+                paired_seeds_plot(
+                    values[cond], out / name, refs[0], {a: get_arm(a).label for a in values[cond]}
+                )
     print(
         f"wrote {out}/ (results.json, table.md, curves.png, entropy.png{', sweep.png' if sweep else ''}"
-        f"{', contrasts.json, contrasts.md' if tested else ''})"
+        f"{', contrasts.json, contrasts.md, paired.png' if tested else ''})"
     )
     return 0
 
@@ -227,7 +236,8 @@ def _figures(results: dict, out: Path, sweep) -> None:
         return
     learning_curves(results, out / "curves.png", ylabel="held-out accuracy (sampled)")
     role_entropy_curves(results, out / "entropy.png")
-    if any(c["paired"] for c in results["conditions"].values()) and not sweep:
+    # one panel per condition, so not for a tau x beta grid (its heat maps show the same)
+    if any(c["paired"] for c in results["conditions"].values()) and not {"tau", "beta"} <= dict(sweep).keys():
         gap_plot(results, out / "gaps.png")
     grid = dict(sweep)
     if {"tau", "beta"} <= grid.keys():

@@ -21,6 +21,13 @@ ARM_COLORS = {
     "info_gain": "#e6ab02",
     "ktae": "#a6761d",
     "resample": "#6a3d9a",
+    "gtpo": "#b15928",
+    "high_entropy": "#fb9a99",
+    "stare": "#cab2d6",
+    "prime": "#e31a1c",
+    "anchor": "#17becf",
+    "hicra": "#b2df8a",
+    "cdpo": "#fdbf6f",
 }
 
 
@@ -45,7 +52,7 @@ def learning_curves(results: dict, path: str | Path, key: str = "sampled_accurac
         for arm, curve in c["curves"].items():
             n = len(c["arms"][arm]["seeds"])
             _band(ax, curve, key, f"{c['arms'][arm]['label']} (n={n})", ARM_COLORS.get(arm))
-        ax.set_title(cond)
+        ax.set_title(cond.replace(",", ", "), fontsize=8, wrap=True)  # a swept cell's name is long
         ax.set_xlabel("RL step")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel or key)
@@ -149,6 +156,42 @@ def gap_plot(results: dict, path: str | Path, quantity: str = "auc_sampled") -> 
     ax.set_xticks(range(len(conds)), conds)
     ax.set_ylabel(f"{quantity}: arm − GRPO (paired, 95% CI)")
     ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return Path(path)
+
+
+def paired_seeds_plot(
+    values: dict[str, dict[int, float]], path: str | Path, reference: str = "grpo", labels: dict | None = None
+) -> Path:
+    """One row per arm: its paired difference to ``reference`` on every seed (a dot each, one colour per seed)
+    and their mean with the 95% t interval, so a single seed that carries a mean is visible.
+
+    ``values``: ``{arm: {seed: metric}}`` of one condition (:func:`oarl.lab.testbed.contrasts.per_seed`)."""
+    from oarl.lab.testbed.stats import t_interval
+
+    ref = values[reference]
+    arms = [a for a in values if a != reference]
+    seeds = sorted(ref)
+    cmap = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(6.0, 0.9 + 0.38 * len(arms)))
+    for row, arm in enumerate(arms):
+        paired = [s for s in seeds if s in values[arm] and math.isfinite(values[arm][s])]
+        diffs = [values[arm][s] - ref[s] for s in paired]
+        for s, d in zip(paired, diffs, strict=True):
+            ax.plot(d, row + 0.12, "o", ms=4, color=cmap(seeds.index(s) % 10),
+                    label=f"seed {s}" if row == 0 else None)  # fmt: skip
+        if len(diffs) > 1:
+            ci = t_interval(diffs)
+            ax.errorbar(ci.mean, row - 0.12, xerr=[[ci.mean - ci.lo], [ci.hi - ci.mean]], fmt="s", ms=5,
+                        color=ARM_COLORS.get(arm, "k"), capsize=3)  # fmt: skip
+    ax.axvline(0.0, color="k", lw=0.8)
+    ax.set_yticks(range(len(arms)), [(labels or {}).get(a, a) for a in arms])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"difference to {reference} (paired by seed; square: mean, 95% CI)")
+    ax.grid(alpha=0.3, axis="x")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
