@@ -51,7 +51,8 @@ TESTBEDS = {
 
 #: Registered families that no study trains, with the reason (shown under the table).
 NOT_TRAINED = {
-    "resample": "resampling (VinePPO): 19-23x a GRPO step on the flag testbed, too slow for 5 seeds on 2 cores",
+    "resample": "resampling (VinePPO): 19-23x a GRPO step on the flag testbed and ~8x on SmolLM2 with heavy "
+    "chatter (per step), too slow for 5 seeds on 2 cores",
     "hicra": "planning (HICRA): its strategic grams are English phrases these completions never contain, so it "
     "is GRPO exactly",
     "cdpo": "contrastive (cDPO): needs two models tuned on correct and on wrong rollouts, which no testbed trains",
