@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from oarl.lab.testbed.stats import t_interval
 from oarl.lab.viz.plots import plt
 
 #: One colour per arm, the same in every figure.
@@ -29,6 +30,14 @@ ARM_COLORS = {
     "hicra": "#b2df8a",
     "cdpo": "#fdbf6f",
 }
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Lay out, write and close one figure; its path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return Path(path)
 
 
 def _band(ax, curve: dict, key: str, label: str, color: str | None, style: str = "-") -> None:
@@ -57,10 +66,7 @@ def learning_curves(results: dict, path: str | Path, key: str = "sampled_accurac
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel or key)
     axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def role_entropy_curves(
@@ -82,10 +88,7 @@ def role_entropy_curves(
             ax.set_xlabel("RL step")
     if axes[0][-1].get_legend_handles_labels()[0]:  # a task without these roles draws no curve
         axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def sweep_heatmaps(results: dict, path: str | Path, taus: list[float], betas: list[float],
@@ -123,10 +126,7 @@ def sweep_heatmaps(results: dict, path: str | Path, taus: list[float], betas: li
         ax.set_ylabel("beta (boost)")
         ax.set_title(title, fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def gap_plot(results: dict, path: str | Path, quantity: str = "auc_sampled") -> Path:
@@ -157,10 +157,7 @@ def gap_plot(results: dict, path: str | Path, quantity: str = "auc_sampled") -> 
     ax.set_ylabel(f"{quantity}: arm − GRPO (paired, 95% CI)")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def paired_seeds_plot(
@@ -170,8 +167,6 @@ def paired_seeds_plot(
     and their mean with the 95% t interval, so a single seed that carries a mean is visible.
 
     ``values``: ``{arm: {seed: metric}}`` of one condition (:func:`oarl.lab.testbed.contrasts.per_seed`)."""
-    from oarl.lab.testbed.stats import t_interval
-
     ref = values[reference]
     arms = [a for a in values if a != reference]
     seeds = sorted(ref)
@@ -193,7 +188,4 @@ def paired_seeds_plot(
     ax.set_xlabel(f"difference to {reference} (paired by seed; square: mean, 95% CI)")
     ax.grid(alpha=0.3, axis="x")
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
