@@ -136,7 +136,7 @@ def gap_plot(results: dict, path: str | Path, quantity: str = "auc_sampled") -> 
     order = list(ARM_COLORS)
     arms = sorted({a for c in results["conditions"].values() for a in c["paired"]},
                   key=lambda a: (order.index(a) if a in order else len(order), a))  # fmt: skip
-    fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(conds), 3.6))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 + 1.9 * len(conds)), 3.6))
     width = 0.8 / max(len(arms), 1)
     for k, arm in enumerate(arms):
         xs, ys, lo, hi, label = [], [], [], [], arm
@@ -153,7 +153,7 @@ def gap_plot(results: dict, path: str | Path, quantity: str = "auc_sampled") -> 
             hi.append(d["hi"] - d["mean"] if math.isfinite(d["hi"]) else 0.0)
         ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", color=ARM_COLORS.get(arm), label=label, capsize=3, ms=5)
     ax.axhline(0.0, color="k", lw=0.8)
-    ax.set_xticks(range(len(conds)), conds)
+    ax.set_xticks(range(len(conds)), [c.replace(",", ",\n") for c in conds], fontsize=7)  # long cell names
     ax.set_ylabel(f"{quantity}: arm − GRPO (paired, 95% CI)")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7, loc="best")
