@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     results = summarize(out, done)
     results["config"] = yaml.safe_load((out / "config.yaml").read_text())
     atomic_write_json(out / "results.json", results, indent=1)
-    _figures(results, out, sweep)
+    written = ["results.json", "table.md", *_figures(results, out, sweep)]
     table = markdown_table(results)
     atomic_write_text(out / "table.md", table)
     print(table)
@@ -215,38 +215,40 @@ def run(args: argparse.Namespace) -> int:
         from oarl.lab.viz.study import paired_seeds_plot
 
         values = per_seed(out, done)
-        print(write_contrasts(out, values, tested, refs, {a: get_arm(a).label for a in tested}))
+        labels = {a: get_arm(a).label for a in arms}
+        print(write_contrasts(out, values, tested, refs, {a: labels[a] for a in tested}))
+        written += ["contrasts.json", "contrasts.md"]
         for i, cond in enumerate(values):  # every arm's difference to the first reference, seed by seed
             if refs[0] in values[cond] and len(values[cond]) > 1:
                 name = "paired.png" if len(values) == 1 else f"paired_{i}.png"
-                paired_seeds_plot(
-                    values[cond], out / name, refs[0], {a: get_arm(a).label for a in values[cond]}
-                )
-    print(
-        f"wrote {out}/ (results.json, table.md, curves.png, entropy.png{', sweep.png' if sweep else ''}"
-        f"{', contrasts.json, contrasts.md, paired.png' if tested else ''})"
-    )
+                paired_seeds_plot(values[cond], out / name, refs[0], labels)
+                written.append(name)
+    print(f"wrote {out}/ ({', '.join(written)})")
     return 0
 
 
-def _figures(results: dict, out: Path, sweep) -> None:
+def _figures(results: dict, out: Path, sweep) -> list[str]:
+    """The study's figures in ``out``; their file names."""
     from oarl.lab.viz.study import gap_plot, learning_curves, role_entropy_curves, sweep_heatmaps
 
     if not results["conditions"]:
-        return
+        return []
     learning_curves(results, out / "curves.png", ylabel="held-out accuracy (sampled)")
     role_entropy_curves(results, out / "entropy.png")
-    # one panel per condition, so not for a tau x beta grid (its heat maps show the same)
-    if any(c["paired"] for c in results["conditions"].values()) and not {"tau", "beta"} <= dict(sweep).keys():
-        gap_plot(results, out / "gaps.png")
+    written = ["curves.png", "entropy.png"]
     grid = dict(sweep)
-    if {"tau", "beta"} <= grid.keys():
+    tau_beta = {"tau", "beta"} <= grid.keys()
+    # one panel per condition, so not for a tau x beta grid (its heat maps show the same)
+    if any(c["paired"] for c in results["conditions"].values()) and not tau_beta:
+        written.append(gap_plot(results, out / "gaps.png").name)
+    if tau_beta:
         panels = (
             ("final_sampled", "final sampled accuracy"),
             ("policy_entropy", "policy entropy (mean over steps)"),
             ("ess_ratio", "ESS-ratio (mean over steps)"),
         )
-        sweep_heatmaps(results, out / "sweep.png", grid["tau"], grid["beta"], panels)
+        written.append(sweep_heatmaps(results, out / "sweep.png", grid["tau"], grid["beta"], panels).name)
+    return written
 
 
 if __name__ == "__main__":

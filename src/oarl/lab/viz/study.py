@@ -169,14 +169,14 @@ def paired_seeds_plot(
     ``values``: ``{arm: {seed: metric}}`` of one condition (:func:`oarl.lab.testbed.contrasts.per_seed`)."""
     ref = values[reference]
     arms = [a for a in values if a != reference]
-    seeds = sorted(ref)
     cmap = plt.get_cmap("tab10")
+    colour = {s: cmap(i % 10) for i, s in enumerate(sorted(ref))}
     fig, ax = plt.subplots(figsize=(6.0, 0.9 + 0.38 * len(arms)))
     for row, arm in enumerate(arms):
-        paired = [s for s in seeds if s in values[arm] and math.isfinite(values[arm][s])]
+        paired = [s for s in colour if s in values[arm] and math.isfinite(values[arm][s])]
         diffs = [values[arm][s] - ref[s] for s in paired]
         for s, d in zip(paired, diffs, strict=True):
-            ax.plot(d, row + 0.12, "o", ms=4, color=cmap(seeds.index(s) % 10),
+            ax.plot(d, row + 0.12, "o", ms=4, color=colour[s],
                     label=f"seed {s}" if row == 0 else None)  # fmt: skip
         if len(diffs) > 1:
             ci = t_interval(diffs)
